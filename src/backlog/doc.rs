@@ -1,0 +1,56 @@
+//! A validated backlog document: the JSON value as stored (key order intact) with typed views.
+
+use serde_json::Value;
+
+use super::model::TaskView;
+
+/// A backlog document that passed validation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Doc {
+    value: Value,
+}
+
+impl Doc {
+    /// Wraps a value the caller has validated.
+    pub(crate) fn from_validated(value: Value) -> Self {
+        Self { value }
+    }
+
+    pub fn value(&self) -> &Value {
+        &self.value
+    }
+
+    pub fn into_value(self) -> Value {
+        self.value
+    }
+
+    /// The tasks, in file order.
+    pub fn tasks(&self) -> Vec<TaskView<'_>> {
+        self.value
+            .get("tasks")
+            .and_then(Value::as_array)
+            .map(|tasks| {
+                tasks
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, t)| TaskView::from_value(i, t))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// The task with this id.
+    pub fn task(&self, id: &str) -> Option<TaskView<'_>> {
+        self.tasks().into_iter().find(|t| t.id == id)
+    }
+
+    /// The project-done marker, if the project is done.
+    pub fn marker(&self) -> Option<TaskView<'_>> {
+        self.tasks().into_iter().find(|t| t.is_marker)
+    }
+
+    /// The canonical bytes of this document.
+    pub fn to_pretty_string(&self) -> String {
+        super::format::to_pretty_string(&self.value)
+    }
+}

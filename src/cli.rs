@@ -1,0 +1,126 @@
+//! The command line, as clap types. Nothing past [`crate::command`] sees these types.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+const AFTER_HELP: &str = "\
+Exit codes: 0 ok (project done) · 1 error · 2 usage or config error · 3 cap reached with work
+left · 4 review inconclusive · 5 stopped by request · 130 interrupted.
+
+Environment: LOOPER_HOME (default ~/.looper) holds journals and state; NO_COLOR turns colour off.";
+
+/// Looper: a strict, auditable loop that drives AI coding agents through a JSON backlog.
+#[derive(Debug, Parser)]
+#[command(name = "looper", version, about, after_help = AFTER_HELP, arg_required_else_help = true)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct Global {
+    /// Project directory (default: the nearest directory upwards with a backlog or looper.toml).
+    #[arg(short = 'C', long = "dir", global = true, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+    /// Backlog file (default: to-do.json, or .looper/todo.json when only that exists).
+    #[arg(long, global = true, value_name = "PATH", env = "LOOPER_BACKLOG")]
+    pub backlog: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create the backlog, its schema and a commented looper.toml in the project.
+    #[command(after_help = "Example:\n  looper init --name my-app")]
+    Init {
+        /// Replace an existing backlog (its content is kept in the journal).
+        #[arg(long)]
+        force: bool,
+        /// Project name (default: the directory's name).
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Check the backlog against the schema and Looper's rules; list every problem.
+    Validate {
+        /// Print the result as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Rewrite the backlog in canonical form (2-space JSON, trailing newline).
+    Fmt {
+        /// Only check: exit 1 if the file is not in canonical form.
+        #[arg(long)]
+        check: bool,
+    },
+    /// List tasks, optionally only those with one status.
+    #[command(
+        after_help = "Examples:\n  looper ls\n  looper ls todo\n  looper ls --json | jq '.[].id'"
+    )]
+    Ls {
+        /// Only tasks with this status.
+        #[arg(value_enum)]
+        status: Option<StatusArg>,
+        /// Print the tasks as a JSON array.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Add a task (the id is the next free T<n>).
+    #[command(after_help = "Example:\n  looper add \"Parse the config file\" -p 1 --depends-on T3")]
+    Add {
+        /// The task's title.
+        title: String,
+        /// Priority, 1 (highest) to 5.
+        #[arg(short, long, default_value_t = 3, value_parser = clap::value_parser!(u8).range(1..=5))]
+        priority: u8,
+        /// A longer description.
+        #[arg(short, long)]
+        description: Option<String>,
+        /// Ids of tasks that must be done first (repeatable).
+        #[arg(long = "depends-on", value_name = "ID")]
+        depends_on: Vec<String>,
+        /// Tags (repeatable).
+        #[arg(long = "tag", value_name = "TAG")]
+        tags: Vec<String>,
+        /// Print the new task as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Change the backlog with a jq program (validated before it is written).
+    #[command(after_help = "\
+Examples:
+  looper update '.tasks |= map(if .id == \"T3\" then .priority = 1 else . end)'
+  looper update --arg id T3 --arg t 'New title' '(.tasks[] | select(.id == $id) | .title) = $t'
+
+A program that marks a task done is refused: use `looper done ID --reason TEXT`.")]
+    Update {
+        /// The jq program; its input and output is the whole backlog.
+        program: String,
+        /// Bind $NAME to the string VALUE (repeatable).
+        #[arg(long = "arg", num_args = 2, value_names = ["NAME", "VALUE"])]
+        arg: Vec<String>,
+        /// Bind $NAME to the JSON value JSON (repeatable).
+        #[arg(long = "argjson", num_args = 2, value_names = ["NAME", "JSON"])]
+        argjson: Vec<String>,
+    },
+    /// Mark a task done by hand, with the reason recorded as a note.
+    Done {
+        /// The task's id.
+        id: String,
+        /// Why it is done (recorded in the task's notes and the journal).
+        #[arg(long, required = true)]
+        reason: String,
+    },
+    /// Print the backlog's JSON Schema (draft 2020-12).
+    Schema,
+}
+
+/// A task status on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StatusArg {
+    Todo,
+    Doing,
+    Blocked,
+    Done,
+}

@@ -1,0 +1,76 @@
+//! One function per subcommand; [`dispatch`] turns the parsed command line into calls.
+//!
+//! This is the last layer that sees clap types: each command gets plain values.
+
+mod edit;
+mod init;
+mod inspect;
+
+use std::process::ExitCode;
+
+use crate::backlog::Status;
+use crate::backlog::persist::BacklogStore;
+use crate::cli::{Cli, Command, StatusArg};
+use crate::project::Project;
+
+/// Runs the parsed command line.
+pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
+    let project = || Project::discover(cli.global.dir.as_deref(), cli.global.backlog.as_deref());
+    match cli.command {
+        Command::Init { force, name } => init::run(&project()?, force, name.as_deref()),
+        Command::Validate { json } => inspect::validate(&project()?, json),
+        Command::Fmt { check } => inspect::fmt(&project()?, check),
+        Command::Ls { status, json } => inspect::ls(&project()?, status.map(status_of), json),
+        Command::Add {
+            title,
+            priority,
+            description,
+            depends_on,
+            tags,
+            json,
+        } => edit::add(
+            &project()?,
+            &crate::backlog::ops::NewTask {
+                title,
+                priority,
+                description,
+                depends_on,
+                tags,
+            },
+            json,
+        ),
+        Command::Update {
+            program,
+            arg,
+            argjson,
+        } => edit::update(&project()?, &program, &arg, &argjson),
+        Command::Done { id, reason } => edit::done(&project()?, &id, &reason),
+        Command::Schema => inspect::schema(),
+    }
+}
+
+fn status_of(s: StatusArg) -> Status {
+    match s {
+        StatusArg::Todo => Status::Todo,
+        StatusArg::Doing => Status::Doing,
+        StatusArg::Blocked => Status::Blocked,
+        StatusArg::Done => Status::Done,
+    }
+}
+
+/// The backlog store of a project.
+fn store(project: &Project) -> BacklogStore {
+    BacklogStore::new(&project.backlog, &project.home.state())
+}
+
+/// Writes `to-do.schema.json` beside the backlog when it is missing or out of date.
+fn ensure_schema_file(project: &Project) -> anyhow::Result<()> {
+    let text = crate::backlog::model::backlog_schema_text();
+    let path = project.schema_path();
+    if std::fs::read(&path).ok().as_deref() != Some(text.as_bytes()) {
+        crate::file::write_atomic(&path, text.as_bytes(), 0o644)
+            .map_err(|e| anyhow::anyhow!(e))
+            .map_err(|e| e.context(format!("cannot write {}", path.display())))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,93 @@
+//! `looper init`: the backlog, its schema and a commented `looper.toml`.
+
+use std::process::ExitCode;
+
+use serde_json::json;
+
+use crate::project::Project;
+
+/// Files commonly holding a project's ground truth, offered as `source_files`.
+const SOURCE_CANDIDATES: &[&str] = &[
+    "README.md",
+    "SPEC.md",
+    "DESIGN.md",
+    "PROJECT.md",
+    "ARCHITECTURE.md",
+    "docs/README.md",
+];
+
+const CONFIG_TEMPLATE: &str = r#"# Looper project configuration. Every key is optional; the values shown are the defaults.
+# Layering: built-in defaults < $LOOPER_HOME/config.toml < this file < LOOPER_* env < flags.
+
+# [roles]
+# worker = "codex"             # agent spec: adapter[:model][@effort], e.g. "claude:opus"
+# reviewer = ["codex"]         # one or several reviewers (an ensemble)
+
+# [loop]
+# max_iterations = 50
+# retry_limit = 3              # attempts before a task stays blocked
+
+# [verify]
+# commands = []                # gates run after each iteration, e.g. ["cargo test"]
+
+# [git]
+# commit = "looper"            # "looper": Looper commits accepted work; "agent"; "off"
+"#;
+
+pub(super) fn run(project: &Project, force: bool, name: Option<&str>) -> anyhow::Result<ExitCode> {
+    let name = name.map_or_else(
+        || {
+            project
+                .root
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        },
+        str::to_string,
+    );
+    let sources: Vec<&str> = SOURCE_CANDIDATES
+        .iter()
+        .copied()
+        .filter(|f| project.root.join(f).is_file())
+        .collect();
+    let doc = json!({
+        "schema_version": 1,
+        "project": { "name": name, "root": "." },
+        "source_files": sources,
+        "tasks": []
+    });
+    if let Some(parent) = project.backlog.parent() {
+        std::fs::create_dir_all(parent).map_err(|e| {
+            anyhow::anyhow!(e).context(format!("cannot create {}", parent.display()))
+        })?;
+    }
+    let journal = project.home.command_journal();
+    super::store(project).create(doc, force, &journal)?;
+    super::ensure_schema_file(project)?;
+    println!("created {}", project.backlog_display());
+    println!(
+        "created {}",
+        project
+            .schema_path()
+            .strip_prefix(&project.root)
+            .unwrap_or(&project.schema_path())
+            .display()
+    );
+
+    let config = project.root.join("looper.toml");
+    if config.exists() || project.root.join(".looper/looper.toml").exists() {
+        println!("kept existing looper.toml");
+    } else {
+        crate::file::write_atomic(&config, CONFIG_TEMPLATE.as_bytes(), 0o644).map_err(|e| {
+            anyhow::anyhow!(e).context(format!("cannot write {}", config.display()))
+        })?;
+        println!("created looper.toml");
+    }
+    if sources.is_empty() {
+        println!("no README.md/SPEC.md found: list your project's docs in source_files");
+    }
+    println!(
+        "next: looper add \"First task\"  (or let `looper run` bootstrap tasks from your docs)"
+    );
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,97 @@
+//! The one function that writes files other processes read, and private directories.
+//!
+//! [`write_atomic`]: a temp file in the same directory, write, `sync_all`, keep the target's
+//! permissions, rename over the target, fsync the directory. A reader (or a crash) sees the
+//! old file or the new one, never a mix.
+
+use std::fs::Permissions;
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::path::Path;
+
+use anyhow::Context;
+
+/// Atomically replaces `path` with `bytes` and makes it durable (fsync of the file and the
+/// directory). A new file gets `new_mode`; an existing file keeps its mode.
+pub fn write_atomic(path: &Path, bytes: &[u8], new_mode: u32) -> std::io::Result<()> {
+    write_atomic_with(path, bytes, new_mode, true)
+}
+
+/// Like [`write_atomic`] but without the fsyncs: still all-or-nothing if the process dies,
+/// but a power loss may bring back the previous version. For Looper's own state files,
+/// which it can rebuild; never for the user's files.
+pub fn write_atomic_nosync(path: &Path, bytes: &[u8], new_mode: u32) -> std::io::Result<()> {
+    write_atomic_with(path, bytes, new_mode, false)
+}
+
+fn write_atomic_with(
+    path: &Path,
+    bytes: &[u8],
+    new_mode: u32,
+    durable: bool,
+) -> std::io::Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let mode = std::fs::metadata(path).map_or(new_mode, |m| m.permissions().mode() & 0o7777);
+    let mut tmp = tempfile::Builder::new()
+        .prefix(&format!(
+            ".{}.",
+            path.file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or("looper")
+        ))
+        .suffix(".tmp")
+        .tempfile_in(dir)?;
+    tmp.write_all(bytes)?;
+    tmp.as_file()
+        .set_permissions(Permissions::from_mode(mode))?;
+    if durable {
+        tmp.as_file().sync_all()?;
+    }
+    tmp.persist(path).map_err(|e| e.error)?;
+    if durable { sync_dir(dir) } else { Ok(()) }
+}
+
+/// Fsyncs a directory so a rename in it is durable.
+pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::File::open(dir)?.sync_all()
+}
+
+/// Creates a directory (and parents) readable only by the user.
+pub fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .with_context(|| format!("cannot create directory {}", dir.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keeps_mode_and_replaces() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("f.json");
+        write_atomic(&p, b"one", 0o644).unwrap();
+        assert_eq!(
+            std::fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+            0o644
+        );
+        std::fs::set_permissions(&p, Permissions::from_mode(0o640)).unwrap();
+        write_atomic(&p, b"two", 0o644).unwrap();
+        assert_eq!(std::fs::read(&p).unwrap(), b"two");
+        assert_eq!(
+            std::fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+            0o640
+        );
+        // No temp files left behind.
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+}

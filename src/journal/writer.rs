@@ -1,0 +1,144 @@
+//! Appending records: one `write` of a complete line per record, under an exclusive lock on
+//! the file, with `seq` continuing from the last complete record. Several processes may append
+//! to the same file (commands outside a run share the day's command journal).
+
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use serde_json::{Map, Value};
+
+/// Version of the record format (`"v"`).
+pub const JOURNAL_VERSION: u64 = 1;
+
+/// A journal file and the run it belongs to.
+#[derive(Debug, Clone)]
+pub struct Journal {
+    path: PathBuf,
+    run: String,
+}
+
+impl Journal {
+    pub fn new(path: PathBuf, run: String) -> Self {
+        Self { path, run }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn run_id(&self) -> &str {
+        &self.run
+    }
+
+    /// Appends one record of `kind` with `payload` fields after the header.
+    pub fn append(&self, kind: &str, payload: Map<String, Value>) -> anyhow::Result<u64> {
+        if let Some(dir) = self.path.parent() {
+            crate::file::create_private_dir(dir)?;
+        }
+        let mut file = OpenOptions::new()
+            .create(true)
+            .read(true)
+            .append(true)
+            .mode(0o600)
+            .open(&self.path)
+            .with_context(|| format!("cannot open journal {}", self.path.display()))?;
+        file.lock()
+            .with_context(|| format!("cannot lock journal {}", self.path.display()))?;
+        let seq = last_seq(&mut file).map_or(1, |s| s + 1);
+        let mut record = Map::new();
+        record.insert("v".into(), Value::from(JOURNAL_VERSION));
+        record.insert(
+            "ts".into(),
+            Value::String(jiff::Timestamp::now().to_string()),
+        );
+        record.insert("run".into(), Value::String(self.run.clone()));
+        record.insert("seq".into(), Value::from(seq));
+        record.insert("type".into(), Value::String(kind.to_string()));
+        record.extend(payload);
+        let mut line = serde_json::to_string(&Value::Object(record))
+            .context("cannot encode journal record")?;
+        line.push('\n');
+        // A torn last line from a crash would glue onto our record: start on a fresh line.
+        if needs_newline(&mut file) {
+            line.insert(0, '\n');
+        }
+        // One write of the whole line; no fsync per record (a killed process loses nothing
+        // the kernel already has, and an agent run writes thousands of records).
+        file.write_all(line.as_bytes())
+            .with_context(|| format!("cannot write journal {}", self.path.display()))?;
+        Ok(seq)
+    }
+}
+
+/// The `seq` of the last complete record, reading only the file's tail.
+fn last_seq(file: &mut File) -> Option<u64> {
+    let len = file.metadata().ok()?.len();
+    let mut window = 4096u64;
+    loop {
+        let start = len.saturating_sub(window);
+        file.seek(SeekFrom::Start(start)).ok()?;
+        let mut buf = Vec::new();
+        file.take(window).read_to_end(&mut buf).ok()?;
+        let complete = match buf.iter().rposition(|&b| b == b'\n') {
+            Some(p) => &buf[..p],
+            None => &buf[..0],
+        };
+        for line in complete.split(|&b| b == b'\n').rev() {
+            if let Ok(v) = serde_json::from_slice::<Value>(line)
+                && let Some(seq) = v.get("seq").and_then(Value::as_u64)
+            {
+                return Some(seq);
+            }
+        }
+        if start == 0 {
+            return None;
+        }
+        window *= 4;
+    }
+}
+
+fn needs_newline(file: &mut File) -> bool {
+    let Ok(len) = file.metadata().map(|m| m.len()) else {
+        return false;
+    };
+    if len == 0 {
+        return false;
+    }
+    let mut last = [0u8; 1];
+    file.seek(SeekFrom::Start(len - 1)).is_ok()
+        && file.read_exact(&mut last).is_ok()
+        && last[0] != b'\n'
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seq_continues_and_torn_line_is_skipped() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("runs/r.jsonl");
+        let j = Journal::new(path.clone(), "r".into());
+        assert_eq!(j.append("a", Map::new()).unwrap(), 1);
+        assert_eq!(j.append("b", Map::new()).unwrap(), 2);
+        // A crash leaves half a record.
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap()
+            .write_all(b"{\"v\":1,\"seq\":3,\"ty")
+            .unwrap();
+        assert_eq!(j.append("c", Map::new()).unwrap(), 3);
+        let text = std::fs::read_to_string(&path).unwrap();
+        let parsed: Vec<Value> = text
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect();
+        assert_eq!(parsed.len(), 3);
+        assert_eq!(parsed[2]["type"], "c");
+        assert_eq!(parsed[2]["run"], "r");
+    }
+}

@@ -1,0 +1,29 @@
+//! Looper: a strict, auditable loop that drives AI coding-agent CLIs through a JSON backlog.
+//!
+//! The binary in `main.rs` only parses the command line and calls [`main_impl`]. Everything
+//! else lives here, in modules named after the things of `DESIGN.md`:
+//!
+//! - [`backlog`]: the `to-do.json` types, schema, validation, selection, the jq engine, the
+//!   three-way merge of external edits and the locked, atomic store;
+//! - [`journal`]: the JSONL record writer;
+//! - [`store`]: the `LOOPER_HOME` layout (per-project state and run directories);
+//! - [`project`]: finding the project root and its backlog;
+//! - [`command`]: one function per subcommand;
+//! - [`cli`]: the clap definitions (nothing past `command` sees a clap type).
+
+pub mod backlog;
+pub mod cli;
+pub mod command;
+pub mod error;
+pub mod file;
+pub mod journal;
+pub mod project;
+pub mod store;
+pub mod term;
+
+use std::process::ExitCode;
+
+/// Runs one invocation of `looper` and returns its exit code.
+pub fn main_impl(cli: cli::Cli) -> anyhow::Result<ExitCode> {
+    command::dispatch(cli)
+}

@@ -1,0 +1,12 @@
+//! The one integration-test binary: drives the built `looper` in temp projects, with
+//! `LOOPER_HOME` and `HOME` inside the temp dir, never a real home.
+
+#![expect(clippy::unwrap_used, reason = "test helpers fail loudly")]
+
+mod backlog_cmds;
+mod bad_input;
+mod concurrency;
+mod crash;
+mod harness;
+mod merge;
+mod schema;
