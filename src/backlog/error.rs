@@ -87,12 +87,22 @@ pub enum BacklogError {
     },
 }
 
+/// Problems shown in a message; `looper validate --json` lists them all.
+const SHOWN: usize = 50;
+
 fn list(problems: &[Problem]) -> String {
-    problems
+    let mut lines: Vec<String> = problems
         .iter()
+        .take(SHOWN)
         .map(|p| format!("  {p}"))
-        .collect::<Vec<_>>()
-        .join("\n")
+        .collect();
+    if problems.len() > SHOWN {
+        lines.push(format!(
+            "  ... and {} more (`looper validate --json` lists them all)",
+            problems.len() - SHOWN
+        ));
+    }
+    lines.join("\n")
 }
 
 impl BacklogError {

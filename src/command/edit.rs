@@ -91,7 +91,7 @@ fn apply(project: &Project, change: &ops::Change) -> anyhow::Result<Applied> {
             "note: {} was edited outside Looper; merged:",
             project.backlog_display()
         );
-        for line in ext.diff.summary_lines() {
+        for line in capped(ext.diff.summary_lines()) {
             eprintln!("  {line}");
         }
         for r in &ext.refusals {
@@ -114,8 +114,19 @@ fn print_changes(project: &Project, applied: &Applied) {
         println!("no change to {}", project.backlog_display());
     } else {
         println!("updated {}:", project.backlog_display());
-        for line in lines {
+        for line in capped(lines) {
             println!("  {line}");
         }
     }
+}
+
+/// At most 20 lines of a change summary; the journal has the rest.
+fn capped(mut lines: Vec<String>) -> Vec<String> {
+    const MAX: usize = 20;
+    if lines.len() > MAX {
+        let more = lines.len() - MAX;
+        lines.truncate(MAX);
+        lines.push(format!("... and {more} more changes (in the journal)"));
+    }
+    lines
 }

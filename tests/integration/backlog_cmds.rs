@@ -254,7 +254,7 @@ fn update_applies_jq_and_refuses_done_and_invalid_results() {
         before,
         "refused updates leave the file untouched"
     );
-    assert_eq!(env.records("backlog.update_refused").len(), 5);
+    assert_eq!(env.records("backlog.update_refused").len(), 6);
 
     env.looper(&["done", "T1", "--reason", "shipped by hand"])
         .stdout_has("T1 is done")
