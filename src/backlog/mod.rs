@@ -15,6 +15,7 @@ pub mod merge;
 pub mod model;
 pub mod ops;
 pub mod persist;
+pub mod replay;
 pub mod select;
 pub mod time;
 pub mod validate;

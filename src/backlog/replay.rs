@@ -1,0 +1,112 @@
+//! Replaying a backlog's journal: from the first recorded snapshot, apply every external
+//! change and every update exactly as the store did, checking each step's sha256. The result
+//! must be the backlog on disk, byte for byte (`looper audit` builds on this).
+
+use serde_json::Value;
+
+use super::format::{sha256_hex, to_pretty_string};
+use super::jq;
+use super::merge::{self, Diff};
+
+/// Why a replay failed, with the journal `seq` of the record where it did.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ReplayError {
+    #[error("record seq {seq}: no backlog.snapshot before the first change")]
+    NoStart { seq: u64 },
+    #[error("record seq {seq}: malformed {kind} record: {reason}")]
+    Malformed {
+        seq: u64,
+        kind: String,
+        reason: String,
+    },
+    #[error(
+        "record seq {seq}: {kind} expected the backlog at sha256 {expected}, replay has {actual}"
+    )]
+    Mismatch {
+        seq: u64,
+        kind: String,
+        expected: String,
+        actual: String,
+    },
+    #[error("record seq {seq}: the update's jq program fails on replay: {reason}")]
+    Program { seq: u64, reason: String },
+}
+
+/// Replays the `backlog.*` records (in journal order) of one backlog; returns its final value.
+pub fn replay<'a>(
+    records: impl IntoIterator<Item = &'a Value>,
+) -> Result<Option<Value>, ReplayError> {
+    let mut state: Option<Value> = None;
+    let mut external_base: Option<Value> = None;
+    for r in records {
+        let seq = r.get("seq").and_then(Value::as_u64).unwrap_or(0);
+        let kind = r.get("type").and_then(Value::as_str).unwrap_or("");
+        let malformed = |reason: &str| ReplayError::Malformed {
+            seq,
+            kind: kind.to_string(),
+            reason: reason.to_string(),
+        };
+        match kind {
+            "backlog.snapshot" => {
+                state = Some(
+                    r.get("content")
+                        .cloned()
+                        .ok_or_else(|| malformed("no content"))?,
+                );
+                external_base = None;
+            }
+            "backlog.external_change" => {
+                let current = state.take().ok_or(ReplayError::NoStart { seq })?;
+                check(seq, kind, r, "before_sha256", &current)?;
+                let diff: Diff =
+                    serde_json::from_value(r.get("diff").cloned().unwrap_or(Value::Null))
+                        .map_err(|e| malformed(&e.to_string()))?;
+                let next = merge::apply(&current, &diff);
+                check(seq, kind, r, "after_sha256", &next)?;
+                external_base = Some(current);
+                state = Some(next);
+            }
+            "backlog.update" => {
+                let current = state.take().ok_or(ReplayError::NoStart { seq })?;
+                check(seq, kind, r, "before_sha256", &current)?;
+                let program = r
+                    .get("program")
+                    .and_then(Value::as_str)
+                    .ok_or_else(|| malformed("no program"))?;
+                let args: Vec<(String, Value)> = r
+                    .get("args")
+                    .and_then(Value::as_object)
+                    .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+                    .unwrap_or_default();
+                let result =
+                    jq::run(program, &args, &current).map_err(|e| ReplayError::Program {
+                        seq,
+                        reason: e.to_string(),
+                    })?;
+                let result = match external_base.take() {
+                    Some(base) => merge::resolve_conflicts(&base, &current, &result).0,
+                    None => result,
+                };
+                check(seq, kind, r, "after_sha256", &result)?;
+                state = Some(result);
+            }
+            _ => {}
+        }
+    }
+    Ok(state)
+}
+
+fn check(seq: u64, kind: &str, r: &Value, field: &str, value: &Value) -> Result<(), ReplayError> {
+    let expected = r.get(field).and_then(Value::as_str).unwrap_or_default();
+    let actual = sha256_hex(to_pretty_string(value).as_bytes());
+    if expected == actual {
+        Ok(())
+    } else {
+        Err(ReplayError::Mismatch {
+            seq,
+            kind: kind.to_string(),
+            expected: expected.to_string(),
+            actual,
+        })
+    }
+}
