@@ -262,9 +262,14 @@ fn apply_unordered(a: &Value, d: &Diff) -> Value {
         .filter(|t| !removed.contains(task_id(t)))
         .cloned()
         .collect();
+    let index: std::collections::HashMap<String, usize> = list
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (task_id(t).to_string(), i))
+        .collect();
     for c in &d.changed {
-        if let Some(t) = list.iter_mut().find(|t| task_id(t) == c.id)
-            && let Some(m) = t.as_object_mut()
+        if let Some(&i) = index.get(&c.id)
+            && let Some(m) = list[i].as_object_mut()
         {
             apply_fields(m, &c.fields);
             if let Some(order) = &c.key_order {

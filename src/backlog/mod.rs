@@ -9,6 +9,7 @@
 pub mod doc;
 pub mod error;
 pub mod format;
+pub mod index;
 pub mod jq;
 pub mod load;
 pub mod merge;

@@ -83,6 +83,11 @@ impl BacklogStore {
         &self.path
     }
 
+    /// Where the listing index of this backlog lives (see [`super::index`]).
+    pub fn index_path(&self) -> PathBuf {
+        self.state_file("index")
+    }
+
     fn state_file(&self, suffix: &str) -> PathBuf {
         self.state_dir.join(format!("{}.{suffix}", self.key))
     }
@@ -364,31 +369,33 @@ impl BacklogStore {
 
 /// Why a change may not make the result it made, if it may not.
 fn completion_violation(change: &Change, before: &Value, after: &Value) -> Option<String> {
-    let tasks = |v: &Value| {
+    fn tasks(v: &Value) -> &[Value] {
         v.get("tasks")
             .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default()
-    };
-    let before_tasks = tasks(before);
-    let was = |id: &str, pred: &dyn Fn(&Value) -> bool| {
-        before_tasks
-            .iter()
-            .any(|t| t.get("id").and_then(Value::as_str) == Some(id) && pred(t))
+            .map_or(&[][..], Vec::as_slice)
+    }
+    let id_of = |t: &Value| {
+        t.get("id")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string()
     };
     let is_done = |t: &Value| t.get("status").and_then(Value::as_str) == Some("done");
-    for t in tasks(after) {
-        let id = t.get("id").and_then(Value::as_str).unwrap_or("");
-        if is_done(&t)
-            && has_tag(&t, PROJECT_DONE_TAG)
+    // One map, not a scan per task: a 100k-task backlog must not make updates quadratic.
+    let before_tasks: std::collections::HashMap<String, &Value> =
+        tasks(before).iter().map(|t| (id_of(t), t)).collect();
+    for t in tasks(after).iter().filter(|t| is_done(t)) {
+        let id = id_of(t);
+        let was = before_tasks.get(&id);
+        if has_tag(t, PROJECT_DONE_TAG)
             && !change.may_mark_project_done
-            && !was(id, &|b| is_done(b) && has_tag(b, PROJECT_DONE_TAG))
+            && !was.is_some_and(|b| is_done(b) && has_tag(b, PROJECT_DONE_TAG))
         {
             return Some(format!(
                 "it adds the project-done marker ({id}); only the review pass of `looper run` declares the project done"
             ));
         }
-        if is_done(&t) && !change.may_complete && !was(id, &is_done) {
+        if !change.may_complete && !was.is_some_and(|b| is_done(b)) {
             return Some(format!(
                 "it marks {id} done; a task becomes done only through Looper's checks, or by a person with `looper done {id} --reason TEXT`"
             ));

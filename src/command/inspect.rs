@@ -1,12 +1,12 @@
 //! Read-mostly commands: `validate`, `fmt`, `ls`, `schema`.
 
-use std::collections::BTreeMap;
 use std::io::Write;
 use std::process::ExitCode;
 
 use serde_json::{Value, json};
 
-use crate::backlog::{Status, TaskView};
+use crate::backlog::Status;
+use crate::backlog::index::{self, Row};
 use crate::error::Failure;
 use crate::project::Project;
 use crate::term;
@@ -21,7 +21,10 @@ pub(super) fn validate(project: &Project, as_json: bool) -> anyhow::Result<ExitC
                     &json!({"valid": true, "path": project.backlog, "tasks": tasks.len(), "problems": []}),
                 )?;
             } else {
-                println!("ok: {path} is valid ({})", counts_line(&tasks));
+                println!(
+                    "ok: {path} is valid ({})",
+                    counts_line(tasks.iter().map(|t| t.status))
+                );
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -75,21 +78,43 @@ pub(super) fn ls(
     status: Option<Status>,
     as_json: bool,
 ) -> anyhow::Result<ExitCode> {
-    let loaded = super::store(project).load()?;
-    let all = loaded.doc.tasks();
-    let tasks: Vec<&TaskView<'_>> = all
-        .iter()
-        .filter(|t| status.is_none_or(|s| t.status == s))
-        .collect();
+    let store = super::store(project);
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     if as_json {
-        let list: Vec<&Value> = tasks.iter().map(|t| t.value).collect();
+        let loaded = store.load()?;
+        let all = loaded.doc.tasks();
+        let list: Vec<&Value> = all
+            .iter()
+            .filter(|t| status.is_none_or(|s| t.status == s))
+            .map(|t| t.value)
+            .collect();
         serde_json::to_writer_pretty(&mut out, &list)?;
         writeln!(out)?;
         out.flush()?;
         return Ok(ExitCode::SUCCESS);
     }
+    // The listing index spares a full parse and validation of an unchanged backlog.
+    let key = index::file_key(&project.backlog);
+    let cached = key
+        .as_deref()
+        .and_then(|k| index::read(&store.index_path(), k));
+    let all = if let Some(rows) = cached {
+        rows
+    } else {
+        {
+            let loaded = store.load()?;
+            let rows: Vec<Row> = loaded.doc.tasks().iter().map(Row::from_view).collect();
+            if let Some(k) = key.filter(|k| index::file_key(&project.backlog).as_ref() == Some(k)) {
+                index::write(&store.index_path(), &k, &rows);
+            }
+            rows
+        }
+    };
+    let tasks: Vec<&Row> = all
+        .iter()
+        .filter(|t| status.is_none_or(|s| t.status == s))
+        .collect();
     let color = term::stdout_color();
     let id_w = tasks
         .iter()
@@ -114,14 +139,14 @@ pub(super) fn ls(
             Status::Blocked => "31",
             Status::Done => "32",
         };
-        let mut title = truncate(t.title, title_w);
+        let mut title = truncate(&t.title, title_w);
         if !t.depends_on.is_empty() {
             title = format!("{title}  (after {})", t.depends_on.join(", "));
         }
         let status = term::paint(color, code, &format!("{:<7}", t.status.as_str()));
         writeln!(out, "{:<id_w$}  {}  {status}  {title}", t.id, t.priority)?;
     }
-    writeln!(out, "{}", counts_line(&all))?;
+    writeln!(out, "{}", counts_line(all.iter().map(|r| r.status)))?;
     out.flush()?;
     Ok(ExitCode::SUCCESS)
 }
@@ -134,22 +159,21 @@ pub(super) fn schema() -> anyhow::Result<ExitCode> {
 }
 
 /// `12 tasks: 3 todo, 1 doing, 0 blocked, 8 done`.
-pub(super) fn counts_line(tasks: &[TaskView<'_>]) -> String {
-    let mut counts: BTreeMap<usize, (Status, usize)> = Status::ALL
-        .iter()
-        .enumerate()
-        .map(|(i, s)| (i, (*s, 0)))
-        .collect();
-    for t in tasks {
-        if let Some(i) = Status::ALL.iter().position(|s| *s == t.status)
-            && let Some(c) = counts.get_mut(&i)
-        {
-            c.1 += 1;
+pub(super) fn counts_line(statuses: impl Iterator<Item = Status>) -> String {
+    let mut counts = [0usize; 4];
+    for st in statuses {
+        if let Some(i) = Status::ALL.iter().position(|s| *s == st) {
+            counts[i] += 1;
         }
     }
-    let parts: Vec<String> = counts.values().map(|(s, n)| format!("{n} {s}")).collect();
-    let s = if tasks.len() == 1 { "" } else { "s" };
-    format!("{} task{s}: {}", tasks.len(), parts.join(", "))
+    let total: usize = counts.iter().sum();
+    let parts: Vec<String> = Status::ALL
+        .iter()
+        .zip(counts)
+        .map(|(s, n)| format!("{n} {s}"))
+        .collect();
+    let s = if total == 1 { "" } else { "s" };
+    format!("{total} task{s}: {}", parts.join(", "))
 }
 
 fn truncate(s: &str, max: usize) -> String {

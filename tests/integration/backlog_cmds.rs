@@ -311,3 +311,18 @@ fn backlog_path_from_flag_or_environment() {
     assert!(env.path("plans/other.schema.json").exists());
     assert!(!env.path("to-do.json").exists());
 }
+
+#[test]
+fn ls_index_follows_every_change_to_the_file() {
+    let env = Env::new();
+    env.write("to-do.json", backlog_with(2));
+    env.looper(&["ls"]).stdout_has("Task number 2").run();
+    // Same size, different title: the index must not serve the old listing.
+    env.write("to-do.json", backlog_with(2).replace("Task number 2", "Task number X"));
+    env.looper(&["ls"]).stdout_has("Task number X").run();
+    env.looper(&["add", "third"]).run();
+    env.looper(&["ls"]).stdout_has("third").run();
+    // An invalid file is reported, not hidden behind a stale index.
+    env.write("to-do.json", "{");
+    env.looper(&["ls"]).status(1).stderr_has("not valid JSON").run();
+}
