@@ -318,11 +318,17 @@ fn ls_index_follows_every_change_to_the_file() {
     env.write("to-do.json", backlog_with(2));
     env.looper(&["ls"]).stdout_has("Task number 2").run();
     // Same size, different title: the index must not serve the old listing.
-    env.write("to-do.json", backlog_with(2).replace("Task number 2", "Task number X"));
+    env.write(
+        "to-do.json",
+        backlog_with(2).replace("Task number 2", "Task number X"),
+    );
     env.looper(&["ls"]).stdout_has("Task number X").run();
     env.looper(&["add", "third"]).run();
     env.looper(&["ls"]).stdout_has("third").run();
     // An invalid file is reported, not hidden behind a stale index.
     env.write("to-do.json", "{");
-    env.looper(&["ls"]).status(1).stderr_has("not valid JSON").run();
+    env.looper(&["ls"])
+        .status(1)
+        .stderr_has("not valid JSON")
+        .run();
 }
