@@ -5,12 +5,15 @@
 //!
 //! - [`backlog`]: the `to-do.json` types, schema, validation, selection, the jq engine, the
 //!   three-way merge of external edits and the locked, atomic store;
+//! - [`agent`]: the agent layer; so far the stream parsers of each CLI (normalized events,
+//!   usage, failure class);
 //! - [`journal`]: the JSONL record writer;
 //! - [`store`]: the `LOOPER_HOME` layout (per-project state and run directories);
 //! - [`project`]: finding the project root and its backlog;
 //! - [`command`]: one function per subcommand;
 //! - [`cli`]: the clap definitions (nothing past `command` sees a clap type).
 
+pub mod agent;
 pub mod backlog;
 pub mod cli;
 pub mod command;
