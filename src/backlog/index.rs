@@ -50,39 +50,78 @@ pub fn file_key(path: &Path) -> Option<String> {
     ))
 }
 
-/// Reads the index if it belongs to the file with `key`.
-pub fn read(index_path: &Path, key: &str) -> Option<Vec<Row>> {
+/// The index text of the file with `key`, if the stored index belongs to it.
+pub fn read_text(index_path: &Path, key: &str) -> Option<String> {
     let text = std::fs::read_to_string(index_path).ok()?;
-    let mut lines = text.split('\n');
-    if lines.next()? != HEADER || lines.next()? != key {
-        return None;
+    let mut lines = text.splitn(3, '\n');
+    (lines.next()? == HEADER && lines.next()? == key).then_some(())?;
+    Some(text)
+}
+
+/// A row borrowed from the index text; fields stay escaped until asked for.
+#[derive(Debug, Clone, Copy)]
+pub struct RawRow<'a> {
+    pub id: &'a str,
+    pub priority: u8,
+    pub status: Status,
+    deps: &'a str,
+    title: &'a str,
+}
+
+impl<'a> RawRow<'a> {
+    pub fn title(&self) -> std::borrow::Cow<'a, str> {
+        unescape(self.title)
     }
+
+    pub fn id(&self) -> std::borrow::Cow<'a, str> {
+        unescape(self.id)
+    }
+
+    pub fn depends_on(&self) -> impl Iterator<Item = std::borrow::Cow<'a, str>> {
+        self.deps.split(',').filter(|d| !d.is_empty()).map(unescape)
+    }
+}
+
+/// The rows of index text from [`read_text`]; `None` if it is damaged.
+pub fn rows(text: &str) -> Option<Vec<RawRow<'_>>> {
     let mut rows = Vec::new();
-    for line in lines.filter(|l| !l.is_empty()) {
-        let mut f = line.split('\t');
-        let id = unescape(f.next()?);
+    for line in text.split('\n').skip(2).filter(|l| !l.is_empty()) {
+        let mut f = line.splitn(5, '\t');
+        let id = f.next()?;
         let priority = f.next()?.parse().ok()?;
         let status = Status::parse(f.next()?)?;
         let deps = f.next()?;
-        let depends_on = if deps.is_empty() {
-            Vec::new()
-        } else {
-            deps.split(',').map(unescape).collect()
-        };
-        let title = unescape(f.next()?);
-        rows.push(Row {
+        let title = f.next()?;
+        rows.push(RawRow {
             id,
             priority,
             status,
-            depends_on,
+            deps,
             title,
         });
     }
     Some(rows)
 }
 
-/// Writes the index for the file with `key` (best effort: a failure only costs speed).
-pub fn write(index_path: &Path, key: &str, rows: &[Row]) {
+/// Reads the index if it belongs to the file with `key`, as owned rows.
+pub fn read(index_path: &Path, key: &str) -> Option<Vec<Row>> {
+    let text = read_text(index_path, key)?;
+    rows(&text).map(|raw| {
+        raw.iter()
+            .map(|r| Row {
+                id: r.id().into_owned(),
+                priority: r.priority,
+                status: r.status,
+                depends_on: r.depends_on().map(std::borrow::Cow::into_owned).collect(),
+                title: r.title().into_owned(),
+            })
+            .collect()
+    })
+}
+
+/// Renders the index text for the file with `key` and stores it (best effort: a failure to
+/// store only costs speed). Returns the text either way.
+pub fn write(index_path: &Path, key: &str, rows: &[Row]) -> String {
     let mut out = String::with_capacity(rows.len() * 64 + 64);
     out.push_str(HEADER);
     out.push('\n');
@@ -104,6 +143,7 @@ pub fn write(index_path: &Path, key: &str, rows: &[Row]) {
         let _ = crate::file::create_private_dir(dir);
     }
     let _ = crate::file::write_atomic_nosync(index_path, out.as_bytes(), 0o600);
+    out
 }
 
 fn escape(s: &str) -> String {
@@ -121,9 +161,9 @@ fn escape(s: &str) -> String {
     out
 }
 
-fn unescape(s: &str) -> String {
+fn unescape(s: &str) -> std::borrow::Cow<'_, str> {
     if !s.contains('\\') {
-        return s.to_string();
+        return std::borrow::Cow::Borrowed(s);
     }
     let mut out = String::with_capacity(s.len());
     let mut chars = s.chars();
@@ -141,7 +181,7 @@ fn unescape(s: &str) -> String {
             out.push(c);
         }
     }
-    out
+    std::borrow::Cow::Owned(out)
 }
 
 #[cfg(test)]
@@ -168,7 +208,7 @@ mod tests {
                 title: String::new(),
             },
         ];
-        write(&p, "k", &rows);
+        let _ = write(&p, "k", &rows);
         assert_eq!(read(&p, "k"), Some(rows));
         assert_eq!(read(&p, "other"), None);
     }

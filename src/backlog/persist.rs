@@ -59,6 +59,11 @@ pub struct Applied {
     pub written: bool,
 }
 
+/// What [`BacklogStore::take_in`] found: the document to apply the change to; after an
+/// external edit, the base it was made against and the change; and whether the file on disk
+/// is exactly what Looper last wrote (so already canonical).
+type TakenIn = (Value, Option<(Value, ExternalChange)>, bool);
+
 /// The held lock of a backlog; released on drop.
 #[derive(Debug)]
 pub struct BacklogLock {
@@ -165,7 +170,7 @@ impl BacklogStore {
                 return Err(e.into());
             }
         };
-        let (pre, external_base) = self.take_in(&loaded, journal)?;
+        let (pre, external_base, canonical_on_disk) = self.take_in(&loaded, journal)?;
 
         let result = match jq::run(&change.program, &change.args, &pre) {
             Ok(v) => v,
@@ -199,7 +204,12 @@ impl BacklogStore {
         }
 
         let text = doc.to_pretty_string();
-        let before_sha256 = sha256_hex(to_pretty_string(&pre).as_bytes());
+        // When the file is exactly what Looper last wrote, it is canonical: reuse its hash.
+        let before_sha256 = if canonical_on_disk {
+            loaded.sha256.clone()
+        } else {
+            sha256_hex(to_pretty_string(&pre).as_bytes())
+        };
         let after_sha256 = sha256_hex(text.as_bytes());
         let diff = merge::diff(&pre, doc.value());
         let written = text.as_bytes() != loaded.raw.as_slice();
@@ -250,17 +260,17 @@ impl BacklogStore {
     /// Compares the file on disk with the last version Looper wrote and takes in an external
     /// edit (journaled, completion refused). Returns the document to apply the change to and,
     /// after an external edit, the base it was made against.
-    fn take_in(
-        &self,
-        loaded: &Loaded,
-        journal: &Journal,
-    ) -> anyhow::Result<(Value, Option<(Value, ExternalChange)>)> {
+    fn take_in(&self, loaded: &Loaded, journal: &Journal) -> anyhow::Result<TakenIn> {
         let disk = loaded.doc.value().clone();
-        let base = self.read_last();
+        // Parse the base only when the file differs from it (the usual case is no edit).
+        let base = self.read_last().map(|(sha, raw)| {
+            let value = (sha != loaded.sha256).then(|| serde_json::from_slice::<Value>(&raw).ok());
+            (sha, value)
+        });
 
         Ok(match base {
-            Some((base_sha, _)) if base_sha == loaded.sha256 => (disk, None),
-            Some((_, base_value)) => {
+            Some((base_sha, _)) if base_sha == loaded.sha256 => (disk, None, true),
+            Some((_, Some(Some(base_value)))) => {
                 let (theirs, refusals) = merge::refuse_completion(&base_value, &disk);
                 // Dropping a refused field can only make a valid document invalid through the
                 // marker rules, which refusal removes; check anyway before trusting it.
@@ -268,7 +278,7 @@ impl BacklogStore {
                 let diff = merge::diff(&base_value, &theirs);
                 if diff.is_empty() && refusals.is_empty() {
                     // Reformatted by hand, nothing changed: not an edit worth a record.
-                    return Ok((theirs, None));
+                    return Ok((theirs, None, false));
                 }
                 // From now on this is the base: if the update below is refused, the next
                 // writer must not take the same edit in twice.
@@ -295,10 +305,12 @@ impl BacklogStore {
                 (
                     theirs.clone(),
                     Some((base_value, ExternalChange { diff, refusals })),
+                    false,
                 )
             }
-            None => {
-                // First time Looper sees this file: record where replay starts.
+            _ => {
+                // First time Looper sees this file (or its saved base is unreadable): record
+                // where replay starts.
                 let mut p = Map::new();
                 p.insert("source".into(), json!("first-seen"));
                 p.insert("path".into(), json!(self.path));
@@ -309,16 +321,15 @@ impl BacklogStore {
                 p.insert("disk_sha256".into(), json!(loaded.sha256));
                 p.insert("content".into(), disk.clone());
                 journal.append("backlog.snapshot", p)?;
-                (disk, None)
+                (disk, None, false)
             }
         })
     }
 
     /// The last version Looper wrote: (sha256 of its bytes, value).
-    fn read_last(&self) -> Option<(String, Value)> {
+    fn read_last(&self) -> Option<(String, Vec<u8>)> {
         let raw = std::fs::read(self.state_file("last.json")).ok()?;
-        let value = serde_json::from_slice(&raw).ok()?;
-        Some((sha256_hex(&raw), value))
+        Some((sha256_hex(&raw), raw))
     }
 
     fn save_last(&self, bytes: &[u8]) -> anyhow::Result<()> {

@@ -98,20 +98,22 @@ pub(super) fn ls(
     let key = index::file_key(&project.backlog);
     let cached = key
         .as_deref()
-        .and_then(|k| index::read(&store.index_path(), k));
-    let all = if let Some(rows) = cached {
-        rows
+        .and_then(|k| index::read_text(&store.index_path(), k));
+    let text = if let Some(text) = cached {
+        text
     } else {
-        {
-            let loaded = store.load()?;
-            let rows: Vec<Row> = loaded.doc.tasks().iter().map(Row::from_view).collect();
-            if let Some(k) = key.filter(|k| index::file_key(&project.backlog).as_ref() == Some(k)) {
-                index::write(&store.index_path(), &k, &rows);
-            }
-            rows
-        }
+        let loaded = store.load()?;
+        let rows: Vec<Row> = loaded.doc.tasks().iter().map(Row::from_view).collect();
+        // Key the index by the file as it was before the load; if it changed meanwhile,
+        // the next `ls` sees a different key and loads again.
+        index::write(&store.index_path(), &key.unwrap_or_default(), &rows)
     };
-    let tasks: Vec<&Row> = all
+    let Some(all) = index::rows(&text) else {
+        // A damaged index: drop it and list from the file itself.
+        let _ = std::fs::remove_file(store.index_path());
+        return ls(project, status, as_json);
+    };
+    let tasks: Vec<&index::RawRow<'_>> = all
         .iter()
         .filter(|t| status.is_none_or(|s| t.status == s))
         .collect();
@@ -139,12 +141,32 @@ pub(super) fn ls(
             Status::Blocked => "31",
             Status::Done => "32",
         };
-        let mut title = truncate(&t.title, title_w);
-        if !t.depends_on.is_empty() {
-            title = format!("{title}  (after {})", t.depends_on.join(", "));
+        // Plain byte writes: this loop prints 100k rows for a large backlog.
+        let id = t.id();
+        out.write_all(id.as_bytes())?;
+        pad(&mut out, id_w.saturating_sub(id.chars().count()) + 2)?;
+        out.write_all(&[b'0' + t.priority % 10, b' ', b' '])?;
+        let status = t.status.as_str();
+        if color {
+            write!(out, "\x1b[{code}m{status:<7}\x1b[0m")?;
+        } else {
+            out.write_all(status.as_bytes())?;
+            pad(&mut out, 7 - status.len())?;
         }
-        let status = term::paint(color, code, &format!("{:<7}", t.status.as_str()));
-        writeln!(out, "{:<id_w$}  {}  {status}  {title}", t.id, t.priority)?;
+        out.write_all(b"  ")?;
+        out.write_all(truncate(&t.title(), title_w).as_bytes())?;
+        let mut deps = t.depends_on().peekable();
+        if deps.peek().is_some() {
+            out.write_all(b"  (after ")?;
+            for (i, d) in deps.enumerate() {
+                if i > 0 {
+                    out.write_all(b", ")?;
+                }
+                out.write_all(d.as_bytes())?;
+            }
+            out.write_all(b")")?;
+        }
+        out.write_all(b"\n")?;
     }
     writeln!(out, "{}", counts_line(all.iter().map(|r| r.status)))?;
     out.flush()?;
@@ -176,12 +198,17 @@ pub(super) fn counts_line(statuses: impl Iterator<Item = Status>) -> String {
     format!("{total} task{s}: {}", parts.join(", "))
 }
 
-fn truncate(s: &str, max: usize) -> String {
-    if s.chars().count() <= max {
-        s.to_string()
+fn pad(out: &mut impl Write, n: usize) -> std::io::Result<()> {
+    const SPACES: &[u8] = &[b' '; 64];
+    out.write_all(&SPACES[..n.min(SPACES.len())])
+}
+
+fn truncate(s: &str, max: usize) -> std::borrow::Cow<'_, str> {
+    if s.len() <= max || s.chars().count() <= max {
+        std::borrow::Cow::Borrowed(s)
     } else {
         let cut: String = s.chars().take(max.saturating_sub(1)).collect();
-        format!("{cut}…")
+        std::borrow::Cow::Owned(format!("{cut}…"))
     }
 }
 
