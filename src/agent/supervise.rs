@@ -1,0 +1,1293 @@
+//! The agent supervisor (DESIGN §6, STYLE §2.6–2.7): runs one agent CLI as a child process,
+//! feeds its stdout to a [`StreamParser`], enforces the wall, idle and final-grace limits, and
+//! leaves no process of the agent's group behind.
+//!
+//! It owns one child process and its process group for the length of [`run`]. It doesn't
+//! build argv, journal lines or read the report: the caller does that with the
+//! [`LineEvent`]s and the [`RunResult`].
+//!
+//! # Theory of operation
+//!
+//! The child is spawned as the leader of a new process group (`process_group(0)`, so its
+//! pgid is its pid), with a null stdin or a pipe that a short-lived writer thread fills with
+//! the prompt and then closes, and with stdout and stderr piped. Three more threads own nothing
+//! and only report, on one bounded `std::sync::mpsc` channel:
+//!
+//! - one reader per stream reads 64 KiB chunks and cuts them into lines. A line keeps at most
+//!   `max_line_bytes` bytes; the rest is only counted, and the line ends with a
+//!   `…[truncated N bytes]` marker. A reader sends each line, an activity note when bytes
+//!   arrive without ending a line (so a long line in progress is not "idle"), and EOF.
+//! - the waiter blocks in `waitid(WEXITED | WNOWAIT)`: it sees the leader exit *without
+//!   reaping it*, so the leader's pid (and with it the pgid) can't be recycled while the
+//!   group is swept.
+//!
+//! The caller's thread is the single owner of the run state. It waits with
+//! `recv_timeout(next_deadline)`, so the wall limit, the idle limit (no output on either
+//! stream), the final grace (started when the parser emits a terminal event: `final` or a
+//! fatal `error`), the kill grace and the cancel poll are all just deadlines. It feeds stdout
+//! lines to the parser and hands every line to `on_line`.
+//!
+//! Who kills what: only the owner sends signals, and only to the group, never to a bare pid.
+//! When a limit expires or the run is cancelled, the group gets SIGTERM, then SIGKILL
+//! `kill_grace` later. When the waiter reports the leader's exit, the owner sweeps the group
+//! while the leader is still an unreaped zombie: the members still alive get SIGTERM, and
+//! SIGKILL after `kill_grace`; then the owner waits until `/proc` shows no live member and
+//! only then reaps the leader. Afterwards it drains what is left in the pipes until both
+//! streams end (or, if something outside the group still holds them, until they have been
+//! quiet for a moment), and finishes the parser.
+//!
+//! If `on_line` panics or [`run`] returns early, a guard kills the group and reaps the leader.
+//!
+//! # Limitations
+//!
+//! - A descendant that calls `setsid` (or `setpgid`) leaves the group, and this supervisor
+//!   can't see or kill it. If it keeps the agent's stdout or stderr open, [`run`] stops
+//!   waiting for EOF once the pipes have been quiet for a moment and the reader threads are
+//!   left to finish on their own.
+//! - Killed grandchildren are reparented to pid 1. If pid 1 doesn't reap (as in some
+//!   containers), they linger as zombies: dead, holding no resources but a pid, yet still in
+//!   the group for `kill(-pgid, 0)`. Group membership is therefore checked in `/proc`, which
+//!   skips zombies.
+//! - The final grace starts only on a parser event that ends the stream (`final`, a fatal
+//!   `error`). A successful codex turn without an agent message emits no `final`, so a CLI
+//!   that then hangs is caught by the idle or wall limit instead.
+//! - The pgid is known to the caller only in the [`RunResult`]; journaling it at spawn (so
+//!   `status` can find orphans after a `kill -9` of Looper) needs a spawn hook, not yet here.
+//! - Linux only: `waitid(WNOWAIT)` and `/proc`.
+
+use std::ffi::OsString;
+use std::fmt::Write as _;
+use std::io::{self, Read, Write};
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+use nix::sys::signal::{Signal, killpg};
+use nix::sys::wait::{Id, WaitPidFlag, waitid};
+use nix::unistd::Pid;
+use serde::{Deserialize, Serialize};
+
+use crate::agent::event::{Event, FailureClass};
+use crate::agent::parse::{Outcome, StreamParser};
+
+/// How much a reader asks for per `read`.
+const CHUNK_BYTES: usize = 64 * 1024;
+/// Messages in flight between the threads and the owner. Bounded, so a slow `on_line` makes
+/// the readers (and then the agent) wait instead of growing our memory.
+const CHANNEL_CAPACITY: usize = 16;
+/// At most one activity note per stream per this long.
+const ACTIVITY_EVERY: Duration = Duration::from_millis(100);
+/// How often the owner looks at the cancel flag.
+const CANCEL_POLL: Duration = Duration::from_millis(50);
+/// After the group is gone, how long the pipes may stay quiet before we stop waiting for EOF
+/// (something outside the group, a `setsid` escapee, may hold them open).
+const DRAIN_QUIET: Duration = Duration::from_millis(500);
+/// After the group is gone, the longest we keep draining the pipes at all.
+const DRAIN_MAX: Duration = Duration::from_secs(10);
+/// How long a killed group may take to disappear from `/proc`.
+const KILL_SETTLE: Duration = Duration::from_secs(5);
+/// How often the sweep looks at `/proc`.
+const SWEEP_POLL: Duration = Duration::from_millis(10);
+
+/// What to run and under which limits.
+#[derive(Debug, Clone)]
+pub struct Spec {
+    pub program: PathBuf,
+    pub args: Vec<OsString>,
+    pub cwd: PathBuf,
+    /// Set on top of the inherited environment.
+    pub env: Vec<(OsString, OsString)>,
+    /// Written to the agent's stdin, which is then closed. `None` gives a null stdin.
+    pub stdin: Option<Vec<u8>>,
+    /// The longest the whole run may take.
+    pub wall_timeout: Option<Duration>,
+    /// The longest the agent may go without output on stdout or stderr.
+    pub idle_timeout: Option<Duration>,
+    /// After the parser saw a terminal event, how long the agent may take to exit.
+    pub final_grace: Duration,
+    /// Between SIGTERM and SIGKILL.
+    pub kill_grace: Duration,
+    /// The longest line kept; the rest of a line is counted, not stored. The supervisor's
+    /// memory is bounded by about 20 times this (a line per reader, 16 in the channel),
+    /// however much the agent writes.
+    pub max_line_bytes: usize,
+    /// Set it to stop the agent (SIGTERM, grace, SIGKILL); the run ends [`Class::Cancelled`].
+    pub cancel: Option<Arc<AtomicBool>>,
+}
+
+impl Spec {
+    /// A spec with no arguments, no stdin, no wall or idle limit, 5 s graces and 1 MiB lines.
+    pub fn new(program: impl Into<PathBuf>, cwd: impl Into<PathBuf>) -> Self {
+        Self {
+            program: program.into(),
+            args: Vec::new(),
+            cwd: cwd.into(),
+            env: Vec::new(),
+            stdin: None,
+            wall_timeout: None,
+            idle_timeout: None,
+            final_grace: Duration::from_secs(5),
+            kill_grace: Duration::from_secs(5),
+            max_line_bytes: 1 << 20,
+            cancel: None,
+        }
+    }
+}
+
+/// Which pipe a line came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stream {
+    Stdout,
+    Stderr,
+}
+
+/// One line of the agent's output, as it arrived.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LineEvent {
+    pub stream: Stream,
+    /// Since the agent was spawned.
+    pub at: Duration,
+    /// The line without its newline, invalid UTF-8 replaced, cut to `max_line_bytes` with a
+    /// `…[truncated N bytes]` marker.
+    pub text: String,
+    /// What the parser made of it; always empty for stderr.
+    pub events: Vec<Event>,
+}
+
+/// How the leader process ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Exit {
+    pub code: Option<i32>,
+    pub signal: Option<i32>,
+}
+
+impl Exit {
+    fn from_status(status: ExitStatus) -> Self {
+        Self {
+            code: status.code(),
+            signal: status.signal(),
+        }
+    }
+
+    /// Exit code 0.
+    pub fn success(self) -> bool {
+        self.code == Some(0)
+    }
+}
+
+/// How a run ended, from the stream and from what the supervisor saw.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "class", rename_all = "snake_case")]
+pub enum Class {
+    Ok,
+    RateLimited {
+        reset_at: Option<String>,
+        retry_after_s: Option<u64>,
+    },
+    Auth,
+    Api {
+        status: Option<u16>,
+        retryable: bool,
+    },
+    TurnLimit,
+    BudgetLimit,
+    AgentError,
+    MalformedOutput,
+    NoReport,
+    /// Exit code 0 but the stream ended without the CLI's terminal event.
+    Incomplete,
+    /// The wall limit expired.
+    Timeout,
+    /// The agent was silent for longer than the idle limit.
+    Idle,
+    /// The caller cancelled the run.
+    Cancelled,
+    /// A non-zero exit or a death by signal that the stream doesn't explain.
+    Crash {
+        code: Option<i32>,
+        signal: Option<i32>,
+    },
+}
+
+impl From<FailureClass> for Class {
+    fn from(failure: FailureClass) -> Self {
+        match failure {
+            FailureClass::RateLimited {
+                reset_at,
+                retry_after_s,
+            } => Self::RateLimited {
+                reset_at,
+                retry_after_s,
+            },
+            FailureClass::Auth => Self::Auth,
+            FailureClass::Api { status, retryable } => Self::Api { status, retryable },
+            FailureClass::TurnLimit => Self::TurnLimit,
+            FailureClass::BudgetLimit => Self::BudgetLimit,
+            FailureClass::NoReport => Self::NoReport,
+            FailureClass::MalformedOutput => Self::MalformedOutput,
+            FailureClass::Incomplete => Self::Incomplete,
+            FailureClass::AgentError => Self::AgentError,
+        }
+    }
+}
+
+/// What a finished run was.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunResult {
+    pub exit: Exit,
+    /// From spawn to the end of draining.
+    pub duration: Duration,
+    pub outcome: Outcome,
+    pub class: Class,
+    /// The agent's process group id (the leader's pid).
+    pub pgid: i32,
+    /// Live group members still found after the final SIGKILL (normally empty; a process
+    /// stuck in uninterruptible sleep can take longer to die).
+    pub survivors: Vec<i32>,
+}
+
+/// Why the supervisor could not run the agent. A run that fails is a [`RunResult`] with a
+/// [`Class`], not an error.
+#[derive(Debug, thiserror::Error)]
+pub enum SuperviseError {
+    #[error("could not start agent `{program}`")]
+    Spawn {
+        program: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("could not start a thread to supervise agent `{program}`")]
+    Thread {
+        program: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("could not wait for agent `{program}` (pid {pid})")]
+    Wait {
+        program: String,
+        pid: i32,
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// Why the supervisor stopped the agent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StopReason {
+    Wall,
+    Idle,
+    Grace,
+    Cancel,
+}
+
+/// What the threads tell the owner.
+enum Msg {
+    Line {
+        stream: Stream,
+        at: Duration,
+        text: String,
+    },
+    /// Bytes arrived without ending a line.
+    Activity,
+    Eof,
+    /// The leader exited (not yet reaped).
+    Exited,
+    WaitFailed(Errno),
+}
+
+/// The spawned leader. Dropping it unreaped kills the group and reaps the leader, so an early
+/// return or a panic in `on_line` leaves nothing running.
+struct Leader {
+    child: Child,
+    pgid: Pid,
+    /// For error messages.
+    program: String,
+    /// When it was spawned.
+    start: Instant,
+    reaped: bool,
+}
+
+impl Leader {
+    fn signal(&self, signal: Signal) {
+        // ESRCH only means the group is already gone; EPERM can't happen for our own child's
+        // group. Neither changes what we do next.
+        let _ = killpg(self.pgid, signal);
+    }
+
+    fn reap(&mut self) -> io::Result<ExitStatus> {
+        let status = self.child.wait()?;
+        self.reaped = true;
+        Ok(status)
+    }
+
+    fn wait_error(&self, source: io::Error) -> SuperviseError {
+        SuperviseError::Wait {
+            program: self.program.clone(),
+            pid: self.pgid.as_raw(),
+            source,
+        }
+    }
+}
+
+impl Drop for Leader {
+    fn drop(&mut self) {
+        if !self.reaped {
+            self.signal(Signal::SIGKILL);
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Runs the agent to the end and says how it went. `on_line` sees every line of stdout and
+/// stderr as it arrives, with the parser's events for stdout lines.
+pub fn run(
+    spec: &Spec,
+    parser: &mut dyn StreamParser,
+    on_line: &mut dyn FnMut(LineEvent),
+) -> Result<RunResult, SuperviseError> {
+    let (mut leader, rx, open_streams) = start(spec)?;
+    let mut owner = Owner::new(spec, leader.start, open_streams);
+    loop {
+        let next = match owner.deadlines(&leader, Instant::now()) {
+            Step::Done => break,
+            Step::Again => continue,
+            Step::Wait(next) => next,
+        };
+        let received = match next {
+            Some(at) => rx.recv_timeout(at.saturating_duration_since(Instant::now())),
+            None => rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
+        };
+        let msg = match received {
+            Ok(msg) => msg,
+            Err(RecvTimeoutError::Timeout) => continue,
+            Err(RecvTimeoutError::Disconnected) => break,
+        };
+        owner
+            .handle(msg, &mut leader, parser, on_line)
+            .map_err(|source| leader.wait_error(source))?;
+    }
+
+    let exit = if let Some((exit, _)) = owner.exit {
+        exit
+    } else {
+        // Every sender is gone but the waiter said nothing: it can't happen, but don't leave
+        // the leader running if it somehow does.
+        leader.signal(Signal::SIGKILL);
+        let status = leader.reap().map_err(|source| leader.wait_error(source))?;
+        Exit::from_status(status)
+    };
+    let outcome = parser.finish();
+    let class = classify(
+        owner.stop.map(|(reason, _)| reason),
+        exit,
+        outcome.failure.as_ref(),
+    );
+    Ok(RunResult {
+        exit,
+        duration: leader.start.elapsed(),
+        outcome,
+        class,
+        pgid: leader.pgid.as_raw(),
+        survivors: owner.survivors,
+    })
+}
+
+/// Spawns the agent and its stdin writer, readers and waiter. Returns the leader, the
+/// channel they report on, and how many output streams are open.
+fn start(spec: &Spec) -> Result<(Leader, Receiver<Msg>, usize), SuperviseError> {
+    let program = spec.program.display().to_string();
+    let mut command = Command::new(&spec.program);
+    command
+        .args(&spec.args)
+        .current_dir(&spec.cwd)
+        .envs(spec.env.iter().map(|(k, v)| (k, v)))
+        .stdin(if spec.stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0);
+    let mut child = command.spawn().map_err(|source| SuperviseError::Spawn {
+        program: program.clone(),
+        source,
+    })?;
+    let start = Instant::now();
+    let pgid = Pid::from_raw(child.id().cast_signed());
+    let stdin = child.stdin.take();
+    let stdout = child.stdout.take();
+    let stderr = child.stderr.take();
+    // From here on, dropping the leader (an early return) kills the group.
+    let leader = Leader {
+        child,
+        pgid,
+        program,
+        start,
+        reaped: false,
+    };
+    let thread_error = |source| SuperviseError::Thread {
+        program: leader.program.clone(),
+        source,
+    };
+
+    let (tx, rx) = mpsc::sync_channel(CHANNEL_CAPACITY);
+    if let (Some(mut pipe), Some(prompt)) = (stdin, spec.stdin.clone()) {
+        // Detached: it ends when the prompt is written or the agent's side of the pipe closes.
+        thread::Builder::new()
+            .name("agent-stdin".into())
+            .spawn(move || {
+                // A broken pipe means the agent didn't want (all of) the prompt; its exit
+                // tells the rest.
+                let _ = pipe.write_all(&prompt);
+            })
+            .map_err(thread_error)?;
+    }
+    let mut open_streams = 0;
+    if let Some(pipe) = stdout {
+        spawn_reader(pipe, Stream::Stdout, spec.max_line_bytes, start, tx.clone())
+            .map_err(thread_error)?;
+        open_streams += 1;
+    }
+    if let Some(pipe) = stderr {
+        spawn_reader(pipe, Stream::Stderr, spec.max_line_bytes, start, tx.clone())
+            .map_err(thread_error)?;
+        open_streams += 1;
+    }
+    thread::Builder::new()
+        .name("agent-waiter".into())
+        .spawn(move || {
+            let msg = match wait_exited(pgid) {
+                Ok(()) => Msg::Exited,
+                Err(errno) => Msg::WaitFailed(errno),
+            };
+            let _ = tx.send(msg);
+        })
+        .map_err(thread_error)?;
+    Ok((leader, rx, open_streams))
+}
+
+/// What the owner loop does next.
+enum Step {
+    /// The run is over.
+    Done,
+    /// Something changed (a signal was sent); look at the deadlines again.
+    Again,
+    /// Wait for a message until this deadline (forever if `None`).
+    Wait(Option<Instant>),
+}
+
+/// The run state, owned by the caller's thread alone.
+struct Owner {
+    wall_deadline: Option<Instant>,
+    idle_timeout: Option<Duration>,
+    final_grace: Duration,
+    kill_grace: Duration,
+    cancel: Option<Arc<AtomicBool>>,
+    /// The last output on either stream (or the spawn).
+    last_output: Instant,
+    /// The last message of any kind (or the spawn).
+    last_msg: Instant,
+    /// When the parser saw a terminal event.
+    terminal_at: Option<Instant>,
+    /// Why and when we sent SIGTERM.
+    stop: Option<(StopReason, Instant)>,
+    /// Whether we sent SIGKILL.
+    killed: bool,
+    /// How the leader ended, and when it was reaped.
+    exit: Option<(Exit, Instant)>,
+    survivors: Vec<i32>,
+    open_streams: usize,
+}
+
+impl Owner {
+    fn new(spec: &Spec, start: Instant, open_streams: usize) -> Self {
+        Self {
+            wall_deadline: spec.wall_timeout.map(|t| start + t),
+            idle_timeout: spec.idle_timeout,
+            final_grace: spec.final_grace,
+            kill_grace: spec.kill_grace,
+            cancel: spec.cancel.clone(),
+            last_output: start,
+            last_msg: start,
+            terminal_at: None,
+            stop: None,
+            killed: false,
+            exit: None,
+            survivors: Vec::new(),
+            open_streams,
+        }
+    }
+
+    /// Acts on the deadlines that have passed and says what to wait for next.
+    fn deadlines(&mut self, leader: &Leader, now: Instant) -> Step {
+        if let Some((_, exited_at)) = self.exit {
+            // Draining: the group is gone, the pipes may still hold lines.
+            if self.open_streams == 0 {
+                return Step::Done;
+            }
+            let give_up = (self.last_msg.max(exited_at) + DRAIN_QUIET).min(exited_at + DRAIN_MAX);
+            return if now >= give_up {
+                Step::Done
+            } else {
+                Step::Wait(Some(give_up))
+            };
+        }
+        if let Some((_, term_at)) = self.stop {
+            // Stopping: SIGKILL once the kill grace is over, then wait for the exit.
+            let kill_at = term_at + self.kill_grace;
+            if self.killed {
+                return Step::Wait(None);
+            }
+            if now >= kill_at {
+                leader.signal(Signal::SIGKILL);
+                self.killed = true;
+                return Step::Again;
+            }
+            return Step::Wait(Some(kill_at));
+        }
+        let cancelled = self
+            .cancel
+            .as_ref()
+            .is_some_and(|flag| flag.load(Ordering::Relaxed));
+        let idle_deadline = self.idle_timeout.map(|t| self.last_output + t);
+        let grace_deadline = self.terminal_at.map(|t| t + self.final_grace);
+        let limits = [
+            (StopReason::Cancel, cancelled.then_some(now)),
+            (StopReason::Wall, self.wall_deadline),
+            (StopReason::Idle, idle_deadline),
+            (StopReason::Grace, grace_deadline),
+        ];
+        if let Some((reason, _)) = limits
+            .iter()
+            .find(|(_, deadline)| deadline.is_some_and(|d| now >= d))
+        {
+            leader.signal(Signal::SIGTERM);
+            self.stop = Some((*reason, now));
+            return Step::Again;
+        }
+        let poll = self.cancel.as_ref().map(|_| now + CANCEL_POLL);
+        let next = limits
+            .iter()
+            .filter_map(|(_, deadline)| *deadline)
+            .chain(poll)
+            .min();
+        Step::Wait(next)
+    }
+
+    /// Takes in one message from the threads.
+    fn handle(
+        &mut self,
+        msg: Msg,
+        leader: &mut Leader,
+        parser: &mut dyn StreamParser,
+        on_line: &mut dyn FnMut(LineEvent),
+    ) -> io::Result<()> {
+        self.last_msg = Instant::now();
+        match msg {
+            Msg::Line { stream, at, text } => {
+                self.last_output = self.last_msg;
+                let events = match stream {
+                    Stream::Stdout => parser.line(&text),
+                    Stream::Stderr => Vec::new(),
+                };
+                if self.terminal_at.is_none() && events.iter().any(is_terminal) {
+                    self.terminal_at = Some(self.last_msg);
+                }
+                on_line(LineEvent {
+                    stream,
+                    at,
+                    text,
+                    events,
+                });
+            }
+            Msg::Activity => self.last_output = self.last_msg,
+            Msg::Eof => self.open_streams -= 1,
+            Msg::Exited => {
+                self.survivors = sweep(leader, self.kill_grace, self.killed);
+                let status = leader.reap()?;
+                self.exit = Some((Exit::from_status(status), Instant::now()));
+            }
+            Msg::WaitFailed(errno) => return Err(errno.into()),
+        }
+        Ok(())
+    }
+}
+
+/// A `final` event, or a fatal error: after it the CLI has nothing left to say.
+fn is_terminal(event: &Event) -> bool {
+    matches!(
+        event,
+        Event::Final { .. } | Event::Error { fatal: true, .. }
+    )
+}
+
+/// The run's class: a stop by the supervisor names itself, except a final-grace stop, which
+/// only cut short a CLI that had already said how it went. A stream that ended without its
+/// CLI's verdict (incomplete, no report, garbage) yields to a crash exit; a verdict the CLI
+/// gave wins over its exit code.
+fn classify(stop: Option<StopReason>, exit: Exit, failure: Option<&FailureClass>) -> Class {
+    match stop {
+        Some(StopReason::Wall) => return Class::Timeout,
+        Some(StopReason::Idle) => return Class::Idle,
+        Some(StopReason::Cancel) => return Class::Cancelled,
+        Some(StopReason::Grace) => {
+            return failure.cloned().map_or(Class::Ok, Class::from);
+        }
+        None => {}
+    }
+    let crash = Class::Crash {
+        code: exit.code,
+        signal: exit.signal,
+    };
+    match failure {
+        None if exit.success() => Class::Ok,
+        None
+        | Some(FailureClass::Incomplete | FailureClass::NoReport | FailureClass::MalformedOutput)
+            if !exit.success() =>
+        {
+            crash
+        }
+        Some(failure) => Class::from(failure.clone()),
+        None => crash,
+    }
+}
+
+/// Blocks until the leader has exited, without reaping it.
+fn wait_exited(pid: Pid) -> Result<(), Errno> {
+    loop {
+        match waitid(Id::Pid(pid), WaitPidFlag::WEXITED | WaitPidFlag::WNOWAIT) {
+            Ok(_) => return Ok(()),
+            Err(Errno::EINTR) => {}
+            Err(errno) => return Err(errno),
+        }
+    }
+}
+
+/// Kills what is left of the group once the (unreaped) leader has exited: SIGTERM, then
+/// SIGKILL after `kill_grace` (at once if the group already got SIGKILL), then waits for
+/// the group to disappear. Returns the members still alive after that.
+fn sweep(leader: &Leader, kill_grace: Duration, killed: bool) -> Vec<i32> {
+    let pgid = leader.pgid.as_raw();
+    if group_members(pgid).is_empty() {
+        return Vec::new();
+    }
+    if !killed {
+        leader.signal(Signal::SIGTERM);
+        if wait_empty(pgid, kill_grace) {
+            return Vec::new();
+        }
+    }
+    leader.signal(Signal::SIGKILL);
+    wait_empty(pgid, KILL_SETTLE);
+    group_members(pgid)
+}
+
+/// Polls `/proc` until the group has no live member or `limit` has passed.
+fn wait_empty(pgid: i32, limit: Duration) -> bool {
+    let until = Instant::now() + limit;
+    loop {
+        if group_members(pgid).is_empty() {
+            return true;
+        }
+        if Instant::now() >= until {
+            return false;
+        }
+        thread::sleep(SWEEP_POLL);
+    }
+}
+
+/// The live (not zombie) processes whose process group is `pgid`, from `/proc/*/stat`.
+fn group_members(pgid: i32) -> Vec<i32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let mut members = Vec::new();
+    for entry in dir.flatten() {
+        let Some(member) = entry
+            .file_name()
+            .to_str()
+            .and_then(|name| name.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        // Processes come and go while we look; a vanished one is simply not a member.
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        if let Some((state, pgrp)) = parse_stat(&stat)
+            && pgrp == pgid
+            && state != 'Z'
+            && state != 'X'
+        {
+            members.push(member);
+        }
+    }
+    members
+}
+
+/// The state and process group of a `/proc/PID/stat` line: `pid (comm) state ppid pgrp ...`,
+/// where `comm` may itself hold spaces and parentheses.
+fn parse_stat(stat: &str) -> Option<(char, i32)> {
+    let (_, rest) = stat.rsplit_once(')')?;
+    let mut fields = rest.split_ascii_whitespace();
+    let state = fields.next()?.chars().next()?;
+    let _ppid = fields.next()?;
+    let pgrp = fields.next()?.parse().ok()?;
+    Some((state, pgrp))
+}
+
+fn spawn_reader<R: Read + Send + 'static>(
+    pipe: R,
+    stream: Stream,
+    max_line_bytes: usize,
+    start: Instant,
+    tx: SyncSender<Msg>,
+) -> io::Result<()> {
+    let name = match stream {
+        Stream::Stdout => "agent-stdout",
+        Stream::Stderr => "agent-stderr",
+    };
+    thread::Builder::new()
+        .name(name.into())
+        .spawn(move || read_lines(pipe, stream, max_line_bytes, start, &tx))?;
+    Ok(())
+}
+
+/// A line being collected: its first `max` bytes, and a count of the bytes dropped after.
+struct LineBuf {
+    kept: Vec<u8>,
+    dropped: u64,
+    max: usize,
+}
+
+impl LineBuf {
+    fn push(&mut self, bytes: &[u8]) {
+        let room = self.max.saturating_sub(self.kept.len());
+        let take = room.min(bytes.len());
+        self.kept.extend_from_slice(&bytes[..take]);
+        self.dropped += (bytes.len() - take) as u64;
+    }
+
+    fn is_empty(&self) -> bool {
+        self.kept.is_empty() && self.dropped == 0
+    }
+
+    /// The collected line as text, and a fresh start.
+    fn take(&mut self) -> String {
+        let mut kept = std::mem::take(&mut self.kept);
+        let mut dropped = std::mem::take(&mut self.dropped);
+        if dropped > 0 {
+            // Don't let the cut split a UTF-8 character into a replacement character.
+            if let Err(e) = std::str::from_utf8(&kept)
+                && e.error_len().is_none()
+            {
+                dropped += (kept.len() - e.valid_up_to()) as u64;
+                kept.truncate(e.valid_up_to());
+            }
+        }
+        let mut text = match String::from_utf8(kept) {
+            Ok(text) => text,
+            Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
+        };
+        if dropped > 0 {
+            let _ = write!(text, "…[truncated {dropped} bytes]");
+        }
+        text
+    }
+}
+
+/// A reader thread: cuts the pipe into bounded lines and sends them. Memory stays at one
+/// chunk plus one line of at most `max_line_bytes`, whatever the agent writes.
+fn read_lines(
+    mut pipe: impl Read,
+    stream: Stream,
+    max_line_bytes: usize,
+    start: Instant,
+    tx: &SyncSender<Msg>,
+) {
+    let mut chunk = vec![0; CHUNK_BYTES];
+    let mut line = LineBuf {
+        kept: Vec::new(),
+        dropped: 0,
+        max: max_line_bytes,
+    };
+    let mut last_sent = Instant::now();
+    loop {
+        let n = match pipe.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            // Any other read error ends the stream like EOF would.
+            Err(_) => break,
+        };
+        let mut rest = &chunk[..n];
+        let mut ended_a_line = false;
+        while let Some(newline) = rest.iter().position(|&b| b == b'\n') {
+            line.push(&rest[..newline]);
+            rest = &rest[newline + 1..];
+            let msg = Msg::Line {
+                stream,
+                at: start.elapsed(),
+                text: line.take(),
+            };
+            if tx.send(msg).is_err() {
+                // The owner is gone: nobody wants the rest.
+                return;
+            }
+            ended_a_line = true;
+        }
+        line.push(rest);
+        if ended_a_line {
+            last_sent = Instant::now();
+        } else if last_sent.elapsed() >= ACTIVITY_EVERY {
+            if tx.send(Msg::Activity).is_err() {
+                return;
+            }
+            last_sent = Instant::now();
+        }
+    }
+    if !line.is_empty() {
+        let msg = Msg::Line {
+            stream,
+            at: start.elapsed(),
+            text: line.take(),
+        };
+        if tx.send(msg).is_err() {
+            return;
+        }
+    }
+    let _ = tx.send(Msg::Eof);
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::agent::parse::{StreamFormat, parse_lines};
+
+    const CODEX_CAPTURE: &str = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/captures/codex-e2e.jsonl"
+    );
+
+    /// A fake agent: a `sh -c` script in `dir`, with short graces and a 30 s safety net.
+    fn agent(script: &str, dir: &Path) -> Spec {
+        let mut spec = Spec::new("/bin/sh", dir);
+        spec.args = vec!["-c".into(), script.into()];
+        spec.final_grace = Duration::from_millis(300);
+        spec.kill_grace = Duration::from_millis(300);
+        spec.wall_timeout = Some(Duration::from_secs(30));
+        spec
+    }
+
+    /// Runs the agent, collects its lines and checks that nothing of its group survived.
+    fn supervise(spec: &Spec, format: StreamFormat) -> (RunResult, Vec<LineEvent>) {
+        let mut parser = format.parser();
+        let mut lines = Vec::new();
+        let result = run(spec, parser.as_mut(), &mut |line| lines.push(line)).unwrap();
+        assert_eq!(result.survivors, Vec::<i32>::new());
+        assert_eq!(group_members(result.pgid), Vec::<i32>::new(), "{result:?}");
+        (result, lines)
+    }
+
+    fn texts(lines: &[LineEvent], stream: Stream) -> Vec<&str> {
+        lines
+            .iter()
+            .filter(|l| l.stream == stream)
+            .map(|l| l.text.as_str())
+            .collect()
+    }
+
+    #[test]
+    fn a_hanging_agent_times_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut spec = agent("echo started; exec sleep 1000", dir.path());
+        spec.wall_timeout = Some(Duration::from_millis(300));
+        let (result, lines) = supervise(&spec, StreamFormat::Cmd);
+        assert_eq!(result.class, Class::Timeout);
+        assert_eq!(result.exit.signal, Some(Signal::SIGTERM as i32));
+        assert!(result.duration >= Duration::from_millis(300), "{result:?}");
+        assert!(result.duration < Duration::from_secs(5), "{result:?}");
+        assert_eq!(texts(&lines, Stream::Stdout), ["started"]);
+    }
+
+    #[test]
+    fn a_group_that_ignores_sigterm_gets_sigkill() {
+        let dir = tempfile::tempdir().unwrap();
+        // The leader and its grandchild both ignore SIGTERM.
+        let mut spec = agent("trap '' TERM; sleep 1000 & wait", dir.path());
+        spec.wall_timeout = Some(Duration::from_millis(200));
+        let (result, _) = supervise(&spec, StreamFormat::Cmd);
+        assert_eq!(result.class, Class::Timeout);
+        assert_eq!(result.exit.signal, Some(Signal::SIGKILL as i32));
+        // wall limit, then the kill grace
+        assert!(result.duration >= Duration::from_millis(500), "{result:?}");
+        assert!(result.duration < Duration::from_secs(5), "{result:?}");
+    }
+
+    #[test]
+    fn a_silent_agent_is_idle() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut spec = agent("echo hi; exec sleep 1000", dir.path());
+        spec.idle_timeout = Some(Duration::from_millis(300));
+        let (result, lines) = supervise(&spec, StreamFormat::Cmd);
+        assert_eq!(result.class, Class::Idle);
+        assert!(result.duration >= Duration::from_millis(300), "{result:?}");
+        assert!(result.duration < Duration::from_secs(5), "{result:?}");
+        assert_eq!(texts(&lines, Stream::Stdout), ["hi"]);
+    }
+
+    #[test]
+    fn output_on_either_stream_keeps_an_agent_from_idling() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut spec = agent(
+            "for i in 1 2 3 4 5 6 7 8; do echo $i >&2; sleep 0.1; done; echo done",
+            dir.path(),
+        );
+        spec.idle_timeout = Some(Duration::from_millis(500));
+        let (result, lines) = supervise(&spec, StreamFormat::Cmd);
+        assert_eq!(result.class, Class::Ok);
+        assert_eq!(texts(&lines, Stream::Stderr).len(), 8);
+        assert_eq!(result.outcome.final_text.as_deref(), Some("done"));
+    }
+
+    #[test]
+    fn a_non_zero_exit_is_a_crash() {
+        let dir = tempfile::tempdir().unwrap();
+        let spec = agent("echo oops >&2; exit 3", dir.path());
+        let (result, lines) = supervise(&spec, StreamFormat::Cmd);
+        assert_eq!(
+            result.class,
+            Class::Crash {
+                code: Some(3),
+                signal: None
+            }
+        );
+        assert_eq!(
+            result.exit,
+            Exit {
+                code: Some(3),
+                signal: None
+            }
+        );
+        assert_eq!(lines.len(), 1);
+        assert_eq!(lines[0].stream, Stream::Stderr);
+        assert_eq!(lines[0].text, "oops");
+        assert!(lines[0].events.is_empty());
+    }
+
+    #[test]
+    fn a_death_by_signal_is_a_crash() {
+        let dir = tempfile::tempdir().unwrap();
+        let spec = agent("ulimit -c 0; kill -SEGV $$", dir.path());
+        let (result, _) = supervise(&spec, StreamFormat::Codex);
+        assert_eq!(
+            result.class,
+            Class::Crash {
+                code: None,
+                signal: Some(Signal::SIGSEGV as i32)
+            }
+        );
+    }
+
+    #[test]
+    fn garbage_output_is_malformed() {
+        let dir = tempfile::tempdir().unwrap();
+        let spec = agent("echo 'not json'; echo '{\"type\":'", dir.path());
+        let (result, lines) = supervise(&spec, StreamFormat::Codex);
+        assert_eq!(result.class, Class::MalformedOutput);
+        assert_eq!(result.outcome.garbage_lines, 2);
+        assert!(result.exit.success());
+        assert_eq!(lines[0].events, [Event::Unknown { kind: None }]);
+    }
+
+    #[test]
+    fn a_replayed_codex_stream_is_ok() {
+        let dir = tempfile::tempdir().unwrap();
+        let spec = agent(&format!("cat '{CODEX_CAPTURE}'"), dir.path());
+        let (result, lines) = supervise(&spec, StreamFormat::Codex);
+        let capture = std::fs::read_to_string(CODEX_CAPTURE).unwrap();
+        let (expected, events) = parse_lines(StreamFormat::Codex, capture.lines());
+        assert_eq!(result.class, Class::Ok);
+        assert!(expected.final_text.is_some());
+        assert_eq!(result.outcome, expected);
+        assert_eq!(
+            texts(&lines, Stream::Stdout),
+            capture.lines().collect::<Vec<_>>()
+        );
+        assert_eq!(lines.iter().map(|l| l.events.len()).sum::<usize>(), events);
+        assert!(lines.windows(2).all(|w| w[0].at <= w[1].at));
+    }
+
+    #[test]
+    fn an_agent_that_lingers_after_its_final_event_is_stopped_after_the_grace() {
+        let dir = tempfile::tempdir().unwrap();
+        let spec = agent(
+            &format!("cat '{CODEX_CAPTURE}'; exec sleep 1000"),
+            dir.path(),
+        );
+        let (result, _) = supervise(&spec, StreamFormat::Codex);
+        assert_eq!(result.class, Class::Ok);
+        assert!(result.outcome.final_text.is_some());
+        assert_eq!(result.exit.signal, Some(Signal::SIGTERM as i32));
+        assert!(result.duration < Duration::from_secs(5), "{result:?}");
+    }
+
+    #[test]
+    fn the_prompt_is_written_to_stdin_and_closed() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut spec = agent("cat > got; echo read", dir.path());
+        spec.stdin = Some(b"the prompt\nsecond line".to_vec());
+        let (result, _) = supervise(&spec, StreamFormat::Cmd);
+        assert_eq!(result.class, Class::Ok);
+        assert_eq!(
+            std::fs::read(dir.path().join("got")).unwrap(),
+            b"the prompt\nsecond line"
+        );
+
+        // Without a prompt, stdin is null: `cat` sees EOF at once.
+        spec.stdin = None;
+        let (result, _) = supervise(&spec, StreamFormat::Cmd);
+        assert_eq!(result.class, Class::Ok);
+        assert_eq!(std::fs::read(dir.path().join("got")).unwrap(), b"");
+    }
+
+    #[test]
+    fn the_environment_and_directory_reach_the_agent() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut spec = agent("echo \"$LOOPER_TEST_VAR\"; pwd", dir.path());
+        spec.env = vec![("LOOPER_TEST_VAR".into(), "value".into())];
+        let (_, lines) = supervise(&spec, StreamFormat::Cmd);
+        let cwd = dir.path().canonicalize().unwrap();
+        assert_eq!(
+            texts(&lines, Stream::Stdout),
+            ["value", cwd.to_str().unwrap()]
+        );
+    }
+
+    #[test]
+    fn grandchildren_that_outlive_the_leader_are_killed() {
+        let dir = tempfile::tempdir().unwrap();
+        // One keeps stdout open; the other ignores SIGTERM and needs SIGKILL.
+        let spec = agent(
+            "sleep 1000 & (trap '' TERM; exec sleep 1000) >/dev/null 2>&1 & echo done",
+            dir.path(),
+        );
+        let (result, lines) = supervise(&spec, StreamFormat::Cmd);
+        assert_eq!(result.class, Class::Ok);
+        assert!(result.exit.success());
+        assert_eq!(texts(&lines, Stream::Stdout), ["done"]);
+        assert!(result.duration >= Duration::from_millis(300), "{result:?}");
+        assert!(result.duration < Duration::from_secs(5), "{result:?}");
+    }
+
+    #[test]
+    fn a_setsid_escapee_holding_stdout_does_not_block_the_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let spec = agent("setsid sleep 1000 & echo $!", dir.path());
+        let (result, lines) = supervise(&spec, StreamFormat::Cmd);
+        let escapee = Pid::from_raw(lines[0].text.parse().unwrap());
+        // It left the group, so the supervisor can't see it (a documented limitation).
+        assert!(nix::sys::signal::kill(escapee, None).is_ok());
+        nix::sys::signal::kill(escapee, Signal::SIGKILL).unwrap();
+        assert_eq!(result.class, Class::Ok);
+        assert!(result.duration < Duration::from_secs(5), "{result:?}");
+    }
+
+    #[test]
+    fn cancelling_stops_the_agent() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut spec = agent("exec sleep 1000", dir.path());
+        let flag = Arc::new(AtomicBool::new(false));
+        spec.cancel = Some(Arc::clone(&flag));
+        let setter = thread::spawn(move || {
+            thread::sleep(Duration::from_millis(200));
+            flag.store(true, Ordering::Relaxed);
+        });
+        let (result, _) = supervise(&spec, StreamFormat::Cmd);
+        setter.join().unwrap();
+        assert_eq!(result.class, Class::Cancelled);
+        assert!(result.duration >= Duration::from_millis(200), "{result:?}");
+        assert!(result.duration < Duration::from_secs(5), "{result:?}");
+    }
+
+    #[test]
+    fn long_lines_are_cut_and_counted() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut spec = agent(
+            "head -c 100000 /dev/zero | tr '\\0' x; echo; printf 'tail'",
+            dir.path(),
+        );
+        spec.max_line_bytes = 1000;
+        let (_, lines) = supervise(&spec, StreamFormat::Cmd);
+        let stdout = texts(&lines, Stream::Stdout);
+        assert_eq!(stdout.len(), 2);
+        assert_eq!(
+            stdout[0],
+            format!("{}…[truncated 99000 bytes]", "x".repeat(1000))
+        );
+        // A last line without a newline still arrives.
+        assert_eq!(stdout[1], "tail");
+    }
+
+    #[test]
+    fn a_cut_never_splits_a_character() {
+        let mut line = LineBuf {
+            kept: Vec::new(),
+            dropped: 0,
+            max: 4,
+        };
+        line.push("aéé".as_bytes()); // 1 + 2 + 2 bytes; the cut falls inside the second é
+        assert_eq!(line.take(), "aé…[truncated 2 bytes]");
+        line.push(b"ok\xff");
+        assert_eq!(line.take(), "ok\u{fffd}");
+        assert!(line.is_empty());
+    }
+
+    #[test]
+    fn a_missing_program_is_an_error_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let spec = Spec::new("/nonexistent/agent", dir.path());
+        let mut parser = StreamFormat::Cmd.parser();
+        let err = run(&spec, parser.as_mut(), &mut |_| {}).unwrap_err();
+        assert!(matches!(err, SuperviseError::Spawn { .. }));
+        assert_eq!(
+            err.to_string(),
+            "could not start agent `/nonexistent/agent`"
+        );
+    }
+
+    #[test]
+    fn classes_combine_the_stream_and_the_exit() {
+        let ok = Exit {
+            code: Some(0),
+            signal: None,
+        };
+        let code_1 = Exit {
+            code: Some(1),
+            signal: None,
+        };
+        let crash_1 = Class::Crash {
+            code: Some(1),
+            signal: None,
+        };
+        let auth = FailureClass::Auth;
+        let incomplete = FailureClass::Incomplete;
+        assert_eq!(classify(None, ok, None), Class::Ok);
+        assert_eq!(classify(None, code_1, None), crash_1);
+        // The CLI's own verdict wins over its exit code.
+        assert_eq!(classify(None, code_1, Some(&auth)), Class::Auth);
+        // A stream cut short yields to the crash.
+        assert_eq!(classify(None, code_1, Some(&incomplete)), crash_1);
+        assert_eq!(classify(None, ok, Some(&incomplete)), Class::Incomplete);
+        let no_report = FailureClass::NoReport;
+        assert_eq!(classify(None, ok, Some(&no_report)), Class::NoReport);
+        // Limits name themselves; the final grace only cut short a finished CLI.
+        let term = Exit {
+            code: None,
+            signal: Some(15),
+        };
+        let wall = Some(StopReason::Wall);
+        assert_eq!(classify(wall, term, None), Class::Timeout);
+        let idle = Some(StopReason::Idle);
+        assert_eq!(classify(idle, term, Some(&incomplete)), Class::Idle);
+        let grace = Some(StopReason::Grace);
+        assert_eq!(classify(grace, term, None), Class::Ok);
+        assert_eq!(classify(grace, term, Some(&auth)), Class::Auth);
+        let cancel = Some(StopReason::Cancel);
+        assert_eq!(classify(cancel, term, None), Class::Cancelled);
+    }
+
+    #[test]
+    fn stat_lines_with_odd_names_parse() {
+        assert_eq!(
+            parse_stat("42 (a (b) c) S 1 4242 4242 0 -1"),
+            Some(('S', 4242))
+        );
+        assert_eq!(parse_stat("garbage"), None);
+    }
+
+    fn rss_kib() -> u64 {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap();
+        let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+        line.split_whitespace().nth(1).unwrap().parse().unwrap()
+    }
+
+    /// Runs `spec` while a thread samples our RSS; returns the result, the number of lines,
+    /// the last line, and the peak RSS growth in KiB.
+    fn supervise_measured(spec: &Spec) -> (RunResult, usize, String, u64) {
+        let baseline = rss_kib();
+        let done = Arc::new(AtomicBool::new(false));
+        let sampler = {
+            let done = Arc::clone(&done);
+            thread::spawn(move || {
+                let mut peak = 0;
+                while !done.load(Ordering::Relaxed) {
+                    peak = peak.max(rss_kib());
+                    thread::sleep(Duration::from_millis(20));
+                }
+                peak
+            })
+        };
+        let mut parser = StreamFormat::Codex.parser();
+        let mut count = 0;
+        let mut last = String::new();
+        let result = run(spec, parser.as_mut(), &mut |line| {
+            count += 1;
+            last = line.text;
+        })
+        .unwrap();
+        done.store(true, Ordering::Relaxed);
+        let peak = sampler.join().unwrap();
+        assert_eq!(group_members(result.pgid), Vec::<i32>::new());
+        (result, count, last, peak.saturating_sub(baseline))
+    }
+
+    #[test]
+    fn a_gigabyte_of_output_does_not_grow_memory() {
+        const GB: u64 = 1_000_000_000;
+        const MAX_GROWTH_KIB: u64 = 20 * 1024;
+        let dir = tempfile::tempdir().unwrap();
+
+        // One line of 1 GB.
+        let mut spec = agent("head -c 1000000000 /dev/zero | tr '\\0' x", dir.path());
+        spec.max_line_bytes = 64 * 1024;
+        let (result, count, last, growth) = supervise_measured(&spec);
+        eprintln!(
+            "1 GB, one line: {:?}, peak RSS growth {growth} KiB",
+            result.duration
+        );
+        assert!(result.exit.success(), "{result:?}");
+        assert_eq!(count, 1);
+        assert_eq!(
+            last.strip_prefix(&"x".repeat(64 * 1024)),
+            Some(format!("…[truncated {} bytes]", GB - 64 * 1024).as_str())
+        );
+        assert!(growth < MAX_GROWTH_KIB, "grew {growth} KiB");
+
+        // A million lines of 1000 bytes.
+        let spec = agent(
+            "yes \"$(printf '%0999d' 0)\" | head -c 1000000000",
+            dir.path(),
+        );
+        let (result, count, last, growth) = supervise_measured(&spec);
+        eprintln!(
+            "1 GB, 10^6 lines: {:?}, peak RSS growth {growth} KiB",
+            result.duration
+        );
+        assert!(result.exit.success(), "{result:?}");
+        assert_eq!(count, 1_000_000);
+        assert_eq!(last, "0".repeat(999));
+        assert_eq!(result.class, Class::MalformedOutput);
+        assert!(growth < MAX_GROWTH_KIB, "grew {growth} KiB");
+    }
+}
