@@ -86,8 +86,6 @@ pub(super) fn run(project: &Project, force: bool, name: Option<&str>) -> anyhow:
     if sources.is_empty() {
         println!("no README.md/SPEC.md found: list your project's docs in source_files");
     }
-    println!(
-        "next: looper add \"First task\"  (or let `looper run` bootstrap tasks from your docs)"
-    );
+    println!("next: looper add \"First task\"");
     Ok(ExitCode::SUCCESS)
 }
