@@ -8,6 +8,8 @@ mod inspect;
 
 use std::process::ExitCode;
 
+use anyhow::Context as _;
+
 use crate::backlog::Status;
 use crate::backlog::persist::BacklogStore;
 use crate::cli::{Cli, Command, StatusArg};
@@ -69,8 +71,7 @@ fn ensure_schema_file(project: &Project) -> anyhow::Result<()> {
     let path = project.schema_path();
     if std::fs::read(&path).ok().as_deref() != Some(text.as_bytes()) {
         crate::file::write_atomic(&path, text.as_bytes(), 0o644)
-            .map_err(|e| anyhow::anyhow!(e))
-            .map_err(|e| e.context(format!("cannot write {}", path.display())))?;
+            .with_context(|| format!("cannot write {}", path.display()))?;
     }
     Ok(())
 }

@@ -303,7 +303,7 @@ impl BacklogStore {
                     journal.append("backlog.refused_external", p)?;
                 }
                 (
-                    theirs.clone(),
+                    theirs,
                     Some((base_value, ExternalChange { diff, refusals })),
                     false,
                 )

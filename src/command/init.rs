@@ -2,6 +2,7 @@
 
 use std::process::ExitCode;
 
+use anyhow::Context as _;
 use serde_json::json;
 
 use crate::project::Project;
@@ -57,9 +58,8 @@ pub(super) fn run(project: &Project, force: bool, name: Option<&str>) -> anyhow:
         "tasks": []
     });
     if let Some(parent) = project.backlog.parent() {
-        std::fs::create_dir_all(parent).map_err(|e| {
-            anyhow::anyhow!(e).context(format!("cannot create {}", parent.display()))
-        })?;
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("cannot create {}", parent.display()))?;
     }
     let journal = project.home.command_journal();
     super::store(project).create(doc, force, &journal)?;
@@ -78,9 +78,8 @@ pub(super) fn run(project: &Project, force: bool, name: Option<&str>) -> anyhow:
     if config.exists() || project.root.join(".looper/looper.toml").exists() {
         println!("kept existing looper.toml");
     } else {
-        crate::file::write_atomic(&config, CONFIG_TEMPLATE.as_bytes(), 0o644).map_err(|e| {
-            anyhow::anyhow!(e).context(format!("cannot write {}", config.display()))
-        })?;
+        crate::file::write_atomic(&config, CONFIG_TEMPLATE.as_bytes(), 0o644)
+            .with_context(|| format!("cannot write {}", config.display()))?;
         println!("created looper.toml");
     }
     if sources.is_empty() {
