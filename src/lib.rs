@@ -5,8 +5,9 @@
 //!
 //! - [`backlog`]: the `to-do.json` types, schema, validation, selection, the jq engine, the
 //!   three-way merge of external edits and the locked, atomic store;
-//! - [`agent`]: the agent layer; so far the stream parsers of each CLI (normalized events,
-//!   usage, failure class);
+//! - [`agent`]: the agent layer: specs, the per-role command line of each CLI, the stream
+//!   parsers (normalized events, usage, failure class), the process supervisor and report
+//!   extraction;
 //! - [`journal`]: the JSONL record writer;
 //! - [`store`]: the `LOOPER_HOME` layout (per-project state and run directories);
 //! - [`project`]: finding the project root and its backlog;

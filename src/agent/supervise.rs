@@ -183,26 +183,12 @@ impl Exit {
 }
 
 /// How a run ended, from the stream and from what the supervisor saw.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "class", rename_all = "snake_case")]
+///
+/// Serialized flat, one tag for both kinds: `{"class":"timeout"}`,
+/// `{"class":"rate_limited","reset_at":null,"retry_after_s":30}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Class {
     Ok,
-    RateLimited {
-        reset_at: Option<String>,
-        retry_after_s: Option<u64>,
-    },
-    Auth,
-    Api {
-        status: Option<u16>,
-        retryable: bool,
-    },
-    TurnLimit,
-    BudgetLimit,
-    AgentError,
-    MalformedOutput,
-    NoReport,
-    /// Exit code 0 but the stream ended without the CLI's terminal event.
-    Incomplete,
     /// The wall limit expired.
     Timeout,
     /// The agent was silent for longer than the idle limit.
@@ -214,27 +200,70 @@ pub enum Class {
         code: Option<i32>,
         signal: Option<i32>,
     },
+    /// What the CLI's own stream said went wrong.
+    Stream(FailureClass),
 }
 
-impl From<FailureClass> for Class {
-    fn from(failure: FailureClass) -> Self {
-        match failure {
-            FailureClass::RateLimited {
-                reset_at,
-                retry_after_s,
-            } => Self::RateLimited {
-                reset_at,
-                retry_after_s,
+/// The supervisor's own classes, as serialized.
+#[derive(Serialize, Deserialize)]
+#[serde(tag = "class", rename_all = "snake_case")]
+enum SupervisorClass {
+    Ok,
+    Timeout,
+    Idle,
+    Cancelled,
+    Crash {
+        code: Option<i32>,
+        signal: Option<i32>,
+    },
+}
+
+impl Serialize for Class {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let own = match self {
+            Self::Stream(failure) => return failure.serialize(serializer),
+            Self::Ok => SupervisorClass::Ok,
+            Self::Timeout => SupervisorClass::Timeout,
+            Self::Idle => SupervisorClass::Idle,
+            Self::Cancelled => SupervisorClass::Cancelled,
+            Self::Crash { code, signal } => SupervisorClass::Crash {
+                code: *code,
+                signal: *signal,
             },
-            FailureClass::Auth => Self::Auth,
-            FailureClass::Api { status, retryable } => Self::Api { status, retryable },
-            FailureClass::TurnLimit => Self::TurnLimit,
-            FailureClass::BudgetLimit => Self::BudgetLimit,
-            FailureClass::NoReport => Self::NoReport,
-            FailureClass::MalformedOutput => Self::MalformedOutput,
-            FailureClass::Incomplete => Self::Incomplete,
-            FailureClass::AgentError => Self::AgentError,
+        };
+        own.serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for Class {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::Error as _;
+        let value = serde_json::Value::deserialize(deserializer)?;
+        let own = matches!(
+            value.get("class").and_then(serde_json::Value::as_str),
+            Some("ok" | "timeout" | "idle" | "cancelled" | "crash")
+        );
+        if !own {
+            return FailureClass::deserialize(value)
+                .map(Self::Stream)
+                .map_err(D::Error::custom);
         }
+        Ok(
+            match SupervisorClass::deserialize(value).map_err(D::Error::custom)? {
+                SupervisorClass::Ok => Self::Ok,
+                SupervisorClass::Timeout => Self::Timeout,
+                SupervisorClass::Idle => Self::Idle,
+                SupervisorClass::Cancelled => Self::Cancelled,
+                SupervisorClass::Crash { code, signal } => Self::Crash { code, signal },
+            },
+        )
+    }
+}
+
+impl Class {
+    /// A rate limit, with or without reset information.
+    pub fn is_rate_limited(&self) -> bool {
+        matches!(self, Self::Stream(FailureClass::RateLimited { .. }))
     }
 }
 
@@ -639,7 +668,7 @@ fn classify(stop: Option<StopReason>, exit: Exit, failure: Option<&FailureClass>
         Some(StopReason::Idle) => return Class::Idle,
         Some(StopReason::Cancel) => return Class::Cancelled,
         Some(StopReason::Grace) => {
-            return failure.cloned().map_or(Class::Ok, Class::from);
+            return failure.cloned().map_or(Class::Ok, Class::Stream);
         }
         None => {}
     }
@@ -655,7 +684,7 @@ fn classify(stop: Option<StopReason>, exit: Exit, failure: Option<&FailureClass>
         {
             crash
         }
-        Some(failure) => Class::from(failure.clone()),
+        Some(failure) => Class::Stream(failure.clone()),
         None => crash,
     }
 }
@@ -908,6 +937,38 @@ mod tests {
     }
 
     #[test]
+    fn classes_serialize_flat() {
+        let cases = [
+            (Class::Ok, r#"{"class":"ok"}"#),
+            (Class::Timeout, r#"{"class":"timeout"}"#),
+            (
+                Class::Crash {
+                    code: Some(2),
+                    signal: None,
+                },
+                r#"{"class":"crash","code":2,"signal":null}"#,
+            ),
+            (
+                Class::Stream(FailureClass::RateLimited {
+                    reset_at: None,
+                    retry_after_s: Some(30),
+                }),
+                r#"{"class":"rate_limited","reset_at":null,"retry_after_s":30}"#,
+            ),
+            (Class::Stream(FailureClass::Auth), r#"{"class":"auth"}"#),
+        ];
+        for (class, json) in cases {
+            assert_eq!(serde_json::to_string(&class).unwrap(), json);
+            assert_eq!(serde_json::from_str::<Class>(json).unwrap(), class);
+        }
+        let err = serde_json::from_str::<Class>(r#"{"class":"exploded"}"#).unwrap_err();
+        assert!(
+            err.to_string().contains("unknown variant `exploded`"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn a_hanging_agent_times_out() {
         let dir = tempfile::tempdir().unwrap();
         let mut spec = agent("echo started; exec sleep 1000", dir.path());
@@ -1004,7 +1065,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let spec = agent("echo 'not json'; echo '{\"type\":'", dir.path());
         let (result, lines) = supervise(&spec, StreamFormat::Codex);
-        assert_eq!(result.class, Class::MalformedOutput);
+        assert_eq!(result.class, Class::Stream(FailureClass::MalformedOutput));
         assert_eq!(result.outcome.garbage_lines, 2);
         assert!(result.exit.success());
         assert_eq!(lines[0].events, [Event::Unknown { kind: None }]);
@@ -1185,12 +1246,21 @@ mod tests {
         assert_eq!(classify(None, ok, None), Class::Ok);
         assert_eq!(classify(None, code_1, None), crash_1);
         // The CLI's own verdict wins over its exit code.
-        assert_eq!(classify(None, code_1, Some(&auth)), Class::Auth);
+        assert_eq!(
+            classify(None, code_1, Some(&auth)),
+            Class::Stream(FailureClass::Auth)
+        );
         // A stream cut short yields to the crash.
         assert_eq!(classify(None, code_1, Some(&incomplete)), crash_1);
-        assert_eq!(classify(None, ok, Some(&incomplete)), Class::Incomplete);
+        assert_eq!(
+            classify(None, ok, Some(&incomplete)),
+            Class::Stream(FailureClass::Incomplete)
+        );
         let no_report = FailureClass::NoReport;
-        assert_eq!(classify(None, ok, Some(&no_report)), Class::NoReport);
+        assert_eq!(
+            classify(None, ok, Some(&no_report)),
+            Class::Stream(FailureClass::NoReport)
+        );
         // Limits name themselves; the final grace only cut short a finished CLI.
         let term = Exit {
             code: None,
@@ -1202,7 +1272,10 @@ mod tests {
         assert_eq!(classify(idle, term, Some(&incomplete)), Class::Idle);
         let grace = Some(StopReason::Grace);
         assert_eq!(classify(grace, term, None), Class::Ok);
-        assert_eq!(classify(grace, term, Some(&auth)), Class::Auth);
+        assert_eq!(
+            classify(grace, term, Some(&auth)),
+            Class::Stream(FailureClass::Auth)
+        );
         let cancel = Some(StopReason::Cancel);
         assert_eq!(classify(cancel, term, None), Class::Cancelled);
     }
@@ -1287,7 +1360,7 @@ mod tests {
         assert!(result.exit.success(), "{result:?}");
         assert_eq!(count, 1_000_000);
         assert_eq!(last, "0".repeat(999));
-        assert_eq!(result.class, Class::MalformedOutput);
+        assert_eq!(result.class, Class::Stream(FailureClass::MalformedOutput));
         assert!(growth < MAX_GROWTH_KIB, "grew {growth} KiB");
     }
 }
