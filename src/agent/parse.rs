@@ -189,6 +189,52 @@ mod tests {
         assert_eq!(outcome.failure, Some(FailureClass::NoReport));
     }
 
+    /// Real streams of each pinned CLI meeting HTTP 429 with `retry-after: 1` from the mock
+    /// (`tests/integration/MOCK-NOTES.md`): every one is a rate limit, without a final text,
+    /// although pi exits 0 and gemini words it in prose.
+    #[test]
+    fn every_real_429_stream_is_a_rate_limit() {
+        let cases = [
+            (
+                StreamFormat::Codex,
+                include_str!("../../tests/fixtures/captures/codex-http429.jsonl"),
+            ),
+            (
+                StreamFormat::Claude,
+                include_str!("../../tests/fixtures/captures/claude-http429.jsonl"),
+            ),
+            (
+                StreamFormat::Gemini,
+                include_str!("../../tests/fixtures/captures/gemini-http429.jsonl"),
+            ),
+            (
+                StreamFormat::Opencode,
+                include_str!("../../tests/fixtures/captures/opencode-http429.jsonl"),
+            ),
+            (
+                StreamFormat::Pi,
+                include_str!("../../tests/fixtures/captures/pi-http429.jsonl"),
+            ),
+        ];
+        for (format, capture) in cases {
+            let (_, outcome) = run(format, capture);
+            assert!(
+                matches!(outcome.failure, Some(FailureClass::RateLimited { .. })),
+                "{format:?}: {outcome:?}"
+            );
+            assert_eq!(outcome.final_text, None, "{format:?}");
+        }
+        // gemini's "Suggested retry after 1s." inside `[API Error: …]`.
+        let (_, gemini) = run(StreamFormat::Gemini, cases[2].1);
+        assert_eq!(
+            gemini.failure,
+            Some(FailureClass::RateLimited {
+                reset_at: None,
+                retry_after_s: Some(1)
+            })
+        );
+    }
+
     #[test]
     fn a_stream_of_garbage_is_malformed_output() {
         let (_, outcome) = run(StreamFormat::Claude, "oops\nSegmentation fault\n");

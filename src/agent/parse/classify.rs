@@ -89,11 +89,15 @@ pub(crate) fn api_error(status: Option<u16>, kinds: &[&str], message: &str) -> F
     FailureClass::Api { status, retryable }
 }
 
-/// Classifies a CLI's error message: the raw response body when it is JSON
+/// Classifies a CLI's error message: the raw response body when it is or holds JSON
 /// (`{"error": {"type", "code", "message", "status"}}`), otherwise the text, where a
 /// standalone 4xx/5xx number is taken as the HTTP status.
 pub(crate) fn error_message(message: &str) -> FailureClass {
-    if let Ok(body) = serde_json::from_str::<Value>(message)
+    // The body may be the whole message or wrapped in words (gemini: `[API Error: {…}]`).
+    let body = serde_json::from_str::<Value>(message)
+        .ok()
+        .or_else(|| crate::agent::report::last_json_object(message).map(Value::Object));
+    if let Some(body) = body
         && let Some(error) = body.get("error").filter(|e| e.is_object())
     {
         let status = status_at(error, "/status").or_else(|| status_at(error, "/code"));
@@ -184,11 +188,15 @@ fn phrase_after(text: &str, markers: &[&str]) -> Option<String> {
     markers.iter().find_map(|marker| {
         let start = lower.find(marker)? + marker.len();
         let rest = &text[start..];
-        let end = rest
-            .find(". ")
-            .or_else(|| rest.find('\n'))
+        let end = [rest.find(". "), rest.find('\n')]
+            .into_iter()
+            .flatten()
+            .min()
             .unwrap_or(rest.len());
-        let phrase = rest[..end].trim().trim_end_matches('.').trim();
+        let phrase = rest[..end]
+            .trim()
+            .trim_end_matches(|c| ".,;:]}".contains(c))
+            .trim();
         (!phrase.is_empty()).then(|| phrase.to_owned())
     })
 }

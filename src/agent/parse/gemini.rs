@@ -181,7 +181,13 @@ fn classify_error(error: &Value, message: &str) -> FailureClass {
     match (status, classify::error_message(message)) {
         (Some(status), _) => classify::api_error(Some(status), &[], message),
         (None, class @ (FailureClass::RateLimited { .. } | FailureClass::Auth)) => class,
-        (None, class) if kind.contains("Api") || kind.contains("Fetch") => class,
+        (None, class)
+            if kind.contains("Api")
+                || kind.contains("Fetch")
+                || message.trim_start().starts_with("[API Error") =>
+        {
+            class
+        }
         (None, _) => FailureClass::AgentError,
     }
 }
