@@ -3,10 +3,13 @@
 
 #![expect(clippy::unwrap_used, reason = "test helpers fail loudly")]
 
+mod agents;
 mod backlog_cmds;
 mod bad_input;
 mod concurrency;
 mod crash;
 mod harness;
 mod merge;
+mod mock;
+mod mock_server;
 mod schema;
