@@ -18,6 +18,7 @@ pub mod agent;
 pub mod backlog;
 pub mod cli;
 pub mod command;
+pub mod config;
 pub mod error;
 pub mod file;
 pub mod journal;

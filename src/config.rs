@@ -1,0 +1,467 @@
+//! Configuration (DESIGN §2, §6; STYLE §2.2): built-in defaults < `$LOOPER_HOME/config.toml` <
+//! the project's `looper.toml` (or `.looper/looper.toml`) < `LOOPER_*` environment < flags.
+//!
+//! Each file is read into an all-`Option` [`Layer`] (unknown keys are errors that name the file
+//! and key), the layers are merged in order, and [`Config::resolve`] checks the result (agent
+//! specs parsed, durations positive) before any work starts. Code past this module sees only
+//! the resolved [`Config`].
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context;
+use serde::{Deserialize, Serialize};
+
+use crate::agent::{AgentSpec, Sandbox};
+use crate::error::UsageError;
+
+/// How Looper treats the worker's uncommitted changes (`[git] commit`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GitCommit {
+    /// Looper commits accepted work with `Looper-*` trailers.
+    #[default]
+    Looper,
+    /// The agent commits; Looper only records `HEAD`.
+    Agent,
+    /// No commits.
+    Off,
+}
+
+/// One config file, or the environment, or the flags: every key optional.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Layer {
+    #[serde(default)]
+    pub roles: RolesLayer,
+    #[serde(default, rename = "loop")]
+    pub looping: LoopLayer,
+    #[serde(default)]
+    pub verify: VerifyLayer,
+    #[serde(default)]
+    pub git: GitLayer,
+    #[serde(default)]
+    pub timeouts: TimeoutsLayer,
+    /// `"default"` or `"none"` (the worker runs without the CLIs' sandboxes).
+    pub sandbox: Option<Sandbox>,
+    /// Named agent profiles: `[agents.glm] spec = "claude:glm-4.7", env = {...}`.
+    #[serde(default)]
+    pub agents: BTreeMap<String, ProfileLayer>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RolesLayer {
+    pub worker: Option<String>,
+    pub reviewer: Option<OneOrMany>,
+    pub bootstrap: Option<String>,
+    pub repair: Option<String>,
+}
+
+/// A reviewer list may be written as one spec.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl OneOrMany {
+    fn into_vec(self) -> Vec<String> {
+        match self {
+            Self::One(s) => vec![s],
+            Self::Many(v) => v,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoopLayer {
+    pub max_iterations: Option<u32>,
+    pub retry_limit: Option<u32>,
+    /// Extra review passes after an inconclusive one.
+    pub review_retries: Option<u32>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyLayer {
+    pub commands: Option<Vec<String>>,
+    /// Seconds a gate may take.
+    pub timeout: Option<u64>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GitLayer {
+    pub commit: Option<GitCommit>,
+}
+
+/// Seconds, per role.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TimeoutsLayer {
+    pub worker: Option<u64>,
+    pub reviewer: Option<u64>,
+    /// Seconds without output before an agent is stopped (all roles).
+    pub idle: Option<u64>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProfileLayer {
+    pub spec: Option<String>,
+    /// The CLI's executable, when it is not on `PATH` under the adapter's name.
+    pub program: Option<PathBuf>,
+    /// Set for the agent process; `${VAR}` expands from Looper's environment.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+}
+
+impl Layer {
+    /// Reads one config file; `None` when it doesn't exist.
+    pub fn read(path: &Path) -> anyhow::Result<Option<Layer>> {
+        let text = match fs_err::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        toml::from_str(&text)
+            .map(Some)
+            .map_err(|e| UsageError::new(format!("invalid config {}: {e}", path.display())).into())
+    }
+
+    /// Puts `over` on top of `self`.
+    fn merge(&mut self, over: Layer) {
+        fn set<T>(slot: &mut Option<T>, value: Option<T>) {
+            if value.is_some() {
+                *slot = value;
+            }
+        }
+        set(&mut self.roles.worker, over.roles.worker);
+        set(&mut self.roles.reviewer, over.roles.reviewer);
+        set(&mut self.roles.bootstrap, over.roles.bootstrap);
+        set(&mut self.roles.repair, over.roles.repair);
+        set(
+            &mut self.looping.max_iterations,
+            over.looping.max_iterations,
+        );
+        set(&mut self.looping.retry_limit, over.looping.retry_limit);
+        set(
+            &mut self.looping.review_retries,
+            over.looping.review_retries,
+        );
+        set(&mut self.verify.commands, over.verify.commands);
+        set(&mut self.verify.timeout, over.verify.timeout);
+        set(&mut self.git.commit, over.git.commit);
+        set(&mut self.timeouts.worker, over.timeouts.worker);
+        set(&mut self.timeouts.reviewer, over.timeouts.reviewer);
+        set(&mut self.timeouts.idle, over.timeouts.idle);
+        set(&mut self.sandbox, over.sandbox);
+        for (name, profile) in over.agents {
+            let slot = self.agents.entry(name).or_default();
+            set(&mut slot.spec, profile.spec);
+            set(&mut slot.program, profile.program);
+            slot.env.extend(profile.env);
+        }
+    }
+
+    /// `LOOPER_WORKER`, `LOOPER_REVIEWER` (comma-separated), `LOOPER_MAX_ITERATIONS`, and the
+    /// original looper's `MAX_ITERATIONS`.
+    fn from_env(get: &dyn Fn(&str) -> Option<String>) -> anyhow::Result<Layer> {
+        let mut layer = Layer::default();
+        layer.roles.worker = get("LOOPER_WORKER");
+        layer.roles.reviewer = get("LOOPER_REVIEWER")
+            .map(|v| OneOrMany::Many(v.split(',').map(|s| s.trim().to_owned()).collect()));
+        for var in ["MAX_ITERATIONS", "LOOPER_MAX_ITERATIONS"] {
+            if let Some(v) = get(var) {
+                let n = v.trim().parse().map_err(|_| {
+                    UsageError::new(format!("{var}={v:?} is not a whole number of iterations"))
+                })?;
+                layer.looping.max_iterations = Some(n);
+            }
+        }
+        Ok(layer)
+    }
+}
+
+/// An agent as a role will run it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Agent {
+    /// The name it was given: a profile name or the spec itself.
+    pub name: String,
+    pub spec: AgentSpec,
+    pub program: Option<PathBuf>,
+    /// Expanded environment; values are secrets until proven otherwise.
+    pub env: Vec<(String, String)>,
+}
+
+/// The resolved configuration of a run.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub worker: Agent,
+    pub reviewers: Vec<Agent>,
+    pub bootstrap: Agent,
+    pub repair: Agent,
+    pub max_iterations: u32,
+    pub retry_limit: u32,
+    pub review_retries: u32,
+    pub verify: Vec<String>,
+    pub verify_timeout: Duration,
+    pub git_commit: GitCommit,
+    pub sandbox: Sandbox,
+    pub worker_timeout: Duration,
+    pub reviewer_timeout: Duration,
+    pub idle_timeout: Duration,
+    /// The files read, in order, for `run.start`.
+    pub sources: Vec<PathBuf>,
+}
+
+impl Config {
+    /// Reads and merges every layer for the project at `root`, then checks the result.
+    /// `flags` is the command line's layer.
+    pub fn resolve(home: &Path, root: &Path, flags: Layer) -> anyhow::Result<Config> {
+        Self::resolve_with(home, root, flags, &|k| std::env::var(k).ok())
+    }
+
+    fn resolve_with(
+        home: &Path,
+        root: &Path,
+        flags: Layer,
+        get: &dyn Fn(&str) -> Option<String>,
+    ) -> anyhow::Result<Config> {
+        let mut merged = Layer::default();
+        let mut sources = Vec::new();
+        let project_file = [root.join("looper.toml"), root.join(".looper/looper.toml")]
+            .into_iter()
+            .find(|p| p.exists());
+        for path in std::iter::once(home.join("config.toml")).chain(project_file) {
+            if let Some(layer) = Layer::read(&path)? {
+                merged.merge(layer);
+                sources.push(path);
+            }
+        }
+        merged.merge(Layer::from_env(get)?);
+        merged.merge(flags);
+        let profiles = merged.agents.clone();
+        let agent = |name: &str| resolve_agent(name, &profiles, get);
+        let worker = agent(merged.roles.worker.as_deref().unwrap_or("codex"))?;
+        let reviewers = merged
+            .roles
+            .reviewer
+            .map_or_else(|| vec!["codex".to_owned()], OneOrMany::into_vec)
+            .iter()
+            .map(|name| agent(name))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        if reviewers.is_empty() {
+            return Err(UsageError::new(
+                "roles.reviewer is empty: name at least one reviewer, e.g. reviewer = [\"codex\"]",
+            )
+            .into());
+        }
+        let bootstrap = match &merged.roles.bootstrap {
+            Some(name) => agent(name)?,
+            None => worker.clone(),
+        };
+        let repair = match &merged.roles.repair {
+            Some(name) => agent(name)?,
+            None => worker.clone(),
+        };
+        let seconds = |key: &str, value: Option<u64>, default: u64| {
+            let s = value.unwrap_or(default);
+            if s == 0 {
+                Err(UsageError::new(format!(
+                    "{key} = 0: give a number of seconds above 0"
+                )))
+            } else {
+                Ok(Duration::from_secs(s))
+            }
+        };
+        Ok(Config {
+            worker,
+            reviewers,
+            bootstrap,
+            repair,
+            max_iterations: merged.looping.max_iterations.unwrap_or(50),
+            retry_limit: merged.looping.retry_limit.unwrap_or(3).max(1),
+            review_retries: merged.looping.review_retries.unwrap_or(2),
+            verify: merged.verify.commands.unwrap_or_default(),
+            verify_timeout: seconds("verify.timeout", merged.verify.timeout, 600)?,
+            git_commit: merged.git.commit.unwrap_or_default(),
+            sandbox: merged.sandbox.unwrap_or_default(),
+            worker_timeout: seconds("timeouts.worker", merged.timeouts.worker, 3600)?,
+            reviewer_timeout: seconds("timeouts.reviewer", merged.timeouts.reviewer, 1800)?,
+            idle_timeout: seconds("timeouts.idle", merged.timeouts.idle, 600)?,
+            sources,
+        })
+    }
+}
+
+/// A profile name or a spec, with the profile's program and expanded environment.
+fn resolve_agent(
+    name: &str,
+    profiles: &BTreeMap<String, ProfileLayer>,
+    get: &dyn Fn(&str) -> Option<String>,
+) -> anyhow::Result<Agent> {
+    let (text, profile) = match profiles.get(name) {
+        Some(p) => (
+            p.spec.clone().ok_or_else(|| {
+                UsageError::new(format!(
+                    "agent profile `{name}` has no spec: add spec = \"adapter[:model][@effort]\" under [agents.{name}]"
+                ))
+            })?,
+            Some(p),
+        ),
+        None => (name.to_owned(), None),
+    };
+    let spec: AgentSpec = text
+        .parse()
+        .map_err(|e| UsageError::new(format!("{e}")))
+        .with_context(|| format!("in agent `{name}`"))?;
+    let mut env = Vec::new();
+    if let Some(profile) = profile {
+        for (key, value) in &profile.env {
+            env.push((
+                key.clone(),
+                expand(value, get).with_context(|| format!("in [agents.{name}] env.{key}"))?,
+            ));
+        }
+    }
+    Ok(Agent {
+        name: name.to_owned(),
+        spec,
+        program: profile.and_then(|p| p.program.clone()),
+        env,
+    })
+}
+
+/// Expands `${VAR}` from Looper's environment; an unset variable is an error naming it.
+fn expand(value: &str, get: &dyn Fn(&str) -> Option<String>) -> anyhow::Result<String> {
+    let mut out = String::new();
+    let mut rest = value;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let end = after
+            .find('}')
+            .ok_or_else(|| UsageError::new(format!("unclosed `${{` in {value:?}")))?;
+        let var = &after[..end];
+        let val = get(var).ok_or_else(|| {
+            UsageError::new(format!("${{{var}}} is not set in Looper's environment"))
+        })?;
+        out.push_str(&val);
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::agent::Adapter;
+
+    fn resolve(
+        home_toml: &str,
+        project_toml: &str,
+        env: &[(&str, &str)],
+    ) -> anyhow::Result<Config> {
+        let dir = tempfile::tempdir().unwrap();
+        let home = dir.path().join("home");
+        let root = dir.path().join("proj");
+        std::fs::create_dir_all(&home).unwrap();
+        std::fs::create_dir_all(&root).unwrap();
+        if !home_toml.is_empty() {
+            std::fs::write(home.join("config.toml"), home_toml).unwrap();
+        }
+        if !project_toml.is_empty() {
+            std::fs::write(root.join("looper.toml"), project_toml).unwrap();
+        }
+        let env: BTreeMap<String, String> = env
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        Config::resolve_with(&home, &root, Layer::default(), &|k| env.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults() {
+        let c = resolve("", "", &[]).unwrap();
+        assert_eq!(c.worker.spec.adapter, Adapter::Codex);
+        assert_eq!(c.reviewers.len(), 1);
+        assert_eq!(c.max_iterations, 50);
+        assert_eq!(c.retry_limit, 3);
+        assert_eq!(c.git_commit, GitCommit::Looper);
+        assert_eq!(c.sandbox, Sandbox::Default);
+        assert!(c.verify.is_empty());
+    }
+
+    #[test]
+    fn layers_override_in_order() {
+        let c = resolve(
+            "[roles]\nworker = \"claude\"\n[loop]\nmax_iterations = 7\nretry_limit = 5\n",
+            "[roles]\nworker = \"pi:x@high\"\nreviewer = \"gemini\"\n[verify]\ncommands = [\"true\"]\n",
+            &[("LOOPER_MAX_ITERATIONS", "9")],
+        )
+        .unwrap();
+        assert_eq!(c.worker.spec.to_string(), "pi:x@high");
+        assert_eq!(c.reviewers[0].spec.adapter, Adapter::Gemini);
+        assert_eq!(c.max_iterations, 9);
+        assert_eq!(c.retry_limit, 5);
+        assert_eq!(c.verify, ["true"]);
+        assert_eq!(c.sources.len(), 2);
+    }
+
+    #[test]
+    fn profiles_carry_spec_program_and_expanded_env() {
+        let c = resolve(
+            "",
+            "[roles]\nworker = \"glm\"\n[agents.glm]\nspec = \"claude:glm-4.7\"\nprogram = \"/opt/claude\"\nenv = { ANTHROPIC_AUTH_TOKEN = \"${ZAI_API_KEY}\", X = \"a${B}c\" }\n",
+            &[("ZAI_API_KEY", "sekrit"), ("B", "b")],
+        )
+        .unwrap();
+        assert_eq!(c.worker.name, "glm");
+        assert_eq!(c.worker.spec.model.as_deref(), Some("glm-4.7"));
+        assert_eq!(c.worker.program.as_deref(), Some(Path::new("/opt/claude")));
+        assert!(
+            c.worker
+                .env
+                .contains(&("ANTHROPIC_AUTH_TOKEN".into(), "sekrit".into()))
+        );
+        assert!(c.worker.env.contains(&("X".into(), "abc".into())));
+    }
+
+    #[test]
+    fn bad_config_names_the_file_and_the_fix() {
+        let err = resolve("", "[roles]\nwroker = \"codex\"\n", &[]).unwrap_err();
+        let text = format!("{err:#}");
+        assert!(
+            text.contains("looper.toml") && text.contains("wroker"),
+            "{text}"
+        );
+        assert_eq!(crate::error::exit_code(&err), 2);
+
+        let err = resolve("", "[roles]\nworker = \"gpt\"\n", &[]).unwrap_err();
+        assert!(
+            format!("{err:#}").contains("unknown agent adapter `gpt`"),
+            "{err:#}"
+        );
+
+        // A profile nobody uses may name variables that aren't set; the worker's may not.
+        let profile = "[agents.x]\nspec = \"codex\"\nenv = { K = \"${NOPE}\" }\n";
+        resolve("", profile, &[]).unwrap();
+        let err = resolve("", &format!("[roles]\nworker = \"x\"\n{profile}"), &[]).unwrap_err();
+        assert!(format!("{err:#}").contains("${NOPE} is not set"), "{err:#}");
+
+        let err = resolve("", "[timeouts]\nworker = 0\n", &[]).unwrap_err();
+        assert!(
+            format!("{err:#}").contains("timeouts.worker = 0"),
+            "{err:#}"
+        );
+
+        let err = resolve("", "", &[("MAX_ITERATIONS", "lots")]).unwrap_err();
+        assert!(format!("{err:#}").contains("MAX_ITERATIONS"), "{err:#}");
+    }
+}
