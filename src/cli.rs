@@ -12,12 +12,13 @@ Environment: LOOPER_HOME (default ~/.looper) holds journals and state; NO_COLOR 
 
 /// Looper: a strict, auditable loop that drives AI coding agents through a JSON backlog.
 #[derive(Debug, Parser)]
-#[command(name = "looper", version, about, after_help = AFTER_HELP, arg_required_else_help = true)]
+#[command(name = "looper", version, about, after_help = AFTER_HELP)]
 pub struct Cli {
     #[command(flatten)]
     pub global: Global,
+    /// Without a command, `looper` is `looper run`.
     #[command(subcommand)]
-    pub command: Command,
+    pub command: Option<Command>,
 }
 
 #[derive(Debug, Args)]
@@ -32,6 +33,17 @@ pub struct Global {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Work through the backlog, one task per iteration, until a review declares the project
+    /// done (the default command).
+    #[command(after_help = "\
+Examples:
+  looper run
+  looper run --worker claude:opus --reviewer codex:gpt-5.5@xhigh
+  looper run --worker cmd:./my-agent.sh --max-iterations 5
+
+Configuration comes from looper.toml (see `looper init`), $LOOPER_HOME/config.toml,
+LOOPER_WORKER / LOOPER_REVIEWER / LOOPER_MAX_ITERATIONS, and these flags, in rising order.")]
+    Run(RunArgs),
     /// Create the backlog, its schema and a commented looper.toml in the project.
     #[command(after_help = "Example:\n  looper init --name my-app")]
     Init {
@@ -123,4 +135,33 @@ pub enum StatusArg {
     Doing,
     Blocked,
     Done,
+}
+
+/// Flags of `looper run`; each overrides the same key of the config files.
+#[derive(Debug, Default, Args)]
+pub struct RunArgs {
+    /// Agent spec or profile for task iterations: adapter[:model][@effort] or cmd:PROGRAM.
+    #[arg(long, value_name = "SPEC")]
+    pub worker: Option<String>,
+    /// Agent spec or profile for the review pass (repeat for an ensemble).
+    #[arg(long, value_name = "SPEC")]
+    pub reviewer: Vec<String>,
+    /// Stop after this many iterations (default 50).
+    #[arg(long, value_name = "N")]
+    pub max_iterations: Option<u32>,
+    /// Attempts on a task before it stays blocked (default 3).
+    #[arg(long, value_name = "N")]
+    pub retry_limit: Option<u32>,
+    /// A gate run after each iteration (repeatable; replaces [verify] commands).
+    #[arg(long = "verify", value_name = "COMMAND")]
+    pub verify: Vec<String>,
+    /// `none` runs the worker without the agent CLIs' own sandboxes (only inside a container or VM).
+    #[arg(long, value_enum, value_name = "MODE")]
+    pub sandbox: Option<SandboxArg>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum SandboxArg {
+    Default,
+    None,
 }

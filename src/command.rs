@@ -18,7 +18,11 @@ use crate::project::Project;
 /// Runs the parsed command line.
 pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     let project = || Project::discover(cli.global.dir.as_deref(), cli.global.backlog.as_deref());
-    match cli.command {
+    let command = cli
+        .command
+        .unwrap_or(Command::Run(crate::cli::RunArgs::default()));
+    match command {
+        Command::Run(args) => crate::run::run(&project()?, run_layer(args)),
         Command::Init { force, name } => init::run(&project()?, force, name.as_deref()),
         Command::Validate { json } => inspect::validate(&project()?, json),
         Command::Fmt { check } => inspect::fmt(&project()?, check),
@@ -74,4 +78,23 @@ fn ensure_schema_file(project: &Project) -> anyhow::Result<()> {
             .with_context(|| format!("cannot write {}", path.display()))?;
     }
     Ok(())
+}
+
+/// The command line's layer of the configuration.
+fn run_layer(args: crate::cli::RunArgs) -> crate::config::Layer {
+    let mut layer = crate::config::Layer::default();
+    layer.roles.worker = args.worker;
+    if !args.reviewer.is_empty() {
+        layer.roles.reviewer = Some(crate::config::OneOrMany::Many(args.reviewer));
+    }
+    layer.looping.max_iterations = args.max_iterations;
+    layer.looping.retry_limit = args.retry_limit;
+    if !args.verify.is_empty() {
+        layer.verify.commands = Some(args.verify);
+    }
+    layer.sandbox = args.sandbox.map(|s| match s {
+        crate::cli::SandboxArg::Default => crate::agent::Sandbox::Default,
+        crate::cli::SandboxArg::None => crate::agent::Sandbox::None,
+    });
+    layer
 }

@@ -23,6 +23,7 @@ pub mod error;
 pub mod file;
 pub mod journal;
 pub mod project;
+pub mod run;
 pub mod store;
 pub mod term;
 

@@ -58,6 +58,26 @@ pub const DONE: &str = r#"if any(.tasks[]; .id == $id) then . else error("no tas
 /// Rewrites the file in canonical form without changing anything.
 pub const IDENTITY: &str = ".";
 
+/// Marks a task done after Looper corroborated the worker's report, with a note.
+pub const COMPLETE: &str = r#"if any(.tasks[]; .id == $id) then . else error("no task with id \($id)") end
+| .tasks |= map(if .id == $id then .status = "done" | .notes = ((.notes // []) + [$note]) | .updated_at = $now else . end)"#;
+
+/// Records an iteration that did not finish a task: one more attempt, a note, and the task
+/// back to `todo`, or `blocked` (with the agent's blockers) when the agent said so or the
+/// retry limit is reached.
+pub const ATTEMPT: &str = r#"if any(.tasks[]; .id == $id) then . else error("no task with id \($id)") end
+| .tasks |= map(if .id == $id then
+    .attempts = ((.attempts // 0) + 1)
+    | .notes = ((.notes // []) + [$note])
+    | .status = (if $blocked or .attempts >= $limit then "blocked" else "todo" end)
+    | (if ($blockers | length) > 0 then .blockers = $blockers else . end)
+    | .updated_at = $now
+  else . end)"#;
+
+/// Appends the project-done marker (only the review pass does this).
+pub const MARK_PROJECT_DONE: &str = r#".tasks += [{id: $marker_id, title: "Project done", priority: 5, status: "done",
+  tags: ["project-done"], notes: [$note], created_at: $now, updated_at: $now}]"#;
+
 /// A new task for `looper add`.
 pub struct NewTask {
     pub title: String,
@@ -105,6 +125,54 @@ pub fn done_by_hand(id: &str, reason: &str) -> Change {
         ],
     );
     change.may_complete = true;
+    change
+}
+
+/// Marks `id` done after corroboration.
+pub fn complete(id: &str, note: &str) -> Change {
+    let mut change = Change::new(
+        "complete",
+        COMPLETE,
+        vec![
+            ("id".into(), json!(id)),
+            ("note".into(), json!(note)),
+            ("now".into(), json!(now_rfc3339())),
+        ],
+    );
+    change.may_complete = true;
+    change
+}
+
+/// One more attempt on `id`: see [`ATTEMPT`].
+pub fn attempt(id: &str, note: &str, blocked: bool, blockers: &[String], limit: u32) -> Change {
+    Change::new(
+        "attempt",
+        ATTEMPT,
+        vec![
+            ("id".into(), json!(id)),
+            ("note".into(), json!(note)),
+            ("blocked".into(), json!(blocked)),
+            ("blockers".into(), json!(blockers)),
+            ("limit".into(), json!(limit)),
+            ("now".into(), json!(now_rfc3339())),
+        ],
+    )
+}
+
+/// Appends the project-done marker with the review's summary as its note. `marker_id` is
+/// `PROJECT-DONE`, or a free variant of it when a task already has that id.
+pub fn mark_project_done(marker_id: &str, note: &str) -> Change {
+    let mut change = Change::new(
+        "review",
+        MARK_PROJECT_DONE,
+        vec![
+            ("marker_id".into(), json!(marker_id)),
+            ("note".into(), json!(note)),
+            ("now".into(), json!(now_rfc3339())),
+        ],
+    );
+    change.may_complete = true;
+    change.may_mark_project_done = true;
     change
 }
 

@@ -89,7 +89,11 @@ impl Env {
             let Ok(runs) = std::fs::read_dir(p.path().join("runs")) else {
                 continue;
             };
-            let mut files: Vec<PathBuf> = runs.flatten().map(|e| e.path()).collect();
+            let mut files: Vec<PathBuf> = runs
+                .flatten()
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|e| e == "jsonl"))
+                .collect();
             files.sort();
             for f in files {
                 for line in std::fs::read_to_string(f).unwrap().lines() {

@@ -12,4 +12,5 @@ mod harness;
 mod merge;
 mod mock;
 mod mock_server;
+mod run;
 mod schema;

@@ -1,0 +1,257 @@
+//! The loop (DESIGN §5): `looper run`.
+//!
+//! Theory of operation. One thread owns the run: the project lock, the config, the backlog
+//! store, the journal and the counters live in [`Ctx`]. Each iteration selects a task, marks
+//! it `doing` through jq, runs the worker through its adapter and the supervisor (which owns
+//! the agent's process group and its deadlines), reads the report, corroborates a `done`
+//! (gates against their baseline, evidence of work), and applies the outcome through jq: the
+//! task done, or one more attempt with a note. When nothing is selectable the review pass runs
+//! the reviewers read-only: new tasks continue the loop, a unanimous `done` with green gates
+//! appends the project-done marker and ends the run. Every decision is a journal record.
+
+mod gates;
+mod iteration;
+mod prompt;
+mod reports;
+mod review;
+mod step;
+mod workspace;
+
+use std::collections::BTreeMap;
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use serde_json::{Map, Value, json};
+
+use crate::agent::supervise::RunResult;
+use crate::backlog::persist::BacklogStore;
+use crate::backlog::{BacklogError, Doc};
+use crate::config::{Config, Layer};
+use crate::error::Failure;
+use crate::journal::Journal;
+use crate::project::Project;
+
+/// Exit codes of a run (DESIGN §5).
+pub const EXIT_DONE: u8 = 0;
+pub const EXIT_CAP: u8 = 3;
+pub const EXIT_REVIEW_INCONCLUSIVE: u8 = 4;
+
+/// What the run shares between its steps.
+pub struct Ctx {
+    pub root: PathBuf,
+    pub backlog: PathBuf,
+    pub config: Config,
+    pub store: BacklogStore,
+    pub journal: Journal,
+    pub run_id: String,
+    runs_dir: PathBuf,
+    /// The current iteration (0 before the first).
+    pub iter: u32,
+    /// The current step's label: `iter-N`, `review-N`.
+    pub label: String,
+    pub gate_baseline: BTreeMap<String, bool>,
+    /// What happened, for the reviewer's digest.
+    pub digest: Vec<String>,
+    pub tokens: u64,
+    pub cost_usd: f64,
+}
+
+impl Ctx {
+    /// Appends a record with this step's `iter` and `label`.
+    pub fn record(&self, kind: &str, payload: Value) -> anyhow::Result<u64> {
+        let mut map = Map::new();
+        map.insert("iter".into(), json!(self.iter));
+        map.insert("label".into(), json!(self.label));
+        if let Value::Object(fields) = payload {
+            map.extend(fields);
+        }
+        self.journal.append(kind, map)
+    }
+
+    pub fn run_dir(&self) -> PathBuf {
+        self.runs_dir.join(&self.run_id)
+    }
+
+    fn add_usage(&mut self, result: &RunResult) {
+        self.tokens += result.outcome.usage.input + result.outcome.usage.output;
+        self.cost_usd += result.outcome.usage.cost_usd.unwrap_or(0.0);
+    }
+
+    /// The backlog as it is now.
+    pub fn load(&self) -> anyhow::Result<Doc> {
+        Ok(self.store.load()?.doc)
+    }
+
+    /// Files an agent's changes to which are not evidence of work.
+    fn own_files(&self) -> Vec<PathBuf> {
+        let schema = self.backlog.with_file_name("to-do.schema.json");
+        vec![self.backlog.clone(), schema]
+    }
+}
+
+/// Runs the loop in `project` until the project is done, a cap is reached or the review is
+/// inconclusive.
+pub fn run(project: &Project, flags: Layer) -> anyhow::Result<ExitCode> {
+    let home = crate::store::looper_home()?;
+    let config = Config::resolve(&home, &project.root, flags)?;
+    crate::file::create_private_dir(&project.home.state())?;
+    let _lock = lock(&project.home.state().join("run.lock"))?;
+    let run_id = new_run_id();
+    let runs_dir = project.home.runs();
+    let journal = Journal::new(runs_dir.join(format!("{run_id}.jsonl")), run_id.clone());
+    let store = BacklogStore::new(&project.backlog, &project.home.state());
+    let mut ctx = Ctx {
+        root: project.root.clone(),
+        backlog: project.backlog.clone(),
+        config,
+        store,
+        journal,
+        run_id,
+        runs_dir,
+        iter: 0,
+        label: "run".into(),
+        gate_baseline: BTreeMap::new(),
+        digest: Vec::new(),
+        tokens: 0,
+        cost_usd: 0.0,
+    };
+    ctx.record(
+        "run.start",
+        json!({
+            "version": env!("CARGO_PKG_VERSION"),
+            "argv": std::env::args().collect::<Vec<_>>(),
+            "root": ctx.root,
+            "backlog": ctx.backlog,
+            "config_files": ctx.config.sources,
+            "worker": ctx.config.worker.spec.to_string(),
+            "reviewers": ctx.config.reviewers.iter().map(|r| r.spec.to_string()).collect::<Vec<_>>(),
+            "max_iterations": ctx.config.max_iterations,
+        }),
+    )?;
+    let outcome = drive(&mut ctx);
+    let (reason, code) = match &outcome {
+        Ok((reason, code)) => ((*reason).to_owned(), *code),
+        Err(e) => (format!("error: {e:#}"), crate::error::exit_code(e)),
+    };
+    ctx.label = "run".into();
+    ctx.record(
+        "run.end",
+        json!({
+            "reason": reason,
+            "exit_code": code,
+            "iterations": ctx.iter,
+            "tokens": ctx.tokens,
+            "cost_usd": ctx.cost_usd,
+        }),
+    )?;
+    outcome?;
+    eprintln!("looper: {reason} (run {})", ctx.run_id);
+    Ok(ExitCode::from(code))
+}
+
+/// The loop proper: returns why it ended and the exit code.
+fn drive(ctx: &mut Ctx) -> anyhow::Result<(&'static str, u8)> {
+    let doc = match ctx.store.load() {
+        Ok(loaded) => loaded.doc,
+        Err(BacklogError::NotFound { .. }) => {
+            return Err(Failure {
+                message: format!(
+                    "no backlog at {}: create one with `looper init` and `looper add` (bootstrapping from the project's docs comes next)",
+                    ctx.backlog.display()
+                ),
+                code: crate::error::EXIT_ERROR,
+            }
+            .into());
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if doc.marker().is_some() {
+        return Ok(("the project is already done", EXIT_DONE));
+    }
+    baseline(ctx)?;
+    let mut reviews = 0;
+    loop {
+        let doc = ctx.load()?;
+        let tasks = doc.tasks();
+        let selected = crate::backlog::select::select(&tasks, ctx.config.retry_limit)
+            .map(|(t, reason)| (t.id.to_owned(), reason));
+        drop(tasks);
+        if let Some((id, reason)) = selected {
+            if ctx.iter >= ctx.config.max_iterations {
+                return Ok(("the iteration cap was reached with work left", EXIT_CAP));
+            }
+            ctx.iter += 1;
+            ctx.label = format!("iter-{}", ctx.iter);
+            iteration::iterate(ctx, &id, reason)?;
+            continue;
+        }
+        reviews += 1;
+        ctx.label = format!("review-{reviews}");
+        match review::review(ctx)? {
+            review::Verdict::Done => {
+                return Ok(("the review declared the project done", EXIT_DONE));
+            }
+            review::Verdict::NewTasks => reviews = 0,
+            review::Verdict::Inconclusive if reviews > ctx.config.review_retries => {
+                return Ok(("the review stayed inconclusive", EXIT_REVIEW_INCONCLUSIVE));
+            }
+            review::Verdict::Inconclusive => {}
+        }
+    }
+}
+
+/// Runs every gate once before the first iteration, so already-failing gates don't block
+/// unrelated tasks.
+fn baseline(ctx: &mut Ctx) -> anyhow::Result<()> {
+    for command in ctx.config.verify.clone() {
+        let result = gates::run(&ctx.root, &command, ctx.config.verify_timeout)?;
+        ctx.record("gate", json!({"phase": "baseline", "result": result}))?;
+        ctx.gate_baseline.insert(command, result.passed);
+    }
+    Ok(())
+}
+
+/// Takes the project's run lock, or says who holds it.
+fn lock(path: &Path) -> anyhow::Result<File> {
+    let mut file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("cannot open the run lock {}", path.display()))?;
+    if file.try_lock().is_err() {
+        let mut holder = String::new();
+        let _ = file.read_to_string(&mut holder);
+        let pid = holder
+            .split_whitespace()
+            .next()
+            .unwrap_or("another process");
+        return Err(Failure {
+            message: format!(
+                "another looper run is working on this project (pid {pid}); wait for it, or stop it with `looper stop`"
+            ),
+            code: crate::error::EXIT_ERROR,
+        }
+        .into());
+    }
+    file.set_len(0)?;
+    file.rewind()?;
+    writeln!(file, "{}", std::process::id())?;
+    Ok(file)
+}
+
+/// A time-ordered, readable run id: `20261130T120501Z-3fa9`.
+fn new_run_id() -> String {
+    let now = jiff::Timestamp::now();
+    let nanos = now.subsec_nanosecond().unsigned_abs();
+    let salt = crate::backlog::format::sha256_hex(
+        format!("{now}{}{nanos}", std::process::id()).as_bytes(),
+    );
+    format!("{}-{}", now.strftime("%Y%m%dT%H%M%SZ"), &salt[..4])
+}

@@ -1,0 +1,363 @@
+//! One worker iteration (DESIGN §5): mark the task `doing`, run the worker, read its report,
+//! corroborate a `done`, and apply the outcome. A bad iteration is an attempt on its task,
+//! never a reason to stop the run.
+
+use std::fmt::Write as _;
+
+use serde_json::{Value, json};
+
+use super::reports::{self, WorkStatus, WorkerReport};
+use super::{Ctx, gates, prompt, step, workspace};
+use crate::agent::Role;
+use crate::agent::supervise::Class;
+use crate::backlog::Status;
+use crate::backlog::ops::{self, NewTask};
+use crate::backlog::select::Reason;
+use crate::config::GitCommit;
+
+/// How an iteration ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    Done,
+    Attempt(String),
+}
+
+/// Works on task `id`.
+pub(crate) fn iterate(ctx: &mut Ctx, id: &str, reason: Reason) -> anyhow::Result<Outcome> {
+    let agent = ctx.config.worker.clone();
+    ctx.record(
+        "iteration.start",
+        json!({"task": id, "agent": agent.spec.to_string(), "reason": reason.as_str()}),
+    )?;
+    let doc = ctx.load()?;
+    let task = doc.task(id).map_or(Value::Null, |t| t.value.clone());
+    if task.get("status").and_then(Value::as_str) != Some("doing") {
+        ctx.store
+            .update(&ops::set_status(id, Status::Doing), &ctx.journal)?;
+    }
+    let before = workspace::snapshot(&ctx.root)?;
+    ctx.record("git", json!({"phase": "before", "head": before.head()}))?;
+    let text = worker_prompt(ctx, id, &task, &doc)?;
+    let result = step::run_agent(ctx, &agent, Role::Worker, &text, ctx.config.worker_timeout)?;
+    let after = workspace::snapshot(&ctx.root)?;
+    ctx.record("git", json!({"phase": "after", "head": after.head()}))?;
+    let changed = workspace::changed(&ctx.root, &before, &after, &ctx.own_files());
+
+    let report = if result.class == Class::Ok {
+        reports::read::<WorkerReport>(result.outcome.final_text.as_deref())
+    } else {
+        Err(step::describe_failure(&result))
+    };
+    let outcome = match report {
+        Err(problem) => {
+            ctx.record(
+                "report",
+                json!({"task": id, "valid": false, "problem": problem}),
+            )?;
+            attempt(ctx, id, &problem, false, &[])?
+        }
+        Ok(report) => {
+            ctx.record(
+                "report",
+                json!({"task": id, "valid": true, "report": report_json(&report)}),
+            )?;
+            judge(ctx, id, &report, &changed)?
+        }
+    };
+    ctx.record(
+        "iteration.end",
+        json!({
+            "task": id,
+            "outcome": match &outcome { Outcome::Done => "done", Outcome::Attempt(_) => "attempt" },
+            "note": match &outcome { Outcome::Done => None, Outcome::Attempt(n) => Some(n) },
+            "changed": changed,
+        }),
+    )?;
+    Ok(outcome)
+}
+
+/// Turns a valid report into the task's outcome.
+fn judge(
+    ctx: &mut Ctx,
+    id: &str,
+    report: &WorkerReport,
+    changed: &[String],
+) -> anyhow::Result<Outcome> {
+    for task in &report.discovered_tasks {
+        add_task(
+            ctx,
+            &task.title,
+            task.priority,
+            task.description.as_deref(),
+            "discovered",
+        )?;
+    }
+    if report.task_id != id {
+        let note = format!("the report was for task {} instead of {id}", report.task_id);
+        return attempt(ctx, id, &note, false, &[]);
+    }
+    match report.status {
+        WorkStatus::Blocked => {
+            let note = format!("blocked: {}", report.summary);
+            return attempt(ctx, id, &note, true, &report.blockers);
+        }
+        WorkStatus::Skipped => {
+            let note = format!("skipped by the agent: {}", report.summary);
+            return attempt(ctx, id, &note, true, &report.blockers);
+        }
+        WorkStatus::Done => {}
+    }
+    if let Some(problem) = corroborate(ctx, id, report, changed)? {
+        return attempt(
+            ctx,
+            id,
+            &format!("done not accepted: {problem}"),
+            false,
+            &[],
+        );
+    }
+    let note = format!("{}: done: {}", ctx.label, report.summary);
+    ctx.store.update(&ops::complete(id, &note), &ctx.journal)?;
+    ctx.digest
+        .push(format!("{id} done in {}: {}", ctx.label, report.summary));
+    if ctx.config.git_commit == GitCommit::Looper && workspace::is_git(&ctx.root) {
+        let title = ctx
+            .load()?
+            .task(id)
+            .map(|t| t.title.to_owned())
+            .unwrap_or_default();
+        let trailers = [
+            ("Looper-Task", id.to_owned()),
+            ("Looper-Run", ctx.run_id.clone()),
+            ("Looper-Iteration", ctx.iter.to_string()),
+        ];
+        let commit = workspace::commit(&ctx.root, &format!("{id}: {title}"), &trailers)?;
+        ctx.record(
+            "git",
+            json!({"phase": "commit", "commit": commit, "task": id}),
+        )?;
+    }
+    Ok(Outcome::Done)
+}
+
+/// Looper's own checks of a `done`: `None` when it holds, else what failed.
+fn corroborate(
+    ctx: &mut Ctx,
+    id: &str,
+    report: &WorkerReport,
+    changed: &[String],
+) -> anyhow::Result<Option<String>> {
+    let mut failures = Vec::new();
+    let task_gates: Vec<String> = ctx
+        .load()?
+        .task(id)
+        .and_then(|t| t.value.get("verify").cloned())
+        .and_then(|v| serde_json::from_value(v).ok())
+        .unwrap_or_default();
+    for command in ctx.config.verify.clone() {
+        let result = gates::run(&ctx.root, &command, ctx.config.verify_timeout)?;
+        ctx.record(
+            "gate",
+            json!({"phase": "after", "task": id, "result": result}),
+        )?;
+        let passed_before = ctx.gate_baseline.get(&command).copied().unwrap_or(false);
+        if passed_before && !result.passed {
+            failures.push(gate_failure(&result));
+        } else if result.passed {
+            ctx.gate_baseline.insert(command, true);
+        }
+    }
+    for command in task_gates {
+        let result = gates::run(&ctx.root, &command, ctx.config.verify_timeout)?;
+        ctx.record(
+            "gate",
+            json!({"phase": "task", "task": id, "result": result}),
+        )?;
+        if !result.passed {
+            failures.push(gate_failure(&result));
+        }
+    }
+    if changed.is_empty() && report.no_change_reason.as_deref().is_none_or(str::is_empty) {
+        failures.push(
+            "the iteration changed no file and the report gives no no_change_reason".to_owned(),
+        );
+    }
+    let flagged = workspace::sensitive(changed);
+    if !flagged.is_empty() {
+        ctx.record(
+            "flag",
+            json!({"task": id, "why": "tests, gates or CI changed", "paths": flagged}),
+        )?;
+        ctx.digest.push(format!(
+            "{id} changed tests, gate config or CI: {}",
+            flagged.join(", ")
+        ));
+    }
+    Ok((!failures.is_empty()).then(|| failures.join("; ")))
+}
+
+fn gate_failure(result: &gates::GateResult) -> String {
+    let mut text = format!("gate `{}` failed", result.command);
+    if let Some(code) = result.exit_code {
+        let _ = write!(text, " (exit {code})");
+    }
+    if let Some(last) = result.tail.iter().rev().find(|l| !l.trim().is_empty()) {
+        let _ = write!(text, ": {}", last.trim());
+    }
+    text
+}
+
+/// One more attempt on the task, with a note.
+fn attempt(
+    ctx: &mut Ctx,
+    id: &str,
+    note: &str,
+    blocked: bool,
+    blockers: &[String],
+) -> anyhow::Result<Outcome> {
+    let note = format!("{}: {note}", ctx.label);
+    let change = ops::attempt(id, &note, blocked, blockers, ctx.config.retry_limit);
+    ctx.store.update(&change, &ctx.journal)?;
+    ctx.digest.push(format!("{id} not done in {note}"));
+    Ok(Outcome::Attempt(note))
+}
+
+/// Adds a task proposed by an agent unless one with the same title exists.
+pub(super) fn add_task(
+    ctx: &mut Ctx,
+    title: &str,
+    priority: Option<u8>,
+    description: Option<&str>,
+    source: &str,
+) -> anyhow::Result<bool> {
+    let title = title.trim();
+    let exists = ctx
+        .load()?
+        .tasks()
+        .iter()
+        .any(|t| t.title.trim().eq_ignore_ascii_case(title));
+    if exists || title.is_empty() {
+        ctx.record(
+            "task.dropped",
+            json!({"title": title, "source": source, "why": "a task with this title exists"}),
+        )?;
+        return Ok(false);
+    }
+    let task = NewTask {
+        title: title.to_owned(),
+        priority: priority.unwrap_or(3).clamp(1, 5),
+        description: description.map(str::to_owned),
+        depends_on: Vec::new(),
+        tags: vec![source.to_owned()],
+    };
+    ctx.store.update(&ops::add(&task), &ctx.journal)?;
+    Ok(true)
+}
+
+fn report_json(report: &WorkerReport) -> Value {
+    json!({
+        "task_id": report.task_id,
+        "status": format!("{:?}", report.status).to_lowercase(),
+        "summary": report.summary,
+        "files": report.files,
+        "blockers": report.blockers,
+        "no_change_reason": report.no_change_reason,
+        "discovered_tasks": report.discovered_tasks.iter().map(|t| &t.title).collect::<Vec<_>>(),
+    })
+}
+
+fn worker_prompt(
+    ctx: &Ctx,
+    id: &str,
+    task: &Value,
+    doc: &crate::backlog::Doc,
+) -> anyhow::Result<String> {
+    let mut body = String::new();
+    for (key, label) in [
+        ("description", "Description"),
+        ("details", "Details"),
+        ("reference", "Reference"),
+    ] {
+        if let Some(text) = task.get(key).and_then(Value::as_str) {
+            let _ = writeln!(body, "{label}: {text}\n");
+        }
+    }
+    for (key, label) in [
+        ("steps", "Steps"),
+        ("files", "Files"),
+        ("notes", "Notes from earlier iterations"),
+    ] {
+        if let Some(items) = task.get(key).and_then(Value::as_array) {
+            let _ = writeln!(body, "{label}:");
+            for item in items.iter().filter_map(Value::as_str) {
+                let _ = writeln!(body, "- {item}");
+            }
+            body.push('\n');
+        }
+    }
+    if let Some(n) = task.get("attempts").and_then(Value::as_u64) {
+        let _ = writeln!(
+            body,
+            "This task has been attempted {n} time(s) before; work left by those attempts may be in the tree."
+        );
+    }
+    let sources: Vec<String> = doc
+        .value()
+        .get("source_files")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(|s| format!("`{s}`"))
+                .collect()
+        })
+        .unwrap_or_default();
+    let gates = if ctx.config.verify.is_empty() {
+        String::new()
+    } else {
+        format!(
+            " Looper runs these gates after you: {}.",
+            ctx.config
+                .verify
+                .iter()
+                .map(|g| format!("`{g}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    };
+    let commit_rule = if ctx.config.git_commit == GitCommit::Looper {
+        "Do not commit: Looper commits your work with your report's summary."
+    } else {
+        "Commit your work when it is done."
+    };
+    let backlog = ctx
+        .backlog
+        .strip_prefix(&ctx.root)
+        .unwrap_or(&ctx.backlog)
+        .display()
+        .to_string();
+    let title = task
+        .get("title")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let template = prompt::template(&ctx.root, "worker")?;
+    Ok(prompt::render(
+        &template,
+        &[
+            ("task_id", id.to_owned()),
+            ("task_title", title.to_owned()),
+            ("task_body", body.trim_end().to_owned()),
+            (
+                "source_files",
+                if sources.is_empty() {
+                    "(none listed)".into()
+                } else {
+                    sources.join(", ")
+                },
+            ),
+            ("backlog", backlog),
+            ("gates", gates),
+            ("commit_rule", commit_rule.to_owned()),
+        ],
+    ))
+}

@@ -1,0 +1,118 @@
+//! One agent step of a run: journal the prompt, start the agent through its adapter and the
+//! supervisor, journal every line with its normalized events, keep the last message in its
+//! own file, and journal how it ended.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use super::Ctx;
+use crate::agent::supervise::{self, RunResult, Stream};
+use crate::agent::{Request, Role, invocation};
+use crate::backlog::format::sha256_hex;
+use crate::config::Agent;
+
+/// Runs `agent` in `role` with `prompt`; the label names the step in the journal.
+pub(crate) fn run_agent(
+    ctx: &mut Ctx,
+    agent: &Agent,
+    role: Role,
+    prompt: &str,
+    timeout: Duration,
+) -> anyhow::Result<RunResult> {
+    ctx.record(
+        "prompt",
+        json!({"role": role.as_str(), "sha256": sha256_hex(prompt.as_bytes()), "text": prompt}),
+    )?;
+    let inv = invocation(&Request {
+        spec: &agent.spec,
+        role,
+        sandbox: ctx.config.sandbox,
+        prompt,
+        cwd: &ctx.root,
+        program: agent.program.as_deref(),
+    });
+    let mut spec = inv.supervise_spec(&ctx.root);
+    spec.env
+        .extend(agent.env.iter().map(|(k, v)| (k.into(), v.into())));
+    spec.env
+        .push(("LOOPER_RUN".into(), ctx.run_id.clone().into()));
+    spec.wall_timeout = Some(timeout);
+    spec.idle_timeout = Some(ctx.config.idle_timeout);
+    let env_keys: Vec<&str> = agent.env.iter().map(|(k, _)| k.as_str()).collect();
+    ctx.record(
+        "agent.spawn",
+        json!({
+            "role": role.as_str(),
+            "agent": agent.name,
+            "spec": agent.spec.to_string(),
+            "argv": inv.display(),
+            "cwd": ctx.root,
+            "env_keys": env_keys,
+            "notes": inv.notes,
+        }),
+    )?;
+    let mut parser = inv.format.parser();
+    let mut journal_error = None;
+    let result = {
+        let ctx_ref = &*ctx;
+        supervise::run(&spec, parser.as_mut(), &mut |line| {
+            let stream = match line.stream {
+                Stream::Stdout => "stdout",
+                Stream::Stderr => "stderr",
+            };
+            let record = json!({
+                "stream": stream,
+                "at_ms": u64::try_from(line.at.as_millis()).unwrap_or(u64::MAX),
+                "raw": line.text,
+                "events": line.events,
+            });
+            if let Err(e) = ctx_ref.record("agent.event", record)
+                && journal_error.is_none()
+            {
+                journal_error = Some(e);
+            }
+        })?
+    };
+    if let Some(e) = journal_error {
+        return Err(e);
+    }
+    let last = json!({
+        "label": ctx.label,
+        "final_text": result.outcome.final_text,
+        "class": result.class,
+    });
+    let path = ctx.run_dir().join(format!("{}.last.json", ctx.label));
+    crate::file::create_private_dir(&ctx.run_dir())?;
+    crate::file::write_atomic_nosync(&path, format!("{last:#}\n").as_bytes(), 0o600)?;
+    ctx.record(
+        "agent.exit",
+        json!({
+            "role": role.as_str(),
+            "code": result.exit.code,
+            "signal": result.exit.signal,
+            "duration_ms": u64::try_from(result.duration.as_millis()).unwrap_or(u64::MAX),
+            "usage": result.outcome.usage,
+            "class": result.class,
+            "session_id": result.outcome.session_id,
+            "last_message": path,
+            "survivors": result.survivors,
+        }),
+    )?;
+    ctx.add_usage(&result);
+    Ok(result)
+}
+
+/// A short line on how a failed agent run ended, for task notes.
+pub(crate) fn describe_failure(result: &RunResult) -> String {
+    let class = serde_json::to_value(&result.class).unwrap_or(Value::Null);
+    let name = class
+        .get("class")
+        .and_then(Value::as_str)
+        .unwrap_or("failed");
+    match (result.exit.code, result.exit.signal) {
+        (_, Some(signal)) => format!("the agent run ended {name} (signal {signal})"),
+        (Some(code), _) if code != 0 => format!("the agent run ended {name} (exit {code})"),
+        _ => format!("the agent run ended {name}"),
+    }
+}

@@ -1,0 +1,499 @@
+//! `looper run` with fake agents (`cmd:` scripts): every branch of the loop (DESIGN §5).
+
+use std::rc::Rc;
+
+use serde_json::Value;
+
+use crate::harness::Env;
+
+/// A fake agent: a shell script in the project's `agents/` with `$prompt` (what Looper sent),
+/// `$id` (the task id it names) and `report STATUS SUMMARY [EXTRA_JSON_FIELDS]` defined.
+fn agent(env: &Env, name: &str, body: &str) -> String {
+    let script = format!(
+        r#"#!/bin/sh
+prompt=$(cat)
+id=$(printf '%s\n' "$prompt" | sed -n 's/^## Your task: \([^ ]*\) .*/\1/p' | head -1)
+report() {{ printf '{{"task_id": "%s", "status": "%s", "summary": "%s"%s}}\n' "$id" "$1" "$2" "$3"; }}
+{body}
+"#
+    );
+    let rel = format!("agents/{name}");
+    env.write(&rel, script);
+    std::fs::set_permissions(
+        env.path(&rel),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    format!("cmd:./{rel}")
+}
+
+/// A reviewer that always says `done`.
+fn done_reviewer(env: &Env) -> String {
+    agent(
+        env,
+        "reviewer-done",
+        r#"echo '{"status": "reviewed", "summary": "complete", "new_tasks": [], "done": true}'"#,
+    )
+}
+
+/// A worker that creates `out-<id>.txt` and reports done.
+fn good_worker(env: &Env) -> String {
+    agent(
+        env,
+        "worker",
+        r#"echo "$id" > "out-$id.txt"; report done "made out-$id.txt""#,
+    )
+}
+
+fn project(titles: &[&str]) -> Rc<Env> {
+    let env = Env::new();
+    env.looper(&["init"]).run();
+    for t in titles {
+        env.looper(&["add", t]).run();
+    }
+    env
+}
+
+fn task(env: &Env, id: &str) -> Value {
+    let doc = env.read_json("to-do.json");
+    doc["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["id"] == id)
+        .cloned()
+        .unwrap_or_else(|| panic!("no task {id}"))
+}
+
+#[test]
+fn works_every_task_then_the_review_declares_done() {
+    let env = project(&["First", "Second"]);
+    let worker = good_worker(&env);
+    let reviewer = done_reviewer(&env);
+    env.looper(&["run", "--worker", &worker, "--reviewer", &reviewer])
+        .stderr_has("the review declared the project done")
+        .run();
+    assert_eq!(env.read("out-T1.txt"), "T1\n");
+    assert_eq!(env.read("out-T2.txt"), "T2\n");
+    for id in ["T1", "T2"] {
+        let t = task(&env, id);
+        assert_eq!(t["status"], "done");
+        assert!(
+            t["notes"][0].as_str().unwrap().contains("done: made out-"),
+            "{t}"
+        );
+    }
+    let marker = task(&env, "PROJECT-DONE");
+    assert_eq!(marker["tags"], serde_json::json!(["project-done"]));
+    // The run's journal: contiguous seq, one start and one end, every step in order.
+    let runs = env.records("run.start");
+    assert_eq!(runs.len(), 1);
+    let run_id = runs[0]["run"].as_str().unwrap().to_owned();
+    let records: Vec<Value> = env
+        .journal()
+        .into_iter()
+        .filter(|r| r["run"] == run_id.as_str())
+        .collect();
+    for (i, r) in records.iter().enumerate() {
+        assert_eq!(r["seq"], i + 1, "{r}");
+    }
+    let kinds: Vec<&str> = records
+        .iter()
+        .map(|r| r["type"].as_str().unwrap())
+        .collect();
+    for kind in [
+        "run.start",
+        "iteration.start",
+        "prompt",
+        "agent.spawn",
+        "agent.event",
+        "agent.exit",
+        "report",
+        "iteration.end",
+        "review.start",
+        "review.report",
+        "review.end",
+        "run.end",
+    ] {
+        assert!(kinds.contains(&kind), "no {kind} in {kinds:?}");
+    }
+    assert_eq!(kinds.last(), Some(&"run.end"));
+    let end = records.last().unwrap();
+    assert_eq!(end["exit_code"], 0);
+    assert_eq!(end["iterations"], 2);
+    // The prompt is journaled with its sha256 and names the task.
+    let prompt = &env.records("prompt")[0];
+    assert!(
+        prompt["text"]
+            .as_str()
+            .unwrap()
+            .contains("## Your task: T1 — First")
+    );
+    assert_eq!(prompt["sha256"].as_str().unwrap().len(), 64);
+}
+
+#[test]
+fn a_finished_project_exits_at_once_without_a_review() {
+    let env = project(&["Only"]);
+    let worker = good_worker(&env);
+    let reviewer = done_reviewer(&env);
+    env.looper(&["run", "--worker", &worker, "--reviewer", &reviewer])
+        .run();
+    let reviews = env.records("review.start").len();
+    env.looper(&["run", "--worker", &worker, "--reviewer", &reviewer])
+        .stderr_has("already done")
+        .run();
+    assert_eq!(env.records("review.start").len(), reviews);
+}
+
+#[test]
+fn an_invalid_report_is_an_attempt_and_the_retry_limit_blocks() {
+    let env = project(&["Hard"]);
+    let worker = agent(&env, "worker", r#"echo "I did everything, trust me""#);
+    let reviewer = agent(
+        &env,
+        "reviewer",
+        r#"echo '{"status": "reviewed", "summary": "T1 is blocked", "new_tasks": [], "done": false}'"#,
+    );
+    env.looper(&[
+        "run",
+        "--worker",
+        &worker,
+        "--reviewer",
+        &reviewer,
+        "--retry-limit",
+        "2",
+    ])
+    .status(4)
+    .stderr_has("inconclusive")
+    .run();
+    let t = task(&env, "T1");
+    assert_eq!(t["status"], "blocked");
+    assert_eq!(t["attempts"], 2);
+    let notes = t["notes"].as_array().unwrap();
+    assert_eq!(notes.len(), 2);
+    assert!(
+        notes[0].as_str().unwrap().starts_with("iter-1: "),
+        "{notes:?}"
+    );
+    assert!(
+        notes[0].as_str().unwrap().contains("no JSON report"),
+        "{notes:?}"
+    );
+    // Three review passes, then exit 4.
+    assert_eq!(env.records("review.start").len(), 3);
+}
+
+#[test]
+fn a_report_for_another_task_is_an_attempt() {
+    let env = project(&["A"]);
+    let worker = agent(&env, "worker", r#"touch x; id=T9; report done "wrong""#);
+    let reviewer = done_reviewer(&env);
+    env.looper(&[
+        "run",
+        "--worker",
+        &worker,
+        "--reviewer",
+        &reviewer,
+        "--max-iterations",
+        "1",
+    ])
+    .status(3)
+    .run();
+    let t = task(&env, "T1");
+    assert_eq!(t["status"], "todo");
+    assert!(
+        t["notes"][0]
+            .as_str()
+            .unwrap()
+            .contains("for task T9 instead of T1"),
+        "{t}"
+    );
+}
+
+#[test]
+fn a_crashing_agent_is_an_attempt_not_the_end_of_the_run() {
+    let env = project(&["A", "B"]);
+    let worker = agent(
+        &env,
+        "worker",
+        r#"if [ "$id" = T1 ]; then echo boom >&2; exit 7; fi; echo ok > "out-$id.txt"; report done ok"#,
+    );
+    let reviewer = done_reviewer(&env);
+    env.looper(&[
+        "run",
+        "--worker",
+        &worker,
+        "--reviewer",
+        &reviewer,
+        "--retry-limit",
+        "1",
+    ])
+    .run();
+    let t1 = task(&env, "T1");
+    assert_eq!(t1["status"], "blocked");
+    assert!(t1["notes"][0].as_str().unwrap().contains("exit 7"), "{t1}");
+    assert_eq!(task(&env, "T2")["status"], "done");
+    let exits = env.records("agent.exit");
+    assert_eq!(exits[0]["class"]["class"], "crash");
+}
+
+#[test]
+fn a_gate_that_passed_before_must_pass_after() {
+    let env = project(&["Break it"]);
+    env.write("keep.txt", "here");
+    let worker = agent(&env, "worker", r#"rm keep.txt; report done "removed it""#);
+    let reviewer = done_reviewer(&env);
+    env.looper(&[
+        "run",
+        "--worker",
+        &worker,
+        "--reviewer",
+        &reviewer,
+        "--verify",
+        "test -f keep.txt",
+        "--max-iterations",
+        "1",
+    ])
+    .status(3)
+    .run();
+    let t = task(&env, "T1");
+    assert_eq!(t["status"], "todo");
+    assert_eq!(t["attempts"], 1);
+    let note = t["notes"][0].as_str().unwrap();
+    assert!(
+        note.contains("gate `test -f keep.txt` failed (exit 1)"),
+        "{note}"
+    );
+}
+
+#[test]
+fn a_gate_failing_before_does_not_block_unrelated_work() {
+    let env = project(&["Unrelated"]);
+    let worker = good_worker(&env);
+    let reviewer = done_reviewer(&env);
+    env.looper(&[
+        "run",
+        "--worker",
+        &worker,
+        "--reviewer",
+        &reviewer,
+        "--verify",
+        "test -f never.txt",
+        "--max-iterations",
+        "1",
+    ])
+    // The task is done, but the review can't declare the project done with a red gate.
+    .status(4)
+    .run();
+    assert_eq!(task(&env, "T1")["status"], "done");
+    let baseline = &env.records("gate")[0];
+    assert_eq!(baseline["phase"], "baseline");
+    assert_eq!(baseline["result"]["passed"], false);
+}
+
+#[test]
+fn done_without_a_diff_needs_a_reason() {
+    let env = project(&["Nothing to do", "Also nothing"]);
+    let worker = agent(
+        &env,
+        "worker",
+        r#"if [ "$id" = T1 ]; then report done "nothing"; else report done "nothing" ', "no_change_reason": "already implemented"'; fi"#,
+    );
+    let reviewer = done_reviewer(&env);
+    env.looper(&[
+        "run",
+        "--worker",
+        &worker,
+        "--reviewer",
+        &reviewer,
+        "--retry-limit",
+        "2",
+    ])
+    .run();
+    let t1 = task(&env, "T1");
+    assert_eq!(t1["status"], "blocked");
+    assert!(
+        t1["notes"][0]
+            .as_str()
+            .unwrap()
+            .contains("no_change_reason"),
+        "{t1}"
+    );
+    assert_eq!(task(&env, "T2")["status"], "done");
+}
+
+#[test]
+fn the_review_adds_tasks_that_are_then_worked() {
+    let env = project(&["First"]);
+    let worker = good_worker(&env);
+    // Asks for one more task the first time, then says done.
+    let reviewer = agent(
+        &env,
+        "reviewer",
+        r#"if [ -f out-T2.txt ]; then
+  echo '{"status": "reviewed", "summary": "complete", "new_tasks": [], "done": true}'
+else
+  echo '{"status": "reviewed", "summary": "docs missing", "new_tasks": [{"title": "Write docs", "priority": 2, "reason": "no README"}, {"title": "first", "reason": "dup"}], "done": false}'
+fi"#,
+    );
+    env.looper(&["run", "--worker", &worker, "--reviewer", &reviewer])
+        .run();
+    let t2 = task(&env, "T2");
+    assert_eq!(t2["title"], "Write docs");
+    assert_eq!(t2["priority"], 2);
+    assert_eq!(t2["status"], "done");
+    // The duplicate of "First" was dropped.
+    assert_eq!(
+        env.read_json("to-do.json")["tasks"]
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
+    assert_eq!(env.records("task.dropped").len(), 1);
+}
+
+#[test]
+fn a_reviewer_that_writes_files_is_a_violation() {
+    let env = project(&["First"]);
+    let worker = good_worker(&env);
+    let reviewer = agent(
+        &env,
+        "reviewer",
+        r#"echo sneaky > review-edit.txt; echo '{"status": "reviewed", "summary": "ok", "new_tasks": [], "done": true}'"#,
+    );
+    env.looper(&["run", "--worker", &worker, "--reviewer", &reviewer])
+        .run();
+    let violations = env.records("review.violation");
+    assert_eq!(violations.len(), 1);
+    assert_eq!(
+        violations[0]["changed"],
+        serde_json::json!(["review-edit.txt"])
+    );
+}
+
+#[test]
+fn a_second_run_in_the_same_project_is_refused_naming_the_pid() {
+    let env = project(&["Slow"]);
+    let worker = agent(
+        &env,
+        "worker",
+        r#"sleep 5; echo x > "out-$id.txt"; report done ok"#,
+    );
+    let reviewer = done_reviewer(&env);
+    let mut first = env
+        .command(&["run", "--worker", &worker, "--reviewer", &reviewer])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait until the first run holds the lock (its journal has started).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while env.records("agent.spawn").is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the first run never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    env.looper(&["run", "--worker", &worker, "--reviewer", &reviewer])
+        .status(1)
+        .stderr_has(&format!(
+            "another looper run is working on this project (pid {})",
+            first.id()
+        ))
+        .run();
+    assert!(first.wait().unwrap().success());
+}
+
+#[test]
+fn the_iteration_cap_ends_with_exit_3() {
+    let env = project(&["A", "B", "C"]);
+    let worker = good_worker(&env);
+    let reviewer = done_reviewer(&env);
+    env.looper(&[
+        "run",
+        "--worker",
+        &worker,
+        "--reviewer",
+        &reviewer,
+        "--max-iterations",
+        "2",
+    ])
+    .status(3)
+    .stderr_has("iteration cap")
+    .run();
+    assert_eq!(task(&env, "T3")["status"], "todo");
+    assert_eq!(env.records("run.end")[0]["exit_code"], 3);
+}
+
+#[test]
+fn accepted_work_is_committed_with_trailers_in_a_git_project() {
+    let env = project(&["Feature"]);
+    let git = |args: &[&str]| {
+        let out = std::process::Command::new("git")
+            .args(args)
+            .current_dir(env.root())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    git(&["init", "-q"]);
+    git(&[
+        "-c",
+        "user.name=t",
+        "-c",
+        "user.email=t@t",
+        "commit",
+        "-q",
+        "--allow-empty",
+        "-m",
+        "start",
+    ]);
+    let worker = good_worker(&env);
+    let reviewer = done_reviewer(&env);
+    env.looper(&["run", "--worker", &worker, "--reviewer", &reviewer])
+        .run();
+    let log = git(&["log", "-1", "--format=%B"]);
+    assert!(log.starts_with("T1: Feature"), "{log}");
+    assert!(log.contains("Looper-Task: T1"), "{log}");
+    assert!(log.contains("Looper-Iteration: 1"), "{log}");
+    let run_id = env.records("run.start")[0]["run"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(log.contains(&format!("Looper-Run: {run_id}")), "{log}");
+    assert!(git(&["show", "--name-only", "--format=", "HEAD"]).contains("out-T1.txt"));
+    let heads: Vec<Value> = env
+        .records("git")
+        .into_iter()
+        .filter(|r| r["phase"] == "commit")
+        .collect();
+    assert_eq!(heads.len(), 1);
+}
+
+#[test]
+fn a_missing_backlog_says_what_to_do() {
+    let env = Env::new();
+    env.write("looper.toml", "");
+    env.looper(&["run", "--worker", "cmd:true", "--reviewer", "cmd:true"])
+        .status(1)
+        .stderr_has("no backlog at")
+        .stderr_has("looper init")
+        .run();
+}
+
+#[test]
+fn a_bad_agent_spec_is_a_usage_error() {
+    let env = project(&["A"]);
+    env.looper(&["run", "--worker", "gpt-7"])
+        .status(2)
+        .stderr_has("unknown agent adapter `gpt-7`")
+        .run();
+}
