@@ -140,6 +140,10 @@ pub enum StatusArg {
 /// Flags of `looper run`; each overrides the same key of the config files.
 #[derive(Debug, Default, Args)]
 pub struct RunArgs {
+    /// What to build, for the bootstrap agent when there is no backlog yet (otherwise it
+    /// plans from the project's README, SPEC, DESIGN, ... files).
+    #[arg(long, value_name = "TEXT")]
+    pub prompt: Option<String>,
     /// Agent spec or profile for task iterations: adapter[:model][@effort] or cmd:PROGRAM.
     #[arg(long, value_name = "SPEC")]
     pub worker: Option<String>,

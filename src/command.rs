@@ -22,7 +22,10 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         .command
         .unwrap_or(Command::Run(crate::cli::RunArgs::default()));
     match command {
-        Command::Run(args) => crate::run::run(&project()?, run_layer(args)),
+        Command::Run(args) => {
+            let idea = args.prompt.clone();
+            crate::run::run(&project()?, run_layer(args), idea.as_deref())
+        }
         Command::Init { force, name } => init::run(&project()?, force, name.as_deref()),
         Command::Validate { json } => inspect::validate(&project()?, json),
         Command::Fmt { check } => inspect::fmt(&project()?, check),

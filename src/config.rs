@@ -168,11 +168,14 @@ impl Layer {
         }
     }
 
-    /// `LOOPER_WORKER`, `LOOPER_REVIEWER` (comma-separated), `LOOPER_MAX_ITERATIONS`, and the
+    /// `LOOPER_WORKER`, `LOOPER_REVIEWER` (comma-separated), `LOOPER_BOOTSTRAP`,
+    /// `LOOPER_REPAIR`, `LOOPER_MAX_ITERATIONS`, and the
     /// original looper's `MAX_ITERATIONS`.
     fn from_env(get: &dyn Fn(&str) -> Option<String>) -> anyhow::Result<Layer> {
         let mut layer = Layer::default();
         layer.roles.worker = get("LOOPER_WORKER");
+        layer.roles.bootstrap = get("LOOPER_BOOTSTRAP");
+        layer.roles.repair = get("LOOPER_REPAIR");
         layer.roles.reviewer = get("LOOPER_REVIEWER")
             .map(|v| OneOrMany::Many(v.split(',').map(|s| s.trim().to_owned()).collect()));
         for var in ["MAX_ITERATIONS", "LOOPER_MAX_ITERATIONS"] {

@@ -9,6 +9,7 @@
 //! the reviewers read-only: new tasks continue the loop, a unanimous `done` with green gates
 //! appends the project-done marker and ends the run. Every decision is a journal record.
 
+mod ensure;
 mod gates;
 mod iteration;
 mod prompt;
@@ -95,7 +96,7 @@ impl Ctx {
 
 /// Runs the loop in `project` until the project is done, a cap is reached or the review is
 /// inconclusive.
-pub fn run(project: &Project, flags: Layer) -> anyhow::Result<ExitCode> {
+pub fn run(project: &Project, flags: Layer, idea: Option<&str>) -> anyhow::Result<ExitCode> {
     let home = crate::store::looper_home()?;
     let config = Config::resolve(&home, &project.root, flags)?;
     crate::file::create_private_dir(&project.home.state())?;
@@ -132,7 +133,7 @@ pub fn run(project: &Project, flags: Layer) -> anyhow::Result<ExitCode> {
             "max_iterations": ctx.config.max_iterations,
         }),
     )?;
-    let outcome = drive(&mut ctx);
+    let outcome = drive(&mut ctx, idea);
     let (reason, code) = match &outcome {
         Ok((reason, code)) => ((*reason).to_owned(), *code),
         Err(e) => (format!("error: {e:#}"), crate::error::exit_code(e)),
@@ -154,19 +155,15 @@ pub fn run(project: &Project, flags: Layer) -> anyhow::Result<ExitCode> {
 }
 
 /// The loop proper: returns why it ended and the exit code.
-fn drive(ctx: &mut Ctx) -> anyhow::Result<(&'static str, u8)> {
+fn drive(ctx: &mut Ctx, idea: Option<&str>) -> anyhow::Result<(&'static str, u8)> {
     let doc = match ctx.store.load() {
         Ok(loaded) => loaded.doc,
-        Err(BacklogError::NotFound { .. }) => {
-            return Err(Failure {
-                message: format!(
-                    "no backlog at {}: create one with `looper init` and `looper add` (bootstrapping from the project's docs comes next)",
-                    ctx.backlog.display()
-                ),
-                code: crate::error::EXIT_ERROR,
-            }
-            .into());
-        }
+        Err(BacklogError::NotFound { .. }) => ensure::bootstrap(ctx, idea)?,
+        Err(
+            e @ (BacklogError::Invalid { .. }
+            | BacklogError::Syntax { .. }
+            | BacklogError::Empty { .. }),
+        ) => ensure::repair(ctx, &e)?,
         Err(e) => return Err(e.into()),
     };
     if doc.marker().is_some() {

@@ -5,6 +5,8 @@ use std::path::Path;
 
 const WORKER: &str = include_str!("prompts/worker.md");
 const REVIEW: &str = include_str!("prompts/review.md");
+const BOOTSTRAP: &str = include_str!("prompts/bootstrap.md");
+const REPAIR: &str = include_str!("prompts/repair.md");
 
 /// The template `name` (`worker`, `review`): the project's override, or the embedded one.
 pub(crate) fn template(root: &Path, name: &str) -> anyhow::Result<String> {
@@ -13,6 +15,8 @@ pub(crate) fn template(root: &Path, name: &str) -> anyhow::Result<String> {
         Ok(text) => Ok(text),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(match name {
             "worker" => WORKER,
+            "bootstrap" => BOOTSTRAP,
+            "repair" => REPAIR,
             _ => REVIEW,
         }
         .to_owned()),
@@ -57,7 +61,7 @@ mod tests {
     #[test]
     fn no_prompt_holds_a_completion_phrase() {
         // Completion is a field of a validated report, never a phrase an agent could echo.
-        for text in [WORKER, REVIEW] {
+        for text in [WORKER, REVIEW, BOOTSTRAP, REPAIR] {
             for phrase in ["<promise>", "COMPLETE", "ALL_TASKS_DONE", "DONE DONE"] {
                 assert!(!text.contains(phrase), "{phrase}");
             }

@@ -497,3 +497,126 @@ fn a_bad_agent_spec_is_a_usage_error() {
         .stderr_has("unknown agent adapter `gpt-7`")
         .run();
 }
+
+#[test]
+fn bootstrap_plans_from_the_spec_then_the_loop_works_the_plan() {
+    let env = Env::new();
+    env.write("SPEC.md", "# Greeter\nMake hello.txt and bye.txt.\n");
+    let planner = agent(
+        &env,
+        "planner",
+        r#"case "$prompt" in *SPEC.md*) ;; *) echo "no spec in prompt"; exit 1;; esac
+echo 'Plan:'
+echo '{"source_files": ["SPEC.md"], "tasks": [{"title": "Make hello.txt", "priority": 1}, {"title": "Make bye.txt", "priority": 2, "depends_on": ["T1"], "verify": ["test -f out-T2.txt"]}]}'"#,
+    );
+    let worker = good_worker(&env);
+    let reviewer = done_reviewer(&env);
+    env.write(
+        "looper.toml",
+        format!(
+            "[roles]\nbootstrap = \"{planner}\"\nworker = \"{worker}\"\nreviewer = \"{reviewer}\"\n"
+        ),
+    );
+    env.looper(&["run"]).run();
+    let doc = env.read_json("to-do.json");
+    assert_eq!(doc["source_files"], serde_json::json!(["SPEC.md"]));
+    let t2 = task(&env, "T2");
+    assert_eq!(t2["depends_on"], serde_json::json!(["T1"]));
+    assert_eq!(t2["status"], "done");
+    assert!(env.path("to-do.schema.json").exists());
+    assert_eq!(env.records("bootstrap.end")[0]["valid"], true);
+    // The task's own gate ran.
+    assert!(env.records("gate").iter().any(|g| g["phase"] == "task"));
+}
+
+#[test]
+fn bootstrap_from_an_idea_and_a_plan_that_is_never_usable() {
+    let env = Env::new();
+    let planner = agent(
+        &env,
+        "planner",
+        r#"case "$prompt" in *"a tiny calculator"*) ;; *) exit 3;; esac
+echo '{"tasks": [{"title": "", "priority": 9}]}'"#,
+    );
+    env.looper(&[
+        "run",
+        "--prompt",
+        "a tiny calculator",
+        "--worker",
+        &planner,
+        "--retry-limit",
+        "2",
+    ])
+    .status(1)
+    .stderr_has("the bootstrap agent gave no usable plan")
+    .run();
+    assert!(!env.path("to-do.json").exists());
+    assert_eq!(env.records("bootstrap.end").len(), 2);
+    // Nothing to plan from at all.
+    let empty = Env::new();
+    empty
+        .looper(&["run", "--worker", "cmd:true"])
+        .status(1)
+        .stderr_has("nothing to plan from")
+        .run();
+}
+
+#[test]
+fn repair_fixes_an_invalid_backlog_and_never_drops_a_task() {
+    let env = project(&["Keep me", "Me too"]);
+    let mut doc = env.read_json("to-do.json");
+    doc["tasks"][1]["status"] = "finished".into();
+    env.write("to-do.json", serde_json::to_string_pretty(&doc).unwrap());
+    let mut fixed = doc.clone();
+    fixed["tasks"][1]["status"] = "todo".into();
+    let mut dropped = doc.clone();
+    dropped["tasks"].as_array_mut().unwrap().pop();
+    // First answer drops a task (refused), the second fixes the status.
+    let repairer = agent(
+        &env,
+        "repairer",
+        &format!(
+            r#"case "$prompt" in *'/tasks/1/status'*) ;; *) echo "problems missing"; exit 1;; esac
+if [ -f .tried ]; then echo '{{"backlog": {fixed}}}'; else touch .tried; echo '{{"backlog": {dropped}}}'; fi"#,
+            fixed = serde_json::to_string(&fixed).unwrap(),
+            dropped = serde_json::to_string(&dropped).unwrap(),
+        ),
+    );
+    let worker = good_worker(&env);
+    let reviewer = done_reviewer(&env);
+    env.looper(&["run", "--worker", &worker, "--reviewer", &reviewer])
+        .env("LOOPER_REPAIR", &repairer)
+        .run();
+    let ends = env.records("repair.end");
+    assert_eq!(ends.len(), 2, "{ends:?}");
+    assert!(
+        ends[0]["problem"]
+            .as_str()
+            .unwrap()
+            .contains("drops task(s) T2")
+    );
+    assert_eq!(task(&env, "T2")["status"], "done");
+    // The invalid original is kept whole in the journal.
+    let snapshots = env.records("backlog.snapshot");
+    assert!(snapshots.iter().any(|s| {
+        s["replaced"]
+            .as_str()
+            .is_some_and(|r| r.contains("finished"))
+    }));
+}
+
+#[test]
+fn an_unrepairable_backlog_stops_with_the_problems() {
+    let env = project(&["A"]);
+    env.write("to-do.json", "{\"schema_version\": 1, \"tasks\": 7}");
+    let repairer = agent(&env, "repairer", r#"echo '{"backlog": {"nope": true}}'"#);
+    env.looper(&["run", "--worker", &repairer, "--retry-limit", "1"])
+        .status(1)
+        .stderr_has("is invalid and the repair agent could not fix it")
+        .stderr_has("/tasks")
+        .run();
+    assert_eq!(
+        env.read("to-do.json"),
+        "{\"schema_version\": 1, \"tasks\": 7}"
+    );
+}
