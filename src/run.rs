@@ -120,6 +120,15 @@ pub fn run(project: &Project, flags: Layer, idea: Option<&str>) -> anyhow::Resul
         tokens: 0,
         cost_usd: 0.0,
     };
+    let profile_values: Vec<String> = std::iter::once(&ctx.config.worker)
+        .chain(&ctx.config.reviewers)
+        .chain([&ctx.config.bootstrap, &ctx.config.repair])
+        .flat_map(|a| a.env.iter().map(|(_, v)| v.clone()))
+        .collect();
+    ctx.journal.set_redactor(crate::journal::Redactor::new(
+        std::env::vars(),
+        profile_values.iter().map(String::as_str),
+    ));
     ctx.record(
         "run.start",
         json!({

@@ -18,11 +18,26 @@ pub const JOURNAL_VERSION: u64 = 1;
 pub struct Journal {
     path: PathBuf,
     run: String,
+    redactor: Option<std::sync::Arc<super::Redactor>>,
 }
 
 impl Journal {
     pub fn new(path: PathBuf, run: String) -> Self {
-        Self { path, run }
+        Self {
+            path,
+            run,
+            redactor: None,
+        }
+    }
+
+    /// Every record appended from now on has its secrets replaced first (DESIGN §2).
+    pub fn set_redactor(&mut self, redactor: super::Redactor) {
+        self.redactor = Some(std::sync::Arc::new(redactor));
+    }
+
+    /// The redactor, for files written beside the journal.
+    pub fn redactor(&self) -> Option<&super::Redactor> {
+        self.redactor.as_deref()
     }
 
     pub fn path(&self) -> &Path {
@@ -57,7 +72,13 @@ impl Journal {
         record.insert("run".into(), Value::String(self.run.clone()));
         record.insert("seq".into(), Value::from(seq));
         record.insert("type".into(), Value::String(kind.to_string()));
-        record.extend(payload);
+        let mut payload = Value::Object(payload);
+        if let Some(redactor) = &self.redactor {
+            redactor.value(&mut payload);
+        }
+        if let Value::Object(fields) = payload {
+            record.extend(fields);
+        }
         let mut line = serde_json::to_string(&Value::Object(record))
             .context("cannot encode journal record")?;
         line.push('\n');

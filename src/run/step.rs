@@ -77,11 +77,14 @@ pub(crate) fn run_agent(
     if let Some(e) = journal_error {
         return Err(e);
     }
-    let last = json!({
+    let mut last = json!({
         "label": ctx.label,
         "final_text": result.outcome.final_text,
         "class": result.class,
     });
+    if let Some(redactor) = ctx.journal.redactor() {
+        redactor.value(&mut last);
+    }
     let path = ctx.run_dir().join(format!("{}.last.json", ctx.label));
     crate::file::create_private_dir(&ctx.run_dir())?;
     crate::file::write_atomic_nosync(&path, format!("{last:#}\n").as_bytes(), 0o600)?;

@@ -620,3 +620,30 @@ fn an_unrepairable_backlog_stops_with_the_problems() {
         "{\"schema_version\": 1, \"tasks\": 7}"
     );
 }
+
+#[test]
+fn secrets_never_reach_the_journal() {
+    let env = project(&["Leaky"]);
+    let worker = agent(
+        &env,
+        "worker",
+        r#"echo "my key is $MY_API_KEY and the header was Authorization: Bearer abcdefghijklmnop1234"
+echo x > "out-$id.txt"; report done "used $MY_API_KEY""#,
+    );
+    let reviewer = done_reviewer(&env);
+    env.looper(&["run", "--worker", &worker, "--reviewer", &reviewer])
+        .env("MY_API_KEY", "s3cr3t-value-42")
+        .run();
+    let mut journal = String::new();
+    for dir in std::fs::read_dir(env.home().join("projects")).unwrap() {
+        for f in std::fs::read_dir(dir.unwrap().path().join("runs")).unwrap() {
+            let path = f.unwrap().path();
+            if path.is_file() {
+                journal.push_str(&std::fs::read_to_string(path).unwrap());
+            }
+        }
+    }
+    assert!(journal.contains("my key is [redacted]"), "{journal}");
+    assert!(!journal.contains("s3cr3t-value-42"));
+    assert!(!journal.contains("abcdefghijklmnop1234"));
+}
