@@ -14,7 +14,7 @@ use looper::agent::{
 };
 use serde_json::{Map, Value};
 
-use crate::mock::{Mock, Script, Step};
+use crate::mock::{Mock, Route, Script, Step};
 
 const PINNED: &str = include_str!("../../scripts/agents.tsv");
 
@@ -70,14 +70,16 @@ pub(crate) struct Sandboxed {
 
 impl Sandboxed {
     pub(crate) fn new(script: Script) -> Self {
+        Self::with_mock(Mock::start(script))
+    }
+
+    /// The same around a mock already started (e.g. [`Mock::start_routed`]).
+    pub(crate) fn with_mock(mock: Mock) -> Self {
         // Not under /tmp: codex refuses to set up its helpers in the system temp dir.
         let tmp = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
         std::fs::create_dir_all(tmp.path().join("work")).unwrap();
         std::fs::create_dir_all(tmp.path().join("home")).unwrap();
-        Self {
-            tmp,
-            mock: Mock::start(script),
-        }
+        Self { tmp, mock }
     }
 
     pub(crate) fn work(&self) -> PathBuf {
@@ -377,6 +379,57 @@ fn worker_creates_a_file_and_reports(name: &'static str) {
     assert!(prompt_seen, "the mock never saw the prompt\n{transcript}");
 }
 
+/// One routed mock serves two conversations, as in a `looper run`: every request of each run
+/// gets the script of the task named in its prompt, so each run creates its own file.
+fn prompts_are_routed_to_their_scripts(name: &'static str) {
+    let Some(cli) = cli(name) else { return };
+    let tasks = ["ALPHA-17", "BETA-42"];
+    let routes = tasks
+        .iter()
+        .map(|task| {
+            let report = format!(
+                r#"{{"status": "done", "summary": "did {task}", "files_changed": ["{task}.out"]}}"#
+            );
+            let script = Script::new(report).then(Step::Shell(format!("echo {task} > {task}.out")));
+            Route::new(format!("Work on task {task}."), script)
+        })
+        .collect();
+    let fallback = Script::new(r#"{"status": "blocked", "summary": "unrouted"}"#)
+        .then(Step::Shell("echo lost > unrouted.out".into()));
+    let sb = Sandboxed::with_mock(Mock::start_routed(routes, fallback));
+    for (i, task) in tasks.iter().enumerate() {
+        let before = sb.mock.requests().len();
+        let run = sb.run(
+            &cli,
+            Role::Worker,
+            &format!("Work on task {task}. Then reply with a JSON summary."),
+        );
+        let transcript = run.transcript();
+        assert_eq!(run.result.class, Class::Ok, "{transcript}");
+        assert_eq!(
+            std::fs::read_to_string(sb.work().join(format!("{task}.out")))
+                .ok()
+                .as_deref(),
+            Some(format!("{task}\n").as_str()),
+            "{transcript}"
+        );
+        let report = run
+            .report
+            .as_ref()
+            .unwrap_or_else(|| panic!("no report\n{transcript}"));
+        assert_eq!(report["summary"], format!("did {task}"), "{transcript}");
+        let routes: Vec<Option<usize>> = sb.mock.requests()[before..]
+            .iter()
+            .map(|r| r.route)
+            .collect();
+        assert!(
+            routes.len() >= 2 && routes.iter().all(|r| *r == Some(i)),
+            "{task}: {routes:?}\n{transcript}"
+        );
+    }
+    assert!(!sb.work().join("unrouted.out").exists());
+}
+
 /// A reviewer asked by the model to write a file can't: the CLI's read-only mode stops it.
 fn reviewer_cannot_write(name: &'static str) {
     let Some(cli) = cli(name) else { return };
@@ -526,6 +579,11 @@ macro_rules! per_cli {
                 #[test]
                 fn worker_creates_a_file_and_reports() {
                     super::worker_creates_a_file_and_reports(stringify!($cli));
+                }
+
+                #[test]
+                fn prompts_are_routed_to_their_scripts() {
+                    super::prompts_are_routed_to_their_scripts(stringify!($cli));
                 }
 
                 #[test]

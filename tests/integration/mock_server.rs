@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::mock::{HELLO_COMMAND, HELLO_FINAL_TEXT, Mock, Script, Step};
+use crate::mock::{HELLO_COMMAND, HELLO_FINAL_TEXT, Mock, Route, Script, Step};
 
 /// A response as the raw client saw it.
 struct Reply {
@@ -703,6 +703,225 @@ fn chunk_delay_slows_the_stream() {
     // Six events for a one-delta text turn: five delays between them.
     assert_eq!(data.len(), 6);
     assert!(t0.elapsed() >= Duration::from_millis(200));
+}
+
+// ---- Prompt routing ----------------------------------------------------------------------
+
+/// A script whose every answer names it: step 0 runs `echo <name>`, then `<name> done`.
+fn named(name: &str) -> Script {
+    Script::new(format!("{name} done")).then(Step::Shell(format!("echo {name}")))
+}
+
+/// Routes `TASK-A` and `TASK-B` to scripts `route-a` and `route-b`, the rest to `fallback`.
+fn routed() -> Mock {
+    Mock::start_routed(
+        vec![
+            Route::new("TASK-A", named("route-a")),
+            Route::new("TASK-B", named("route-b")),
+        ],
+        named("fallback"),
+    )
+}
+
+/// Which script answered, and whether with its shell step (step 0) or its final text.
+fn answered_by(reply: &Reply) -> (&'static str, &'static str) {
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let found: Vec<&str> = ["route-a", "route-b", "fallback"]
+        .into_iter()
+        .filter(|name| reply.body.contains(name))
+        .collect();
+    assert_eq!(found.len(), 1, "{}", reply.body);
+    let name = found[0];
+    if reply.body.contains(&format!("echo {name}")) {
+        (name, "step 0")
+    } else {
+        assert!(
+            reply.body.contains(&format!("{name} done")),
+            "{}",
+            reply.body
+        );
+        (name, "final")
+    }
+}
+
+#[test]
+fn responses_requests_are_routed_by_their_user_text_only() {
+    let mock = routed();
+    let with_user = |n: usize, text: &str| {
+        let mut body = codex_body(n);
+        body["input"][0]["content"][0]["text"] = json!(text);
+        body
+    };
+    let ask = |body: &Value| answered_by(&post(&mock, RESPONSES, body));
+    assert_eq!(ask(&with_user(0, "Do TASK-A.")), ("route-a", "step 0"));
+    assert_eq!(ask(&with_user(0, "Do TASK-B.")), ("route-b", "step 0"));
+    // The rest of the conversation stays on its route: the user prompt is re-sent each turn.
+    assert_eq!(ask(&with_user(1, "Do TASK-A.")), ("route-a", "final"));
+    assert_eq!(ask(&with_user(0, "Do nothing.")), ("fallback", "step 0"));
+    // codex's own user-role context comes first; the prompt is a later user message.
+    let mut body = with_user(0, "<environment_context>TASK-X</environment_context>");
+    let prompt = json!({"type": "message", "role": "user",
+                        "content": [{"type": "input_text", "text": "Do TASK-B."}]});
+    body["input"].as_array_mut().unwrap().push(prompt);
+    assert_eq!(ask(&body), ("route-b", "step 0"));
+    // A plain string `input` is user text too.
+    let mut body = codex_body(0);
+    body["input"] = json!("Do TASK-A.");
+    assert_eq!(ask(&body), ("route-a", "step 0"));
+
+    // Not user text: developer and system messages, instructions, tool calls and outputs.
+    let mut body = with_user(1, "go");
+    let input = body["input"].as_array_mut().unwrap();
+    input[2]["output"] = json!("TASK-A");
+    input[1]["arguments"] = json!(r#"{"cmd": "echo TASK-A"}"#);
+    for role in ["developer", "system"] {
+        input.insert(
+            0,
+            json!({"type": "message", "role": role,
+                   "content": [{"type": "input_text", "text": "TASK-A"}]}),
+        );
+    }
+    input.push(json!({"type": "message", "role": "assistant",
+                      "content": [{"type": "output_text", "text": "TASK-A"}]}));
+    body["instructions"] = json!("You work on TASK-A.");
+    assert_eq!(ask(&body), ("fallback", "final"));
+
+    let routes: Vec<Option<usize>> = mock.requests().iter().map(|r| r.route).collect();
+    assert_eq!(
+        routes,
+        [Some(0), Some(1), Some(0), None, Some(1), Some(0), None]
+    );
+}
+
+#[test]
+fn messages_requests_are_routed_by_their_user_text_only() {
+    let mock = routed();
+    let ask = |body: &Value| answered_by(&post(&mock, MESSAGES, body));
+    let mut body = claude_body(0);
+    body["messages"][0]["content"][0]["text"] = json!("Do TASK-A.");
+    assert_eq!(ask(&body), ("route-a", "step 0"));
+    // String content, after a reminder block in another user message.
+    let mut body = claude_body(1);
+    body["messages"][0]["content"][0]["text"] = json!("<system-reminder>x</system-reminder>");
+    body["messages"]
+        .as_array_mut()
+        .unwrap()
+        .insert(1, json!({"role": "user", "content": "Do TASK-B."}));
+    assert_eq!(ask(&body), ("route-b", "final"));
+    assert_eq!(ask(&claude_body(0)), ("fallback", "step 0"));
+
+    // Not user text: the system prompt, tool results (string or blocks), assistant text.
+    let mut body = claude_body(2);
+    body["system"] = json!([{"type": "text", "text": "You work on TASK-A."}]);
+    let messages = body["messages"].as_array_mut().unwrap();
+    messages[2]["content"][0]["content"] = json!("TASK-A");
+    messages[4]["content"][0]["content"] = json!([{"type": "text", "text": "TASK-A"}]);
+    messages[1]["content"][0]["input"] = json!({"command": "echo TASK-A"});
+    messages.push(json!({"role": "assistant", "content": [{"type": "text", "text": "TASK-A"}]}));
+    assert_eq!(ask(&body), ("fallback", "final"));
+}
+
+#[test]
+fn chat_requests_are_routed_by_their_user_text_only() {
+    let mock = routed();
+    let ask = |body: &Value| answered_by(&post(&mock, CHAT, body));
+    let mut body = chat_body(0, "path");
+    body["messages"][1]["content"] = json!("Do TASK-A.");
+    assert_eq!(ask(&body), ("route-a", "step 0"));
+    let mut body = chat_body(1, "path");
+    body["messages"][1]["content"] = json!([{"type": "text", "text": "Do TASK-B."}]);
+    assert_eq!(ask(&body), ("route-b", "final"));
+    assert_eq!(ask(&chat_body(0, "path")), ("fallback", "step 0"));
+
+    // Not user text: system and developer messages, tool calls and results, assistant text.
+    let mut body = chat_body(1, "path");
+    let messages = body["messages"].as_array_mut().unwrap();
+    messages[0]["content"] = json!("You work on TASK-A.");
+    messages.insert(1, json!({"role": "developer", "content": "TASK-A"}));
+    messages[3]["content"] = json!("TASK-A");
+    messages[3]["tool_calls"][0]["function"]["arguments"] = json!(r#"{"command":"TASK-A"}"#);
+    messages[4]["content"] = json!([{"type": "text", "text": "TASK-A"}]);
+    assert_eq!(ask(&body), ("fallback", "final"));
+
+    // A side request is routed too, and still gets its title.
+    let title = json!({"model": "mock-model", "stream": false, "messages": [
+        {"role": "system", "content": "You are a title generator. You output ONLY a thread title."},
+        {"role": "user", "content": "Do TASK-B."}]});
+    let reply = post(&mock, CHAT, &title).json();
+    assert_eq!(reply["choices"][0]["message"]["content"], "Mock title");
+    assert_eq!(mock.requests().last().unwrap().route, Some(1));
+}
+
+#[test]
+fn gemini_requests_are_routed_by_their_user_text_only() {
+    let mock = routed();
+    let ask = |body: &Value| answered_by(&post(&mock, GEMINI, body));
+    let mut body = gemini_body(1);
+    body["contents"][0]["parts"][0]["text"] = json!("Do TASK-B.");
+    assert_eq!(ask(&body), ("route-b", "final"));
+    assert_eq!(ask(&gemini_body(0)), ("fallback", "step 0"));
+
+    // Not user text: the system instruction, function calls and responses, model text.
+    let mut body = gemini_body(1);
+    body["systemInstruction"] = json!({"parts": [{"text": "You work on TASK-A."}]});
+    let contents = body["contents"].as_array_mut().unwrap();
+    contents[1]["parts"][0]["functionCall"]["args"] = json!({"command": "echo TASK-A"});
+    contents[2]["parts"][0]["functionResponse"]["response"] = json!({"output": "TASK-A"});
+    contents.push(json!({"role": "model", "parts": [{"text": "TASK-A"}]}));
+    assert_eq!(ask(&body), ("fallback", "final"));
+}
+
+#[test]
+fn the_first_matching_route_wins_and_the_cap_is_the_largest() {
+    let mut small = named("route-a");
+    small.max_requests = 1;
+    let mut large = named("route-b");
+    large.max_requests = 3;
+    let mut fallback = named("fallback");
+    fallback.max_requests = 2;
+    let mock = Mock::start_routed(
+        vec![Route::new("TASK", small), Route::new("TASK-B", large)],
+        fallback,
+    );
+    let mut body = chat_body(0, "path");
+    body["messages"][1]["content"] = json!("Do TASK-B.");
+    for _ in 0..3 {
+        let reply = post(&mock, CHAT, &body);
+        assert_eq!(answered_by(&reply), ("route-a", "step 0"));
+    }
+    let capped = post(&mock, CHAT, &body);
+    assert_eq!(capped.status, 500);
+    assert_eq!(
+        capped.json()["error"]["message"],
+        "mock request cap reached"
+    );
+}
+
+#[test]
+fn chunk_delay_follows_the_route() {
+    let mut slow = Script::new("slow");
+    slow.chunk_delay = Duration::from_millis(60);
+    let mock = Mock::start_routed(vec![Route::new("slowly", slow)], Script::new("fast"));
+    let mut body = claude_body(0);
+    let t0 = Instant::now();
+    assert_eq!(
+        post(&mock, MESSAGES, &body).data()[2]["delta"]["text"],
+        "fast"
+    );
+    let fast = t0.elapsed();
+    body["messages"][0]["content"][0]["text"] = json!("go slowly");
+    let t0 = Instant::now();
+    assert_eq!(
+        post(&mock, MESSAGES, &body).data()[2]["delta"]["text"],
+        "slow"
+    );
+    // Six events: five delays.
+    assert!(
+        t0.elapsed() >= Duration::from_millis(300),
+        "{:?}",
+        t0.elapsed()
+    );
+    assert!(fast < Duration::from_millis(300), "{fast:?}");
 }
 
 // ---- Other endpoints and HTTP handling ---------------------------------------------------

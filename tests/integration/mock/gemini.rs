@@ -17,6 +17,20 @@ pub(super) fn tool_results(body: &Value) -> usize {
         .count()
 }
 
+/// The user prompt text, for routing: the `text` parts of the `role:"user"` contents.
+/// `functionResponse` parts and `systemInstruction` are left out.
+pub(super) fn user_texts(body: &Value) -> Vec<&str> {
+    body.get("contents")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter(|c| c.get("role").and_then(Value::as_str) == Some("user"))
+        .filter_map(|c| c.get("parts").and_then(Value::as_array))
+        .flatten()
+        .filter_map(|part| part.get("text").and_then(Value::as_str))
+        .collect()
+}
+
 pub(super) fn answer(ctx: &Ctx, route: &str) -> Answer {
     let (model_path, method) = route.rsplit_once(':').unwrap_or((route, ""));
     let model = model_path.rsplit('/').next().unwrap_or("gemini-2.5-pro");

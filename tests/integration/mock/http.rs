@@ -33,8 +33,8 @@ pub(super) fn serve(stream: TcpStream, shared: &Shared) {
     let mut out = stream;
     match read_request(&mut reader, &mut out) {
         Ok(Some(req)) => {
-            let answer = super::answer(shared, &req);
-            let _ = write_answer(&mut out, shared, &req, answer);
+            let (answer, chunk_delay) = super::answer(shared, &req);
+            let _ = write_answer(&mut out, shared, &req, answer, chunk_delay);
         }
         Ok(None) => {}
         Err(e) => {
@@ -209,6 +209,7 @@ fn write_answer(
     shared: &Shared,
     req: &Request,
     answer: Answer,
+    chunk_delay: Duration,
 ) -> io::Result<()> {
     match answer {
         Answer::Json {
@@ -228,10 +229,7 @@ fn write_answer(
             out.write_all(SSE_HEAD.as_bytes())?;
             out.flush()?;
             for (i, chunk) in chunks.iter().enumerate() {
-                if i > 0
-                    && !shared.script.chunk_delay.is_zero()
-                    && !shared.sleep(shared.script.chunk_delay)
-                {
+                if i > 0 && !chunk_delay.is_zero() && !shared.sleep(chunk_delay) {
                     // Stopped: end abruptly.
                     return Ok(());
                 }

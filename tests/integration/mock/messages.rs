@@ -16,6 +16,27 @@ pub(super) fn tool_results(body: &Value) -> usize {
         .count()
 }
 
+/// The user prompt text, for routing: the string content or `text` blocks of the
+/// `role:"user"` messages. `tool_result` blocks (and whatever they hold) and the `system`
+/// prompt are left out.
+pub(super) fn user_texts(body: &Value) -> Vec<&str> {
+    body.get("messages")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter(|m| m.get("role").and_then(Value::as_str) == Some("user"))
+        .flat_map(|m| match m.get("content") {
+            Some(Value::String(text)) => vec![text.as_str()],
+            Some(Value::Array(blocks)) => blocks
+                .iter()
+                .filter(|b| b.get("type").and_then(Value::as_str) == Some("text"))
+                .filter_map(|b| b.get("text").and_then(Value::as_str))
+                .collect(),
+            _ => Vec::new(),
+        })
+        .collect()
+}
+
 /// One content block to send: a tool call or text.
 enum Block {
     Tool { name: String, input: Value },

@@ -6,6 +6,10 @@
 //! conversation state: the step for a request is the number of tool results already in its body,
 //! so retries and side requests do no harm. Observations of the real CLIs against it are in
 //! `tests/integration/MOCK-NOTES.md`.
+//!
+//! One mock can serve several conversations with different scripts ([`Mock::start_routed`]):
+//! each request is routed by the text of its user messages, which a CLI re-sends every turn, so
+//! routing needs no state either.
 
 mod chat;
 mod gemini;
@@ -46,6 +50,9 @@ pub(crate) struct Recorded {
     pub(crate) headers: Vec<(String, String)>,
     /// The body, if it was JSON.
     pub(crate) body: Option<Value>,
+    /// The index of the [`Route`] that answered it; `None` for the fallback script (and for
+    /// requests that are not model requests).
+    pub(crate) route: Option<usize>,
 }
 
 impl Recorded {
@@ -77,6 +84,24 @@ pub(crate) struct Script {
     pub(crate) max_requests: usize,
     /// Delay between streamed chunks (slow streams). Zero by default.
     pub(crate) chunk_delay: Duration,
+}
+
+/// A script for the conversations whose user prompt contains `needle`; see
+/// [`Mock::start_routed`].
+#[derive(Debug, Clone)]
+pub(crate) struct Route {
+    /// Matched, case-sensitively, against each user text of a request on its own.
+    pub(crate) needle: String,
+    pub(crate) script: Script,
+}
+
+impl Route {
+    pub(crate) fn new(needle: impl Into<String>, script: Script) -> Route {
+        Route {
+            needle: needle.into(),
+            script,
+        }
+    }
 }
 
 /// One scripted answer to a model request.
@@ -135,10 +160,38 @@ impl Script {
 impl Mock {
     /// Starts a server on 127.0.0.1:<ephemeral> that follows `script`. Stops on drop.
     pub(crate) fn start(script: Script) -> Mock {
+        Mock::start_routed(Vec::new(), script)
+    }
+
+    /// Routes each model request to the first route whose needle occurs in the request's *user
+    /// prompt text*; requests that match no route get `fallback`. Stops on drop.
+    ///
+    /// The user prompt text is the text the CLI sent as user messages, and only that: tool
+    /// calls and results, assistant text, system and developer prompts never match. Each text
+    /// (message or text part) is searched on its own, case-sensitively. A CLI's own user-role
+    /// context counts too: codex's `<environment_context>` and `AGENTS.md`, claude's
+    /// `<system-reminder>` blocks (with `CLAUDE.md`), gemini's `<session_context>`, which lists
+    /// the workspace's files. So a bare task id is a poor needle (a file or a backlog may name
+    /// it); use a phrase only the prompt holds, like `Work on task T1.`.
+    ///
+    /// Each script numbers its steps by the tool results in the request, as with
+    /// [`Mock::start`]; a CLI re-sends the user prompt with every turn, so a conversation stays
+    /// on its route with no state in the mock. Side requests (no tools) are routed too, and
+    /// answered as usual from their route's script.
+    ///
+    /// The request cap counts all requests together and is the largest `max_requests` of the
+    /// routes and the fallback. `chunk_delay` is the chosen script's.
+    pub(crate) fn start_routed(routes: Vec<Route>, fallback: Script) -> Mock {
         let listener = TcpListener::bind("127.0.0.1:0").expect("mock: bind 127.0.0.1:0");
         let addr = listener.local_addr().expect("mock: local address");
+        let max_requests = routes
+            .iter()
+            .map(|r| r.script.max_requests)
+            .fold(fallback.max_requests, usize::max);
         let shared = Arc::new(Shared {
-            script,
+            routes,
+            fallback,
+            max_requests,
             log: Mutex::new(Vec::new()),
             stop: AtomicBool::new(false),
         });
@@ -181,12 +234,32 @@ impl Drop for Mock {
 }
 
 struct Shared {
-    script: Script,
+    routes: Vec<Route>,
+    fallback: Script,
+    /// The cap on all requests together.
+    max_requests: usize,
     log: Mutex<Vec<Recorded>>,
     stop: AtomicBool,
 }
 
 impl Shared {
+    /// The index of the route for a request with this body (`None`: the fallback).
+    fn route(&self, api: Api, body: Option<&Value>) -> Option<usize> {
+        if self.routes.is_empty() {
+            return None;
+        }
+        let texts = body.map(|b| user_texts(api, b)).unwrap_or_default();
+        self.routes.iter().position(|route| {
+            texts
+                .iter()
+                .any(|text| text.contains(route.needle.as_str()))
+        })
+    }
+
+    fn script(&self, route: Option<usize>) -> &Script {
+        route.map_or(&self.fallback, |i| &self.routes[i].script)
+    }
+
     fn stopped(&self) -> bool {
         self.stop.load(Ordering::SeqCst)
     }
@@ -400,12 +473,27 @@ impl Ctx<'_> {
     }
 }
 
-/// Records the request, then picks the answer.
-fn answer(shared: &Shared, req: &http::Request) -> Answer {
+/// The texts of the user messages in a model request (see [`Mock::start_routed`]).
+fn user_texts(api: Api, body: &Value) -> Vec<&str> {
+    match api {
+        Api::Responses => responses::user_texts(body),
+        Api::Messages => messages::user_texts(body),
+        Api::Gemini => gemini::user_texts(body),
+        Api::Chat => chat::user_texts(body),
+        Api::Other => Vec::new(),
+    }
+}
+
+/// Records the request, then picks the answer and the chosen script's chunk delay.
+fn answer(shared: &Shared, req: &http::Request) -> (Answer, Duration) {
     let body = req
         .body
         .as_deref()
         .and_then(|b| serde_json::from_slice::<Value>(b).ok());
+    let path = req.target.split('?').next().unwrap_or_default();
+    let api = Api::of(path);
+    let chosen = shared.route(api, body.as_ref());
+    let script = shared.script(chosen);
     // The arrival number is the log position, so ids and the cap follow `requests()` order.
     let seq = {
         let mut log = shared.log.lock().unwrap_or_else(PoisonError::into_inner);
@@ -414,12 +502,11 @@ fn answer(shared: &Shared, req: &http::Request) -> Answer {
             path: req.target.clone(),
             headers: req.headers.clone(),
             body: body.clone(),
+            route: chosen,
         });
         log.len()
     };
-    let route = req.target.split('?').next().unwrap_or_default();
-    let api = Api::of(route);
-    let answer = if seq > shared.script.max_requests {
+    let answer = if seq > shared.max_requests {
         api.error(500, None, "mock request cap reached")
     } else if let Some(encoding) = &req.unsupported_encoding {
         api.error(
@@ -428,19 +515,22 @@ fn answer(shared: &Shared, req: &http::Request) -> Answer {
             &format!("mock: cannot decode Content-Encoding {encoding:?}"),
         )
     } else {
-        route_request(shared, req, route, api, seq, body.as_ref())
+        route_request(script, req, path, api, seq, body.as_ref())
     };
+    let via = chosen.map_or_else(String::new, |i| {
+        format!(" (route {i} {:?})", shared.routes[i].needle)
+    });
     eprintln!(
-        "mock[{seq}]: {} {} -> {}",
+        "mock[{seq}]{via}: {} {} -> {}",
         req.method,
         req.target,
         summary(&answer)
     );
-    answer
+    (answer, script.chunk_delay)
 }
 
 fn route_request(
-    shared: &Shared,
+    script: &Script,
     req: &http::Request,
     route: &str,
     api: Api,
@@ -465,11 +555,7 @@ fn route_request(
     let Some(body) = body else {
         return api.error(400, None, "mock: the request body is not JSON");
     };
-    let ctx = Ctx {
-        script: &shared.script,
-        seq,
-        body,
-    };
+    let ctx = Ctx { script, seq, body };
     match api {
         Api::Responses => responses::answer(&ctx),
         Api::Messages if route.ends_with("/count_tokens") => {

@@ -27,6 +27,32 @@ pub(super) fn tool_results(body: &Value) -> usize {
         })
 }
 
+/// The user prompt text, for routing: the `input_text` parts (or string content) of the
+/// `role:"user"` messages in `input`, or `input` itself when it is a string. Developer and
+/// system messages and tool outputs are left out.
+pub(super) fn user_texts(body: &Value) -> Vec<&str> {
+    match body.get("input") {
+        Some(Value::String(text)) => vec![text.as_str()],
+        Some(Value::Array(items)) => items
+            .iter()
+            .filter(|i| {
+                i.get("role").and_then(Value::as_str) == Some("user")
+                    && i.get("type").and_then(Value::as_str).unwrap_or("message") == "message"
+            })
+            .flat_map(|i| match i.get("content") {
+                Some(Value::String(text)) => vec![text.as_str()],
+                Some(Value::Array(parts)) => parts
+                    .iter()
+                    .filter(|p| p.get("type").and_then(Value::as_str) == Some("input_text"))
+                    .filter_map(|p| p.get("text").and_then(Value::as_str))
+                    .collect(),
+                _ => Vec::new(),
+            })
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
 pub(super) fn answer(ctx: &Ctx) -> Answer {
     let body = ctx.body;
     let n = tool_results(body);
