@@ -24,6 +24,12 @@ pub(crate) struct Cli {
     exe: PathBuf,
 }
 
+impl Cli {
+    pub(crate) fn exe(&self) -> &Path {
+        &self.exe
+    }
+}
+
 /// The installed CLI `name`, or `None` (with a message) when it isn't installed and this is
 /// not CI.
 pub(crate) fn cli(name: &'static str) -> Option<Cli> {
@@ -92,7 +98,7 @@ impl Sandboxed {
 
     /// The spec and environment that point `cli` at the mock with nothing of the real home
     /// (CONTRACTS §3.6, §4.7, §5.4, §6.4, §7.3), retries off so failures arrive at once.
-    fn isolate(&self, cli: &Cli) -> (AgentSpec, Vec<(String, String)>) {
+    pub(crate) fn isolate(&self, cli: &Cli) -> (AgentSpec, Vec<(String, String)>) {
         let home = self.home();
         let url = self.mock.base_url();
         let mut env = vec![("HOME".to_owned(), path(&home))];

@@ -13,4 +13,5 @@ mod merge;
 mod mock;
 mod mock_server;
 mod run;
+mod run_real;
 mod schema;
