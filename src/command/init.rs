@@ -20,19 +20,34 @@ const SOURCE_CANDIDATES: &[&str] = &[
 const CONFIG_TEMPLATE: &str = r#"# Looper project configuration. Every key is optional; the values shown are the defaults.
 # Layering: built-in defaults < $LOOPER_HOME/config.toml < this file < LOOPER_* env < flags.
 
+# sandbox = "default"          # "none": the worker bypasses the agent CLIs' sandboxes
+
 # [roles]
 # worker = "codex"             # agent spec: adapter[:model][@effort], e.g. "claude:opus"
 # reviewer = ["codex"]         # one or several reviewers (an ensemble)
+# bootstrap = "codex"          # plans the first backlog (default: the worker)
+# repair = "codex"             # fixes an invalid backlog (default: the worker)
 
 # [loop]
 # max_iterations = 50
 # retry_limit = 3              # attempts before a task stays blocked
+# review_retries = 2           # extra review passes before "inconclusive" (exit 4)
 
 # [verify]
 # commands = []                # gates run after each iteration, e.g. ["cargo test"]
+# timeout = 600                # seconds per gate
 
 # [git]
 # commit = "looper"            # "looper": Looper commits accepted work; "agent"; "off"
+
+# [timeouts]                   # seconds
+# worker = 3600
+# reviewer = 1800
+# idle = 600                   # no output for this long stops the agent
+
+# [agents.glm]                 # a named profile: worker = "glm"
+# spec = "claude:glm-4.7"
+# env = { ANTHROPIC_BASE_URL = "https://api.z.ai/api/anthropic", ANTHROPIC_AUTH_TOKEN = "${ZAI_API_KEY}" }
 "#;
 
 pub(super) fn run(project: &Project, force: bool, name: Option<&str>) -> anyhow::Result<ExitCode> {
@@ -87,4 +102,22 @@ pub(super) fn run(project: &Project, force: bool, name: Option<&str>) -> anyhow:
     }
     println!("next: looper add \"First task\"");
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    /// The commented template documents real keys: uncommented, it is a valid config.
+    #[test]
+    fn the_config_template_uncommented_is_valid() {
+        let uncommented: String = super::CONFIG_TEMPLATE
+            .lines()
+            .filter_map(|l| l.strip_prefix("# "))
+            .filter(|l| l.starts_with('[') || l.contains(" = "))
+            .fold(String::new(), |text, l| text + l + "\n");
+        assert!(uncommented.contains("[agents.glm]"), "{uncommented}");
+        let layer: crate::config::Layer =
+            toml::from_str(&uncommented).unwrap_or_else(|e| panic!("{e}\n{uncommented}"));
+        assert_eq!(layer.looping.max_iterations, Some(50));
+        assert_eq!(layer.timeouts.idle, Some(600));
+    }
 }
