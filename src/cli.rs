@@ -54,6 +54,8 @@ LOOPER_WORKER / LOOPER_REVIEWER / LOOPER_MAX_ITERATIONS, and these flags, in ris
         #[arg(long)]
         name: Option<String>,
     },
+    /// Ask the run in this project to stop after its current iteration (it exits 5).
+    Stop,
     /// Check the backlog against the schema and Looper's rules; list every problem.
     Validate {
         /// Print the result as JSON.
@@ -153,6 +155,18 @@ pub struct RunArgs {
     /// Stop after this many iterations (default 50).
     #[arg(long, value_name = "N")]
     pub max_iterations: Option<u32>,
+    /// Stop once the agents used this many tokens (input + output).
+    #[arg(long, value_name = "N")]
+    pub max_tokens: Option<u64>,
+    /// Stop once the agents cost this many US dollars (as the CLIs report it).
+    #[arg(long, value_name = "USD")]
+    pub max_cost: Option<f64>,
+    /// Stop after this long, e.g. 90m or "2h 30m".
+    #[arg(long, value_name = "DURATION")]
+    pub max_duration: Option<String>,
+    /// Seconds to wait between iterations.
+    #[arg(long, value_name = "SECONDS")]
+    pub delay: Option<u64>,
     /// Attempts on a task before it stays blocked (default 3).
     #[arg(long, value_name = "N")]
     pub retry_limit: Option<u32>,

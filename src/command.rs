@@ -26,6 +26,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             let idea = args.prompt.clone();
             crate::run::run(&project()?, run_layer(args), idea.as_deref())
         }
+        Command::Stop => crate::run::request_stop(&project()?),
         Command::Init { force, name } => init::run(&project()?, force, name.as_deref()),
         Command::Validate { json } => inspect::validate(&project()?, json),
         Command::Fmt { check } => inspect::fmt(&project()?, check),
@@ -92,6 +93,10 @@ fn run_layer(args: crate::cli::RunArgs) -> crate::config::Layer {
     }
     layer.looping.max_iterations = args.max_iterations;
     layer.looping.retry_limit = args.retry_limit;
+    layer.looping.max_tokens = args.max_tokens;
+    layer.looping.max_cost = args.max_cost;
+    layer.looping.max_duration = args.max_duration;
+    layer.looping.delay = args.delay;
     if !args.verify.is_empty() {
         layer.verify.commands = Some(args.verify);
     }

@@ -83,6 +83,14 @@ pub struct LoopLayer {
     pub retry_limit: Option<u32>,
     /// Extra review passes after an inconclusive one.
     pub review_retries: Option<u32>,
+    /// Stop (exit 3) once the agents used this many tokens (input + output).
+    pub max_tokens: Option<u64>,
+    /// Stop (exit 3) once the agents cost this many US dollars (as the CLIs report it).
+    pub max_cost: Option<f64>,
+    /// Stop (exit 3) after this long, e.g. "90m" or "2h 30m".
+    pub max_duration: Option<String>,
+    /// Seconds to wait between iterations.
+    pub delay: Option<u64>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -153,6 +161,10 @@ impl Layer {
             &mut self.looping.review_retries,
             over.looping.review_retries,
         );
+        set(&mut self.looping.max_tokens, over.looping.max_tokens);
+        set(&mut self.looping.max_cost, over.looping.max_cost);
+        set(&mut self.looping.max_duration, over.looping.max_duration);
+        set(&mut self.looping.delay, over.looping.delay);
         set(&mut self.verify.commands, over.verify.commands);
         set(&mut self.verify.timeout, over.verify.timeout);
         set(&mut self.git.commit, over.git.commit);
@@ -211,6 +223,10 @@ pub struct Config {
     pub max_iterations: u32,
     pub retry_limit: u32,
     pub review_retries: u32,
+    pub max_tokens: Option<u64>,
+    pub max_cost: Option<f64>,
+    pub max_duration: Option<Duration>,
+    pub delay: Duration,
     pub verify: Vec<String>,
     pub verify_timeout: Duration,
     pub git_commit: GitCommit,
@@ -282,6 +298,30 @@ impl Config {
                 Ok(Duration::from_secs(s))
             }
         };
+        let max_duration = merged
+            .looping
+            .max_duration
+            .as_deref()
+            .map(|text| {
+                text.parse::<jiff::SignedDuration>()
+                    .ok()
+                    .and_then(|d| Duration::try_from(d).ok())
+                    .filter(|d| !d.is_zero())
+                    .ok_or_else(|| {
+                        UsageError::new(format!(
+                            "loop.max_duration = {text:?} is not a duration: write e.g. \"90m\" or \"2h 30m\""
+                        ))
+                    })
+            })
+            .transpose()?;
+        if let Some(cost) = merged.looping.max_cost
+            && !(cost.is_finite() && cost > 0.0)
+        {
+            return Err(UsageError::new(format!(
+                "loop.max_cost = {cost}: give a number of US dollars above 0"
+            ))
+            .into());
+        }
         Ok(Config {
             worker,
             reviewers,
@@ -290,6 +330,10 @@ impl Config {
             max_iterations: merged.looping.max_iterations.unwrap_or(50),
             retry_limit: merged.looping.retry_limit.unwrap_or(3).max(1),
             review_retries: merged.looping.review_retries.unwrap_or(2),
+            max_tokens: merged.looping.max_tokens,
+            max_cost: merged.looping.max_cost,
+            max_duration,
+            delay: Duration::from_secs(merged.looping.delay.unwrap_or(0)),
             verify: merged.verify.commands.unwrap_or_default(),
             verify_timeout: seconds("verify.timeout", merged.verify.timeout, 600)?,
             git_commit: merged.git.commit.unwrap_or_default(),
@@ -463,6 +507,18 @@ mod tests {
             format!("{err:#}").contains("timeouts.worker = 0"),
             "{err:#}"
         );
+
+        let err = resolve("", "[loop]\nmax_duration = \"soon\"\n", &[]).unwrap_err();
+        assert!(format!("{err:#}").contains("is not a duration"), "{err:#}");
+        let c = resolve(
+            "",
+            "[loop]\nmax_duration = \"1h 30m\"\nmax_cost = 2.5\n",
+            &[],
+        )
+        .unwrap();
+        assert_eq!(c.max_duration, Some(Duration::from_secs(5400)));
+        let err = resolve("", "[loop]\nmax_cost = -1.0\n", &[]).unwrap_err();
+        assert!(format!("{err:#}").contains("max_cost = -1"), "{err:#}");
 
         let err = resolve("", "", &[("MAX_ITERATIONS", "lots")]).unwrap_err();
         assert!(format!("{err:#}").contains("MAX_ITERATIONS"), "{err:#}");

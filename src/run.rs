@@ -16,6 +16,7 @@ mod prompt;
 mod reports;
 mod review;
 mod step;
+mod stop;
 mod workspace;
 
 use std::collections::BTreeMap;
@@ -40,6 +41,8 @@ use crate::project::Project;
 pub const EXIT_DONE: u8 = 0;
 pub const EXIT_CAP: u8 = 3;
 pub const EXIT_REVIEW_INCONCLUSIVE: u8 = 4;
+pub const EXIT_STOPPED: u8 = 5;
+pub const EXIT_INTERRUPTED: u8 = 130;
 
 /// What the run shares between its steps.
 pub struct Ctx {
@@ -57,6 +60,8 @@ pub struct Ctx {
     pub gate_baseline: BTreeMap<String, bool>,
     /// What happened, for the reviewer's digest.
     pub digest: Vec<String>,
+    pub(crate) stop: stop::Stop,
+    pub(crate) started: std::time::Instant,
     pub tokens: u64,
     pub cost_usd: f64,
 }
@@ -101,6 +106,7 @@ pub fn run(project: &Project, flags: Layer, idea: Option<&str>) -> anyhow::Resul
     let config = Config::resolve(&home, &project.root, flags)?;
     crate::file::create_private_dir(&project.home.state())?;
     let _lock = lock(&project.home.state().join("run.lock"))?;
+    let stop = stop::Stop::install(&project.home.state())?;
     let run_id = new_run_id();
     let runs_dir = project.home.runs();
     let journal = Journal::new(runs_dir.join(format!("{run_id}.jsonl")), run_id.clone());
@@ -117,6 +123,8 @@ pub fn run(project: &Project, flags: Layer, idea: Option<&str>) -> anyhow::Resul
         label: "run".into(),
         gate_baseline: BTreeMap::new(),
         digest: Vec::new(),
+        stop,
+        started: std::time::Instant::now(),
         tokens: 0,
         cost_usd: 0.0,
     };
@@ -181,6 +189,9 @@ fn drive(ctx: &mut Ctx, idea: Option<&str>) -> anyhow::Result<(&'static str, u8)
     baseline(ctx)?;
     let mut reviews = 0;
     loop {
+        if let Some(end) = should_end(ctx) {
+            return Ok(end);
+        }
         let doc = ctx.load()?;
         let tasks = doc.tasks();
         let selected = crate::backlog::select::select(&tasks, ctx.config.retry_limit)
@@ -189,6 +200,9 @@ fn drive(ctx: &mut Ctx, idea: Option<&str>) -> anyhow::Result<(&'static str, u8)
         if let Some((id, reason)) = selected {
             if ctx.iter >= ctx.config.max_iterations {
                 return Ok(("the iteration cap was reached with work left", EXIT_CAP));
+            }
+            if ctx.iter > 0 && !ctx.config.delay.is_zero() {
+                pause(ctx);
             }
             ctx.iter += 1;
             ctx.label = format!("iter-{}", ctx.iter);
@@ -208,6 +222,81 @@ fn drive(ctx: &mut Ctx, idea: Option<&str>) -> anyhow::Result<(&'static str, u8)
             review::Verdict::Inconclusive => {}
         }
     }
+}
+
+/// The error that ends a run stopped during bootstrap or repair.
+fn interrupted() -> anyhow::Error {
+    Failure {
+        message: "interrupted".into(),
+        code: EXIT_INTERRUPTED,
+    }
+    .into()
+}
+
+/// Why the run must end before its next step, if it must: a stop request or a budget.
+fn should_end(ctx: &Ctx) -> Option<(&'static str, u8)> {
+    if ctx.stop.hard() {
+        return Some((
+            "interrupted; the task in progress stays doing",
+            EXIT_INTERRUPTED,
+        ));
+    }
+    if ctx.stop.soft() {
+        return Some(("stopped by request", EXIT_STOPPED));
+    }
+    let config = &ctx.config;
+    if config.max_tokens.is_some_and(|max| ctx.tokens >= max) {
+        return Some(("the token budget was reached with work left", EXIT_CAP));
+    }
+    if config.max_cost.is_some_and(|max| ctx.cost_usd >= max) {
+        return Some(("the cost budget was reached with work left", EXIT_CAP));
+    }
+    if config
+        .max_duration
+        .is_some_and(|max| ctx.started.elapsed() >= max)
+    {
+        return Some(("the time budget was reached with work left", EXIT_CAP));
+    }
+    None
+}
+
+/// Waits `delay` between iterations, unless asked to stop.
+fn pause(ctx: &Ctx) {
+    let until = std::time::Instant::now() + ctx.config.delay;
+    while std::time::Instant::now() < until && !ctx.stop.soft() {
+        std::thread::sleep(
+            std::time::Duration::from_millis(100).min(until - std::time::Instant::now()),
+        );
+    }
+}
+
+/// `looper stop`: asks the project's run to end after its current iteration.
+pub fn request_stop(project: &Project) -> anyhow::Result<ExitCode> {
+    let state = project.home.state();
+    let lock_path = state.join("run.lock");
+    let holder = match OpenOptions::new().read(true).write(true).open(&lock_path) {
+        Ok(mut file) => {
+            if file.try_lock().is_ok() {
+                None
+            } else {
+                let mut text = String::new();
+                let _ = file.read_to_string(&mut text);
+                Some(text.trim().to_owned())
+            }
+        }
+        Err(_) => None,
+    };
+    let Some(pid) = holder else {
+        return Err(Failure {
+            message: format!("no looper run is working on {}", project.root.display()),
+            code: crate::error::EXIT_ERROR,
+        }
+        .into());
+    };
+    crate::file::write_atomic(&stop::request_path(&state), pid.as_bytes(), 0o600)
+        .with_context(|| format!("cannot write the stop request in {}", state.display()))?;
+    println!("asked the run (pid {pid}) to stop after its current iteration");
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Runs every gate once before the first iteration, so already-failing gates don't block

@@ -120,6 +120,9 @@ pub(crate) fn bootstrap(ctx: &mut Ctx, idea: Option<&str>) -> anyhow::Result<Doc
     let agent = ctx.config.bootstrap.clone();
     let mut problem = String::new();
     for _ in 0..ctx.config.retry_limit {
+        if ctx.stop.hard() {
+            return Err(super::interrupted());
+        }
         let result = step::run_agent(
             ctx,
             &agent,
@@ -241,6 +244,9 @@ pub(crate) fn repair(ctx: &mut Ctx, error: &BacklogError) -> anyhow::Result<Doc>
     let agent = ctx.config.repair.clone();
     let mut problem = String::new();
     for _ in 0..ctx.config.retry_limit {
+        if ctx.stop.hard() {
+            return Err(super::interrupted());
+        }
         let result = step::run_agent(ctx, &agent, Role::Repair, &text, ctx.config.worker_timeout)?;
         let report = if result.class == Class::Ok {
             reports::read::<RepairReport>(result.outcome.final_text.as_deref())

@@ -20,6 +20,7 @@ use crate::config::GitCommit;
 pub(crate) enum Outcome {
     Done,
     Attempt(String),
+    Interrupted,
 }
 
 /// Works on task `id`.
@@ -42,6 +43,14 @@ pub(crate) fn iterate(ctx: &mut Ctx, id: &str, reason: Reason) -> anyhow::Result
     let after = workspace::snapshot(&ctx.root)?;
     ctx.record("git", json!({"phase": "after", "head": after.head()}))?;
     let changed = workspace::changed(&ctx.root, &before, &after, &ctx.own_files());
+    if result.class == Class::Cancelled {
+        // Stopped by the user: no attempt; the task stays `doing` for the next run.
+        ctx.record(
+            "iteration.end",
+            json!({"task": id, "outcome": "interrupted", "changed": changed}),
+        )?;
+        return Ok(Outcome::Interrupted);
+    }
 
     let report = if result.class == Class::Ok {
         reports::read::<WorkerReport>(result.outcome.final_text.as_deref())
@@ -68,8 +77,8 @@ pub(crate) fn iterate(ctx: &mut Ctx, id: &str, reason: Reason) -> anyhow::Result
         "iteration.end",
         json!({
             "task": id,
-            "outcome": match &outcome { Outcome::Done => "done", Outcome::Attempt(_) => "attempt" },
-            "note": match &outcome { Outcome::Done => None, Outcome::Attempt(n) => Some(n) },
+            "outcome": match &outcome { Outcome::Done => "done", Outcome::Attempt(_) | Outcome::Interrupted => "attempt" },
+            "note": match &outcome { Outcome::Attempt(n) => Some(n), Outcome::Done | Outcome::Interrupted => None },
             "changed": changed,
         }),
     )?;

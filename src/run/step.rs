@@ -39,6 +39,7 @@ pub(crate) fn run_agent(
         .push(("LOOPER_RUN".into(), ctx.run_id.clone().into()));
     spec.wall_timeout = Some(timeout);
     spec.idle_timeout = Some(ctx.config.idle_timeout);
+    spec.cancel = Some(std::sync::Arc::clone(&ctx.stop.hard));
     let env_keys: Vec<&str> = agent.env.iter().map(|(k, _)| k.as_str()).collect();
     ctx.record(
         "agent.spawn",

@@ -647,3 +647,204 @@ echo x > "out-$id.txt"; report done "used $MY_API_KEY""#,
     assert!(!journal.contains("s3cr3t-value-42"));
     assert!(!journal.contains("abcdefghijklmnop1234"));
 }
+
+/// Waits until the run has started an agent.
+fn wait_for_agent(env: &Env, count: usize) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while env.records("agent.spawn").len() < count {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the run never started an agent"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+fn spawn_run(env: &Env, args: &[&str]) -> std::process::Child {
+    env.command(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+#[test]
+fn looper_stop_finishes_the_iteration_then_exits_5() {
+    let env = project(&["A", "B"]);
+    env.looper(&["stop"])
+        .status(1)
+        .stderr_has("no looper run is working on")
+        .run();
+    let worker = agent(
+        &env,
+        "worker",
+        r#"sleep 1; echo x > "out-$id.txt"; report done ok"#,
+    );
+    let reviewer = done_reviewer(&env);
+    let run = spawn_run(&env, &["run", "--worker", &worker, "--reviewer", &reviewer]);
+    wait_for_agent(&env, 1);
+    env.looper(&["stop"])
+        .stdout_has(&format!("asked the run (pid {})", run.id()))
+        .run();
+    let out = run.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(5),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(task(&env, "T1")["status"], "done");
+    assert_eq!(task(&env, "T2")["status"], "todo");
+    assert_eq!(env.records("run.end")[0]["reason"], "stopped by request");
+}
+
+#[test]
+fn the_ctrl_c_ladder() {
+    use nix::sys::signal::{Signal, kill};
+    use nix::unistd::Pid;
+    let env = project(&["A", "B"]);
+    let worker = agent(
+        &env,
+        "worker",
+        r#"sleep 2; echo x > "out-$id.txt"; report done ok"#,
+    );
+    let reviewer = done_reviewer(&env);
+    let args = [
+        "run",
+        "--worker",
+        worker.as_str(),
+        "--reviewer",
+        reviewer.as_str(),
+    ];
+
+    // One Ctrl-C: the iteration finishes, then the run ends with exit 5.
+    let run = spawn_run(&env, &args);
+    wait_for_agent(&env, 1);
+    kill(
+        Pid::from_raw(i32::try_from(run.id()).unwrap()),
+        Signal::SIGINT,
+    )
+    .unwrap();
+    let out = run.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(5),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(task(&env, "T1")["status"], "done");
+
+    // Two Ctrl-C: the agent's group is stopped, T2 stays doing, exit 130, no attempt counted.
+    let run = spawn_run(&env, &args);
+    wait_for_agent(&env, 2);
+    let pid = Pid::from_raw(i32::try_from(run.id()).unwrap());
+    kill(pid, Signal::SIGINT).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    kill(pid, Signal::SIGINT).unwrap();
+    let out = run.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let t2 = task(&env, "T2");
+    assert_eq!(t2["status"], "doing");
+    assert!(t2.get("attempts").is_none(), "{t2}");
+    assert!(!env.path("out-T2.txt").exists());
+    let exits = env.records("agent.exit");
+    assert_eq!(exits.last().unwrap()["class"]["class"], "cancelled");
+    assert!(
+        exits.last().unwrap()["survivors"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+
+    // The next run resumes the task left doing.
+    env.looper(&args).run();
+    let starts = env.records("iteration.start");
+    assert_eq!(starts.last().unwrap()["task"], "T2");
+    assert_eq!(starts.last().unwrap()["reason"], "resume");
+    assert_eq!(task(&env, "T2")["status"], "done");
+}
+
+#[test]
+fn sigterm_stops_the_agent_at_once() {
+    use nix::sys::signal::{Signal, kill};
+    use nix::unistd::Pid;
+    let env = project(&["A"]);
+    let worker = agent(&env, "worker", "sleep 30; report done ok");
+    let reviewer = done_reviewer(&env);
+    let started = std::time::Instant::now();
+    let run = spawn_run(&env, &["run", "--worker", &worker, "--reviewer", &reviewer]);
+    wait_for_agent(&env, 1);
+    kill(
+        Pid::from_raw(i32::try_from(run.id()).unwrap()),
+        Signal::SIGTERM,
+    )
+    .unwrap();
+    let out = run.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130));
+    assert!(started.elapsed() < std::time::Duration::from_secs(20));
+    assert_eq!(task(&env, "T1")["status"], "doing");
+}
+
+#[test]
+fn budgets_end_the_run_with_exit_3() {
+    // A stand-in for the codex binary that replays a captured stream: 224 tokens per run.
+    let env = project(&["A", "B"]);
+    let capture = format!(
+        "{}/tests/fixtures/captures/codex-e2e.jsonl",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let fake_codex = agent(&env, "fake-codex", &format!("cat '{capture}'"));
+    let program = env.path(fake_codex.trim_start_matches("cmd:./"));
+    let reviewer = done_reviewer(&env);
+    env.write(
+        "looper.toml",
+        format!(
+            "[agents.codex]\nspec = \"codex\"\nprogram = \"{}\"\n",
+            program.display()
+        ),
+    );
+    env.looper(&[
+        "run",
+        "--worker",
+        "codex",
+        "--reviewer",
+        &reviewer,
+        "--max-tokens",
+        "100",
+    ])
+    .status(3)
+    .stderr_has("token budget")
+    .run();
+    let end = &env.records("run.end")[0];
+    assert_eq!(end["tokens"], 224);
+    assert_eq!(end["iterations"], 1);
+    // The codex adapter's argv reached the stand-in.
+    let spawn = &env.records("agent.spawn")[0];
+    assert!(
+        spawn["argv"].as_str().unwrap().contains("exec --json"),
+        "{spawn}"
+    );
+
+    let worker = agent(
+        &env,
+        "slow",
+        r#"sleep 1; echo x > "out-$id.txt"; report done ok"#,
+    );
+    env.looper(&[
+        "run",
+        "--worker",
+        &worker,
+        "--reviewer",
+        &reviewer,
+        "--max-duration",
+        "1s",
+    ])
+    .status(3)
+    .stderr_has("time budget")
+    .run();
+}
