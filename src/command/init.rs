@@ -32,6 +32,10 @@ const CONFIG_TEMPLATE: &str = r#"# Looper project configuration. Every key is op
 # max_iterations = 50
 # retry_limit = 3              # attempts before a task stays blocked
 # review_retries = 2           # extra review passes before "inconclusive" (exit 4)
+# max_tokens = 2000000         # budgets (exit 3); none by default
+# max_cost = 20.0              # US dollars, as the agent CLIs report it
+# max_duration = "8h"
+# delay = 0                    # seconds between iterations
 
 # [verify]
 # commands = []                # gates run after each iteration, e.g. ["cargo test"]
