@@ -43,6 +43,8 @@ pub struct Layer {
     pub git: GitLayer,
     #[serde(default)]
     pub timeouts: TimeoutsLayer,
+    #[serde(default)]
+    pub hooks: HooksLayer,
     /// `"default"` or `"none"` (the worker runs without the CLIs' sandboxes).
     pub sandbox: Option<Sandbox>,
     /// Named agent profiles: `[agents.glm] spec = "claude:glm-4.7", env = {...}`.
@@ -105,6 +107,38 @@ pub struct VerifyLayer {
 #[serde(deny_unknown_fields)]
 pub struct GitLayer {
     pub commit: Option<GitCommit>,
+}
+
+/// Programs run on loop events: each is an argv (`["./notify.sh", "--quiet"]`), never a shell
+/// string; the event comes as JSON on stdin and as `LOOPER_*` variables.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HooksLayer {
+    pub after_iteration: Option<Vec<String>>,
+    pub on_done: Option<Vec<String>>,
+    pub on_blocked: Option<Vec<String>>,
+    pub on_end: Option<Vec<String>>,
+    /// Seconds a hook may take.
+    pub timeout: Option<u64>,
+}
+
+impl HooksLayer {
+    /// The configured hooks, by event name.
+    fn by_event(&self) -> Vec<(&'static str, Vec<String>)> {
+        [
+            ("after_iteration", &self.after_iteration),
+            ("on_done", &self.on_done),
+            ("on_blocked", &self.on_blocked),
+            ("on_end", &self.on_end),
+        ]
+        .into_iter()
+        .filter_map(|(name, argv)| {
+            argv.as_ref()
+                .filter(|a| !a.is_empty())
+                .map(|a| (name, a.clone()))
+        })
+        .collect()
+    }
 }
 
 /// Seconds, per role.
@@ -172,6 +206,11 @@ impl Layer {
         set(&mut self.timeouts.reviewer, over.timeouts.reviewer);
         set(&mut self.timeouts.idle, over.timeouts.idle);
         set(&mut self.sandbox, over.sandbox);
+        set(&mut self.hooks.after_iteration, over.hooks.after_iteration);
+        set(&mut self.hooks.on_done, over.hooks.on_done);
+        set(&mut self.hooks.on_blocked, over.hooks.on_blocked);
+        set(&mut self.hooks.on_end, over.hooks.on_end);
+        set(&mut self.hooks.timeout, over.hooks.timeout);
         for (name, profile) in over.agents {
             let slot = self.agents.entry(name).or_default();
             set(&mut slot.spec, profile.spec);
@@ -234,6 +273,12 @@ pub struct Config {
     pub worker_timeout: Duration,
     pub reviewer_timeout: Duration,
     pub idle_timeout: Duration,
+    /// `[hooks]`, by event name (`after_iteration`, `on_done`, `on_blocked`, `on_end`).
+    pub hooks: Vec<(&'static str, Vec<String>)>,
+    /// The original looper's `LOOPER_HOOK`: a program called after each iteration with
+    /// `<task_id> <status> <last_message_path> <label>`.
+    pub legacy_hook: Option<String>,
+    pub hook_timeout: Duration,
     /// The files read, in order, for `run.start`.
     pub sources: Vec<PathBuf>,
 }
@@ -341,6 +386,9 @@ impl Config {
             worker_timeout: seconds("timeouts.worker", merged.timeouts.worker, 3600)?,
             reviewer_timeout: seconds("timeouts.reviewer", merged.timeouts.reviewer, 1800)?,
             idle_timeout: seconds("timeouts.idle", merged.timeouts.idle, 600)?,
+            hooks: merged.hooks.by_event(),
+            legacy_hook: get("LOOPER_HOOK").filter(|h| !h.trim().is_empty()),
+            hook_timeout: seconds("hooks.timeout", merged.hooks.timeout, 60)?,
             sources,
         })
     }

@@ -11,6 +11,7 @@
 
 mod ensure;
 mod gates;
+mod hooks;
 mod iteration;
 mod prompt;
 mod reports;
@@ -156,6 +157,11 @@ pub fn run(project: &Project, flags: Layer, idea: Option<&str>) -> anyhow::Resul
         Err(e) => (format!("error: {e:#}"), crate::error::exit_code(e)),
     };
     ctx.label = "run".into();
+    hooks::fire(
+        &ctx,
+        "on_end",
+        &json!({"reason": reason, "exit_code": code}),
+    )?;
     ctx.record(
         "run.end",
         json!({
@@ -341,12 +347,18 @@ fn lock(path: &Path) -> anyhow::Result<File> {
     Ok(file)
 }
 
-/// A time-ordered, readable run id: `20261130T120501Z-3fa9`.
+/// A time-ordered, readable run id: `20261130T120501.042Z-3fa9` (runs sort by name even when
+/// two start in the same second).
 fn new_run_id() -> String {
     let now = jiff::Timestamp::now();
     let nanos = now.subsec_nanosecond().unsigned_abs();
     let salt = crate::backlog::format::sha256_hex(
         format!("{now}{}{nanos}", std::process::id()).as_bytes(),
     );
-    format!("{}-{}", now.strftime("%Y%m%dT%H%M%SZ"), &salt[..4])
+    format!(
+        "{}.{:03}Z-{}",
+        now.strftime("%Y%m%dT%H%M%S"),
+        nanos / 1_000_000,
+        &salt[..4]
+    )
 }

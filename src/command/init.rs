@@ -44,6 +44,13 @@ const CONFIG_TEMPLATE: &str = r#"# Looper project configuration. Every key is op
 # [git]
 # commit = "looper"            # "looper": Looper commits accepted work; "agent"; "off"
 
+# [hooks]                      # argv lists; the event arrives as JSON on stdin
+# after_iteration = ["./scripts/notify.sh"]
+# on_done = ["./scripts/notify.sh", "done"]
+# on_blocked = ["./scripts/page-me.sh"]
+# on_end = ["./scripts/summary.sh"]
+# timeout = 60
+
 # [timeouts]                   # seconds
 # worker = 3600
 # reviewer = 1800

@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use serde_json::{Value, json};
 
 use super::reports::{self, WorkStatus, WorkerReport};
-use super::{Ctx, gates, prompt, step, workspace};
+use super::{Ctx, gates, hooks, prompt, step, workspace};
 use crate::agent::Role;
 use crate::agent::supervise::Class;
 use crate::backlog::Status;
@@ -82,6 +82,23 @@ pub(crate) fn iterate(ctx: &mut Ctx, id: &str, reason: Reason) -> anyhow::Result
             "changed": changed,
         }),
     )?;
+    let status = ctx
+        .load()?
+        .task(id)
+        .map_or("missing", |t| t.status.as_str())
+        .to_owned();
+    let payload = json!({
+        "task": id,
+        "status": status,
+        "outcome": if outcome == Outcome::Done { "done" } else { "attempt" },
+        "last_message": ctx.run_dir().join(format!("{}.last.json", ctx.label)),
+    });
+    hooks::fire(ctx, "after_iteration", &payload)?;
+    if outcome == Outcome::Done {
+        hooks::fire(ctx, "on_done", &payload)?;
+    } else if status == "blocked" {
+        hooks::fire(ctx, "on_blocked", &payload)?;
+    }
     Ok(outcome)
 }
 

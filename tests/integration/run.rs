@@ -848,3 +848,71 @@ fn budgets_end_the_run_with_exit_3() {
     .stderr_has("time budget")
     .run();
 }
+
+#[test]
+fn hooks_get_the_event_as_json_env_and_legacy_arguments() {
+    let env = project(&["$(touch pwned)", "Blocked one"]);
+    let worker = agent(
+        &env,
+        "worker",
+        r#"if [ "$id" = T2 ]; then report blocked "no access"; else echo x > "out-$id.txt"; report done ok; fi"#,
+    );
+    let reviewer = done_reviewer(&env);
+    env.write(
+        "hooks/log.sh",
+        "#!/bin/sh\nprintf '%s %s %s %s|' \"$1\" \"$LOOPER_EVENT\" \"$LOOPER_TASK\" \"$LOOPER_STATUS\" >> hook.log\ncat >> hook.log\necho >> hook.log\n",
+    );
+    env.write(
+        "hooks/legacy.sh",
+        "#!/bin/sh\necho \"legacy $1 $2 $4 $(test -f \"$3\" && echo has-last)\" >> hook.log\n",
+    );
+    env.write("hooks/hang.sh", "#!/bin/sh\nsleep 30\n");
+    for f in ["hooks/log.sh", "hooks/legacy.sh", "hooks/hang.sh"] {
+        std::fs::set_permissions(
+            env.path(f),
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .unwrap();
+    }
+    env.write(
+        "looper.toml",
+        "[hooks]\nafter_iteration = [\"./hooks/log.sh\", \"after\"]\non_done = [\"./hooks/log.sh\", \"done\"]\non_blocked = [\"./hooks/log.sh\", \"blocked\"]\non_end = [\"./hooks/hang.sh\"]\ntimeout = 1\n",
+    );
+    env.looper(&[
+        "run",
+        "--worker",
+        &worker,
+        "--reviewer",
+        &reviewer,
+        "--retry-limit",
+        "1",
+    ])
+    .env("LOOPER_HOOK", env.path("hooks/legacy.sh"))
+    .run();
+    let log = env.read("hook.log");
+    let lines: Vec<&str> = log.lines().collect();
+    assert!(
+        lines[0].starts_with("after after_iteration T1 done|{"),
+        "{log}"
+    );
+    let event: Value = serde_json::from_str(lines[0].split_once('|').unwrap().1).unwrap();
+    assert_eq!(event["event"], "after_iteration");
+    assert_eq!(event["data"]["task"], "T1");
+    assert_eq!(lines[1], "legacy T1 done iter-1 has-last", "{log}");
+    assert!(lines[2].starts_with("done on_done T1 done|"), "{log}");
+    assert!(
+        lines[3].starts_with("after after_iteration T2 blocked|"),
+        "{log}"
+    );
+    assert_eq!(lines[4], "legacy T2 blocked iter-2 has-last", "{log}");
+    assert!(
+        lines[5].starts_with("blocked on_blocked T2 blocked|"),
+        "{log}"
+    );
+    // A title is data, never a command.
+    assert!(!env.path("pwned").exists());
+    // The hanging on_end hook was stopped after its timeout and journaled.
+    let hooks = env.records("hook");
+    let end = hooks.iter().find(|h| h["hook"] == "on_end").unwrap();
+    assert_eq!(end["class"]["class"], "timeout");
+}
