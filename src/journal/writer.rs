@@ -19,6 +19,16 @@ pub struct Journal {
     path: PathBuf,
     run: String,
     redactor: Option<std::sync::Arc<super::Redactor>>,
+    /// The open file and where it ended after our last append, shared by clones: while nobody
+    /// else has appended, the next record needs no reopen and no read of the tail.
+    tail: std::sync::Arc<std::sync::Mutex<Option<Tail>>>,
+}
+
+#[derive(Debug)]
+struct Tail {
+    file: File,
+    len: u64,
+    seq: u64,
 }
 
 impl Journal {
@@ -27,6 +37,7 @@ impl Journal {
             path,
             run,
             redactor: None,
+            tail: std::sync::Arc::default(),
         }
     }
 
@@ -50,19 +61,60 @@ impl Journal {
 
     /// Appends one record of `kind` with `payload` fields after the header.
     pub fn append(&self, kind: &str, payload: Map<String, Value>) -> anyhow::Result<u64> {
+        let mut payload = Value::Object(payload);
+        if let Some(redactor) = &self.redactor {
+            redactor.value(&mut payload);
+        }
+        let mut cached = self
+            .tail
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut tail = match cached.take() {
+            Some(tail) => tail,
+            None => Tail {
+                file: self.open()?,
+                len: u64::MAX,
+                seq: 0,
+            },
+        };
+        tail.file
+            .lock()
+            .with_context(|| format!("cannot lock journal {}", self.path.display()))?;
+        let result = self.append_locked(&mut tail, kind, payload);
+        let _ = tail.file.unlock();
+        if result.is_ok() {
+            *cached = Some(tail);
+        }
+        result
+    }
+
+    fn open(&self) -> anyhow::Result<File> {
         if let Some(dir) = self.path.parent() {
             crate::file::create_private_dir(dir)?;
         }
-        let mut file = OpenOptions::new()
+        OpenOptions::new()
             .create(true)
             .read(true)
             .append(true)
             .mode(0o600)
             .open(&self.path)
-            .with_context(|| format!("cannot open journal {}", self.path.display()))?;
-        file.lock()
-            .with_context(|| format!("cannot lock journal {}", self.path.display()))?;
-        let seq = last_seq(&mut file).map_or(1, |s| s + 1);
+            .with_context(|| format!("cannot open journal {}", self.path.display()))
+    }
+
+    /// Writes the record; the caller holds the file lock.
+    fn append_locked(&self, tail: &mut Tail, kind: &str, payload: Value) -> anyhow::Result<u64> {
+        let len = tail
+            .file
+            .metadata()
+            .with_context(|| format!("cannot read journal {}", self.path.display()))?
+            .len();
+        // Someone else appended (or this is the first record): find the last seq again.
+        let resync = len != tail.len;
+        let seq = if resync {
+            last_seq(&mut tail.file).map_or(1, |s| s + 1)
+        } else {
+            tail.seq + 1
+        };
         let mut record = Map::new();
         record.insert("v".into(), Value::from(JOURNAL_VERSION));
         record.insert(
@@ -72,10 +124,6 @@ impl Journal {
         record.insert("run".into(), Value::String(self.run.clone()));
         record.insert("seq".into(), Value::from(seq));
         record.insert("type".into(), Value::String(kind.to_string()));
-        let mut payload = Value::Object(payload);
-        if let Some(redactor) = &self.redactor {
-            redactor.value(&mut payload);
-        }
         if let Value::Object(fields) = payload {
             record.extend(fields);
         }
@@ -83,13 +131,16 @@ impl Journal {
             .context("cannot encode journal record")?;
         line.push('\n');
         // A torn last line from a crash would glue onto our record: start on a fresh line.
-        if needs_newline(&mut file) {
+        if resync && needs_newline(&mut tail.file) {
             line.insert(0, '\n');
         }
         // One write of the whole line; no fsync per record (a killed process loses nothing
         // the kernel already has, and an agent run writes thousands of records).
-        file.write_all(line.as_bytes())
+        tail.file
+            .write_all(line.as_bytes())
             .with_context(|| format!("cannot write journal {}", self.path.display()))?;
+        tail.len = len + line.len() as u64;
+        tail.seq = seq;
         Ok(seq)
     }
 }

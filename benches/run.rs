@@ -1,0 +1,191 @@
+//! The loop's own overhead per iteration (#4): `looper run` on a 1,000-task backlog with a
+//! zero-work fake agent standing in for codex that prints 2,000 codex-format events and a
+//! report. Looper's overhead is each iteration's wall time minus the agent's own run time,
+//! both read from the run's journal. Prints a Markdown table; the README shows the latest one.
+//!
+//! Run: `cargo bench --bench run` (add `-- --quick` for fewer iterations).
+
+#![expect(clippy::unwrap_used, reason = "a benchmark fails loudly")]
+
+use std::fmt::Write as _;
+use std::path::Path;
+use std::process::Command;
+
+use serde_json::{Value, json};
+
+const BIN: &str = env!("CARGO_BIN_EXE_looper");
+const TASKS: usize = 1000;
+const EVENTS: usize = 2000;
+
+fn backlog() -> String {
+    let tasks: Vec<Value> = (1..=TASKS)
+        .map(|i| {
+            json!({
+                "id": format!("T{i}"),
+                "title": format!("Implement part {i} of the parser and its tests"),
+                "priority": 3,
+                "status": "todo",
+                "description": "Read the spec section, write the code, add unit tests, run the gates.",
+                "created_at": "2026-11-24T10:00:00Z",
+                "updated_at": "2026-11-24T10:00:00Z"
+            })
+        })
+        .collect();
+    serde_json::to_string_pretty(
+        &json!({"schema_version": 1, "source_files": ["README.md"], "tasks": tasks}),
+    )
+    .unwrap()
+}
+
+/// 2,000 codex events: commands, reasoning and messages, as in `codex-e2e.jsonl`.
+fn events() -> String {
+    let mut out = String::from(
+        "{\"type\":\"thread.started\",\"thread_id\":\"bench\"}\n{\"type\":\"turn.started\"}\n",
+    );
+    for i in 0..EVENTS {
+        let line = match i % 3 {
+            0 => {
+                json!({"type":"item.completed","item":{"id":format!("item_{i}"),"type":"reasoning","text":"**Planning** the next step of the parser"}})
+            }
+            1 => {
+                json!({"type":"item.completed","item":{"id":format!("item_{i}"),"type":"command_execution","command":"/bin/bash -lc 'cargo test -q'","aggregated_output":"running 12 tests\n............\ntest result: ok\n","exit_code":0,"status":"completed"}})
+            }
+            _ => {
+                json!({"type":"item.completed","item":{"id":format!("item_{i}"),"type":"agent_message","text":"Working on it."}})
+            }
+        };
+        writeln!(out, "{line}").unwrap();
+    }
+    out
+}
+
+fn main() {
+    let quick = std::env::args().any(|a| a == "--quick");
+    let iterations = if quick { 10 } else { 40 };
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("project");
+    let home = tmp.path().join("home");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("to-do.json"), backlog()).unwrap();
+    std::fs::write(dir.join("README.md"), "# bench\n").unwrap();
+    std::fs::write(tmp.path().join("events.jsonl"), events()).unwrap();
+    // The stand-in: reads the prompt, replays the events, touches a file, reports.
+    let fake = tmp.path().join("fake-codex");
+    std::fs::write(
+        &fake,
+        format!(
+            r#"#!/bin/sh
+id=$(sed -n 's/^## Your task: \([^ ]*\) .*/\1/p' | head -1)
+cat '{events}'
+echo "$id" > "out-$id.txt"
+printf '{{"type":"item.completed","item":{{"id":"last","type":"agent_message","text":"{{\\"task_id\\": \\"%s\\", \\"status\\": \\"done\\", \\"summary\\": \\"ok\\"}}"}}}}\n' "$id"
+echo '{{"type":"turn.completed","usage":{{"input_tokens":100,"cached_input_tokens":0,"output_tokens":10}}}}'
+"#,
+            events = tmp.path().join("events.jsonl").display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    std::fs::write(
+        dir.join("looper.toml"),
+        format!(
+            "[agents.fake]\nspec = \"codex\"\nprogram = \"{}\"\n\n[roles]\nworker = \"fake\"\nreviewer = [\"cmd:true\"]\n",
+            fake.display()
+        ),
+    )
+    .unwrap();
+    let agent_alone = agent_alone(&fake, &dir);
+
+    let status = Command::new(BIN)
+        .args(["run", "--max-iterations", &iterations.to_string()])
+        .current_dir(&dir)
+        .env("LOOPER_HOME", &home)
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert_eq!(
+        status.code(),
+        Some(3),
+        "the run should stop at the iteration cap"
+    );
+
+    let records = journal(&home);
+    let ts = |r: &Value| {
+        r["ts"]
+            .as_str()
+            .unwrap()
+            .parse::<jiff::Timestamp>()
+            .unwrap()
+    };
+    // Overhead: the iteration's wall time minus the agent's time alone. The supervised
+    // agent time includes Looper's per-line work (parsing, journaling), so it is not used.
+    let mut overheads = Vec::new();
+    let mut lines = 0;
+    let mut start = None;
+    for r in &records {
+        match r["type"].as_str().unwrap() {
+            "iteration.start" => start = Some(ts(r)),
+            "agent.event" => lines += 1,
+            "iteration.end" => {
+                let wall = ts(r).duration_since(start.take().unwrap()).as_secs_f64() * 1000.0;
+                overheads.push(wall - agent_alone);
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(overheads.len(), iterations);
+    overheads.sort_by(f64::total_cmp);
+    let median = overheads[overheads.len() / 2];
+    let mean = overheads.iter().sum::<f64>() / overheads.len() as f64;
+    println!(
+        "| backlog | events per iteration | iterations | agent alone | Looper overhead per iteration (median) | mean | max |"
+    );
+    println!("|---:|---:|---:|---:|---:|---:|---:|");
+    println!(
+        "| {TASKS} tasks | {} | {iterations} | {agent_alone:.1} ms | {median:.1} ms | {mean:.1} ms | {:.1} ms |",
+        lines / iterations,
+        overheads.last().unwrap()
+    );
+}
+
+/// The stand-in agent's own time (median of 10 runs), output thrown away.
+fn agent_alone(fake: &Path, dir: &Path) -> f64 {
+    let mut alone = Vec::new();
+    for _ in 0..10 {
+        let t = std::time::Instant::now();
+        let mut child = Command::new(fake)
+            .current_dir(dir)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::io::Write::write_all(
+            child.stdin.as_mut().unwrap(),
+            b"## Your task: T0 \xe2\x80\x94 x\n",
+        )
+        .unwrap();
+        drop(child.stdin.take());
+        child.wait().unwrap();
+        alone.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    alone.sort_by(f64::total_cmp);
+    let _ = std::fs::remove_file(dir.join("out-T0.txt"));
+    alone[alone.len() / 2]
+}
+
+fn journal(home: &Path) -> Vec<Value> {
+    let mut out = Vec::new();
+    for project in std::fs::read_dir(home.join("projects")).unwrap() {
+        for f in std::fs::read_dir(project.unwrap().path().join("runs")).unwrap() {
+            let path = f.unwrap().path();
+            if path.extension().is_some_and(|e| e == "jsonl")
+                && !path.to_string_lossy().contains("-cmd")
+            {
+                for line in std::fs::read_to_string(path).unwrap().lines() {
+                    out.push(serde_json::from_str(line).unwrap());
+                }
+            }
+        }
+    }
+    out
+}
