@@ -61,6 +61,9 @@ pub struct Ctx {
     pub gate_baseline: BTreeMap<String, bool>,
     /// What happened, for the reviewer's digest.
     pub digest: Vec<String>,
+    /// The last backlog read, by file identity (size, inode, times): most steps re-read an
+    /// unchanged file.
+    doc_cache: std::cell::RefCell<Option<(String, Doc)>>,
     pub(crate) stop: stop::Stop,
     pub(crate) started: std::time::Instant,
     pub tokens: u64,
@@ -90,7 +93,17 @@ impl Ctx {
 
     /// The backlog as it is now.
     pub fn load(&self) -> anyhow::Result<Doc> {
-        Ok(self.store.load()?.doc)
+        let key = crate::backlog::index::file_key(&self.backlog);
+        if let (Some(key), Some((cached_key, doc))) = (&key, &*self.doc_cache.borrow())
+            && key == cached_key
+        {
+            return Ok(doc.clone());
+        }
+        let doc = self.store.load()?.doc;
+        if let Some(key) = key {
+            *self.doc_cache.borrow_mut() = Some((key, doc.clone()));
+        }
+        Ok(doc)
     }
 
     /// Files an agent's changes to which are not evidence of work.
@@ -124,6 +137,7 @@ pub fn run(project: &Project, flags: Layer, idea: Option<&str>) -> anyhow::Resul
         label: "run".into(),
         gate_baseline: BTreeMap::new(),
         digest: Vec::new(),
+        doc_cache: std::cell::RefCell::default(),
         stop,
         started: std::time::Instant::now(),
         tokens: 0,

@@ -41,8 +41,8 @@ pub(crate) fn is_git(root: &Path) -> bool {
     git(root, &["rev-parse", "--is-inside-work-tree"]).is_ok_and(|out| out.trim() == "true")
 }
 
-/// Takes a snapshot of `root`.
-pub(crate) fn snapshot(root: &Path) -> anyhow::Result<Snapshot> {
+/// Takes a snapshot of `root`; files in `skip` (Looper's own) are not read.
+pub(crate) fn snapshot(root: &Path, skip: &[PathBuf]) -> anyhow::Result<Snapshot> {
     if is_git(root) {
         let head = git(root, &["rev-parse", "--verify", "-q", "HEAD"])
             .ok()
@@ -55,18 +55,27 @@ pub(crate) fn snapshot(root: &Path) -> anyhow::Result<Snapshot> {
         let mut dirty = BTreeMap::new();
         for entry in status.split('\0').filter(|e| e.len() > 3) {
             let path = &entry[3..];
-            let hash =
-                fs_err::read(root.join(path)).map_or_else(|_| "-".into(), |b| sha256_hex(&b));
+            let full = root.join(path);
+            let hash = if skip.contains(&full) {
+                "-".into()
+            } else {
+                fs_err::read(&full).map_or_else(|_| "-".into(), |b| sha256_hex(&b))
+            };
             dirty.insert(path.to_owned(), format!("{} {hash}", &entry[..2]));
         }
         return Ok(Snapshot::Git { head, dirty });
     }
     let mut files = BTreeMap::new();
-    walk(root, root, &mut files)?;
+    walk(root, root, skip, &mut files)?;
     Ok(Snapshot::Files(files))
 }
 
-fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, String>) -> anyhow::Result<()> {
+fn walk(
+    root: &Path,
+    dir: &Path,
+    skip: &[PathBuf],
+    out: &mut BTreeMap<String, String>,
+) -> anyhow::Result<()> {
     for entry in fs_err::read_dir(dir)? {
         let entry = entry?;
         let path = entry.path();
@@ -74,9 +83,9 @@ fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, String>) -> anyhow::
         let name = entry.file_name();
         if kind.is_dir() {
             if !SKIPPED_DIRS.iter().any(|s| name == *s) {
-                walk(root, &path, out)?;
+                walk(root, &path, skip, out)?;
             }
-        } else if kind.is_file() {
+        } else if kind.is_file() && !skip.contains(&path) {
             let rel = path
                 .strip_prefix(root)
                 .unwrap_or(&path)
