@@ -106,10 +106,39 @@ impl Ctx {
         Ok(doc)
     }
 
+    /// The backlog's path relative to the project root, for prompts.
+    pub(crate) fn backlog_display(&self) -> String {
+        self.backlog
+            .strip_prefix(&self.root)
+            .unwrap_or(&self.backlog)
+            .display()
+            .to_string()
+    }
+
     /// Files an agent's changes to which are not evidence of work.
     fn own_files(&self) -> Vec<PathBuf> {
         let schema = self.backlog.with_file_name("to-do.schema.json");
         vec![self.backlog.clone(), schema]
+    }
+}
+
+/// The backlog's `source_files` as a prompt line: `` `SPEC.md`, `README.md` ``.
+fn source_files_text(doc: &Doc) -> String {
+    let sources: Vec<String> = doc
+        .value()
+        .get("source_files")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(|s| format!("`{s}`"))
+                .collect()
+        })
+        .unwrap_or_default();
+    if sources.is_empty() {
+        "(none listed)".into()
+    } else {
+        sources.join(", ")
     }
 }
 

@@ -227,12 +227,7 @@ pub(crate) fn repair(ctx: &mut Ctx, error: &BacklogError) -> anyhow::Result<Doc>
         "repair.start",
         json!({"problems": problems.lines().collect::<Vec<_>>()}),
     )?;
-    let backlog = ctx
-        .backlog
-        .strip_prefix(&ctx.root)
-        .unwrap_or(&ctx.backlog)
-        .display()
-        .to_string();
+    let backlog = ctx.backlog_display();
     let text = prompt::render(
         &prompt::template(&ctx.root, "repair")?,
         &[

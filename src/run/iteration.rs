@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use serde_json::{Value, json};
 
 use super::reports::{self, WorkStatus, WorkerReport};
-use super::{Ctx, gates, hooks, prompt, step, workspace};
+use super::{Ctx, gates, hooks, prompt, source_files_text, step, workspace};
 use crate::agent::Role;
 use crate::agent::supervise::Class;
 use crate::backlog::Status;
@@ -327,17 +327,6 @@ fn worker_prompt(
             "This task has been attempted {n} time(s) before; work left by those attempts may be in the tree."
         );
     }
-    let sources: Vec<String> = doc
-        .value()
-        .get("source_files")
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(Value::as_str)
-                .map(|s| format!("`{s}`"))
-                .collect()
-        })
-        .unwrap_or_default();
     let gates = if ctx.config.verify.is_empty() {
         String::new()
     } else {
@@ -356,12 +345,7 @@ fn worker_prompt(
     } else {
         "Commit your work when it is done."
     };
-    let backlog = ctx
-        .backlog
-        .strip_prefix(&ctx.root)
-        .unwrap_or(&ctx.backlog)
-        .display()
-        .to_string();
+    let backlog = ctx.backlog_display();
     let title = task
         .get("title")
         .and_then(Value::as_str)
@@ -373,14 +357,7 @@ fn worker_prompt(
             ("task_id", id.to_owned()),
             ("task_title", title.to_owned()),
             ("task_body", body.trim_end().to_owned()),
-            (
-                "source_files",
-                if sources.is_empty() {
-                    "(none listed)".into()
-                } else {
-                    sources.join(", ")
-                },
-            ),
+            ("source_files", source_files_text(doc)),
             ("backlog", backlog),
             ("gates", gates),
             ("commit_rule", commit_rule.to_owned()),

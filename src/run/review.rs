@@ -4,11 +4,11 @@
 
 use std::fmt::Write as _;
 
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::iteration::add_task;
 use super::reports::{self, ReviewReport};
-use super::{Ctx, gates, prompt, step, workspace};
+use super::{Ctx, gates, prompt, source_files_text, step, workspace};
 use crate::agent::Role;
 use crate::agent::supervise::Class;
 use crate::backlog::model::PROJECT_DONE_ID;
@@ -144,17 +144,6 @@ fn review_prompt(ctx: &Ctx) -> anyhow::Result<String> {
             task.title
         );
     }
-    let sources: Vec<String> = doc
-        .value()
-        .get("source_files")
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(Value::as_str)
-                .map(|s| format!("`{s}`"))
-                .collect()
-        })
-        .unwrap_or_default();
     let digest = if ctx.digest.is_empty() {
         "Nothing was done in this run yet.".to_owned()
     } else {
@@ -168,14 +157,7 @@ fn review_prompt(ctx: &Ctx) -> anyhow::Result<String> {
     Ok(prompt::render(
         &template,
         &[
-            (
-                "source_files",
-                if sources.is_empty() {
-                    "(none listed)".into()
-                } else {
-                    sources.join(", ")
-                },
-            ),
+            ("source_files", source_files_text(&doc)),
             ("backlog_summary", summary.trim_end().to_owned()),
             ("digest", digest),
         ],

@@ -431,19 +431,7 @@ fn the_iteration_cap_ends_with_exit_3() {
 #[test]
 fn accepted_work_is_committed_with_trailers_in_a_git_project() {
     let env = project(&["Feature"]);
-    let git = |args: &[&str]| {
-        let out = std::process::Command::new("git")
-            .args(args)
-            .current_dir(env.root())
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "git {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    };
+    let git = |args: &[&str]| crate::run_real::git(&env, args);
     git(&["init", "-q"]);
     git(&[
         "-c",

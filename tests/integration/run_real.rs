@@ -54,7 +54,8 @@ fn routes() -> Vec<Route> {
     ]
 }
 
-fn git(env: &Env, args: &[&str]) -> String {
+/// Runs git in the project and returns its stdout; a failure fails the test.
+pub(crate) fn git(env: &Env, args: &[&str]) -> String {
     let out = std::process::Command::new("git")
         .args(args)
         .current_dir(env.root())
