@@ -63,7 +63,7 @@ pub(crate) fn iterate(ctx: &mut Ctx, id: &str, reason: Reason) -> anyhow::Result
                 "report",
                 json!({"task": id, "valid": false, "problem": problem}),
             )?;
-            attempt(ctx, id, &problem, false, &[])?
+            attempt(ctx, id, &changed, &problem, false, &[])?
         }
         Ok(report) => {
             ctx.record(
@@ -120,16 +120,16 @@ fn judge(
     }
     if report.task_id != id {
         let note = format!("the report was for task {} instead of {id}", report.task_id);
-        return attempt(ctx, id, &note, false, &[]);
+        return attempt(ctx, id, changed, &note, false, &[]);
     }
     match report.status {
         WorkStatus::Blocked => {
             let note = format!("blocked: {}", report.summary);
-            return attempt(ctx, id, &note, true, &report.blockers);
+            return attempt(ctx, id, changed, &note, true, &report.blockers);
         }
         WorkStatus::Skipped => {
             let note = format!("skipped by the agent: {}", report.summary);
-            return attempt(ctx, id, &note, true, &report.blockers);
+            return attempt(ctx, id, changed, &note, true, &report.blockers);
         }
         WorkStatus::Done => {}
     }
@@ -137,6 +137,7 @@ fn judge(
         return attempt(
             ctx,
             id,
+            changed,
             &format!("done not accepted: {problem}"),
             false,
             &[],
@@ -233,15 +234,26 @@ fn gate_failure(result: &gates::GateResult) -> String {
     text
 }
 
-/// One more attempt on the task, with a note.
+/// One more attempt on the task, with a note that also names the files the attempt left
+/// changed, so the next attempt's prompt knows what is already in the tree.
 fn attempt(
     ctx: &mut Ctx,
     id: &str,
+    changed: &[String],
     note: &str,
     blocked: bool,
     blockers: &[String],
 ) -> anyhow::Result<Outcome> {
-    let note = format!("{}: {note}", ctx.label);
+    let mut note = format!("{}: {note}", ctx.label);
+    if !changed.is_empty() {
+        let shown: Vec<&str> = changed.iter().take(10).map(String::as_str).collect();
+        let more = if changed.len() > 10 { ", ..." } else { "" };
+        let _ = write!(
+            note,
+            " (changes left in the tree: {}{more})",
+            shown.join(", ")
+        );
+    }
     let change = ops::attempt(id, &note, blocked, blockers, ctx.config.retry_limit);
     ctx.store.update(&change, &ctx.journal)?;
     ctx.digest.push(format!("{id} not done in {note}"));

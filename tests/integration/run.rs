@@ -904,3 +904,37 @@ fn hooks_get_the_event_as_json_env_and_legacy_arguments() {
     let end = hooks.iter().find(|h| h["hook"] == "on_end").unwrap();
     assert_eq!(end["class"]["class"], "timeout");
 }
+
+#[test]
+fn a_rejected_attempt_names_the_work_it_left_for_the_next() {
+    let env = project(&["Careful"]);
+    env.write("keep.txt", "here");
+    // The first attempt writes half.txt and breaks the gate; the second sees the note.
+    let worker = agent(
+        &env,
+        "worker",
+        r#"case "$prompt" in
+  *"changes left in the tree: half.txt"*) echo ok > keep.txt; report done "finished" ;;
+  *) echo half > half.txt; rm keep.txt; report done "half" ;;
+esac"#,
+    );
+    let reviewer = done_reviewer(&env);
+    env.looper(&[
+        "run",
+        "--worker",
+        &worker,
+        "--reviewer",
+        &reviewer,
+        "--verify",
+        "test -f keep.txt",
+    ])
+    .run();
+    let t = task(&env, "T1");
+    assert_eq!(t["status"], "done");
+    assert_eq!(t["attempts"], 1);
+    let note = t["notes"][0].as_str().unwrap();
+    assert!(
+        note.contains("changes left in the tree: half.txt, keep.txt"),
+        "{note}"
+    );
+}
