@@ -122,6 +122,57 @@ impl Ctx {
     }
 }
 
+/// Every configured agent's program exists, so a missing CLI stops the run before it
+/// touches the backlog (exit 2), with what to do.
+fn preflight(config: &Config, root: &Path) -> anyhow::Result<()> {
+    let roles = std::iter::once(("worker", &config.worker))
+        .chain(config.reviewers.iter().map(|r| ("reviewer", r)))
+        .chain([("bootstrap", &config.bootstrap), ("repair", &config.repair)]);
+    for (role, agent) in roles {
+        let program = crate::agent::invocation(&crate::agent::Request {
+            spec: &agent.spec,
+            role: crate::agent::Role::Worker,
+            sandbox: config.sandbox,
+            prompt: "",
+            cwd: root,
+            program: agent.program.as_deref(),
+        })
+        .program;
+        if !on_path(&program) {
+            let hint = match &agent.spec.adapter {
+                crate::agent::Adapter::Cmd(_) => "check the path (relative paths start at the project root) and that it is executable".to_owned(),
+                adapter => format!(
+                    "install the {} CLI, or point [agents.{}] program = \"/path/to/{}\" at it in looper.toml",
+                    adapter.name(),
+                    agent.name,
+                    adapter.name()
+                ),
+            };
+            return Err(crate::error::UsageError::new(format!(
+                "the {role} agent `{}` needs `{}`, which is not found: {hint}",
+                agent.name,
+                program.display()
+            ))
+            .into());
+        }
+    }
+    Ok(())
+}
+
+/// Whether `program` names an executable file, directly or on `PATH`.
+fn on_path(program: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt as _;
+    let executable = |p: &Path| {
+        p.metadata()
+            .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
+    if program.components().count() > 1 || program.is_absolute() {
+        return executable(program);
+    }
+    std::env::var_os("PATH")
+        .is_some_and(|path| std::env::split_paths(&path).any(|dir| executable(&dir.join(program))))
+}
+
 /// The backlog's `source_files` as a prompt line: `` `SPEC.md`, `README.md` ``.
 fn source_files_text(doc: &Doc) -> String {
     let sources: Vec<String> = doc
@@ -147,6 +198,7 @@ fn source_files_text(doc: &Doc) -> String {
 pub fn run(project: &Project, flags: Layer, idea: Option<&str>) -> anyhow::Result<ExitCode> {
     let home = crate::store::looper_home()?;
     let config = Config::resolve(&home, &project.root, flags)?;
+    preflight(&config, &project.root)?;
     crate::file::create_private_dir(&project.home.state())?;
     let _lock = lock(&project.home.state().join("run.lock"))?;
     let stop = stop::Stop::install(&project.home.state())?;

@@ -532,6 +532,8 @@ echo '{"tasks": [{"title": "", "priority": 9}]}'"#,
         "a tiny calculator",
         "--worker",
         &planner,
+        "--reviewer",
+        "cmd:true",
         "--retry-limit",
         "2",
     ])
@@ -543,7 +545,7 @@ echo '{"tasks": [{"title": "", "priority": 9}]}'"#,
     // Nothing to plan from at all.
     let empty = Env::new();
     empty
-        .looper(&["run", "--worker", "cmd:true"])
+        .looper(&["run", "--worker", "cmd:true", "--reviewer", "cmd:true"])
         .status(1)
         .stderr_has("nothing to plan from")
         .run();
@@ -598,11 +600,19 @@ fn an_unrepairable_backlog_stops_with_the_problems() {
     let env = project(&["A"]);
     env.write("to-do.json", "{\"schema_version\": 1, \"tasks\": 7}");
     let repairer = agent(&env, "repairer", r#"echo '{"backlog": {"nope": true}}'"#);
-    env.looper(&["run", "--worker", &repairer, "--retry-limit", "1"])
-        .status(1)
-        .stderr_has("is invalid and the repair agent could not fix it")
-        .stderr_has("/tasks")
-        .run();
+    env.looper(&[
+        "run",
+        "--worker",
+        &repairer,
+        "--reviewer",
+        "cmd:true",
+        "--retry-limit",
+        "1",
+    ])
+    .status(1)
+    .stderr_has("is invalid and the repair agent could not fix it")
+    .stderr_has("/tasks")
+    .run();
     assert_eq!(
         env.read("to-do.json"),
         "{\"schema_version\": 1, \"tasks\": 7}"
@@ -937,4 +947,27 @@ esac"#,
         note.contains("changes left in the tree: half.txt, keep.txt"),
         "{note}"
     );
+}
+
+#[test]
+fn a_missing_agent_cli_stops_before_touching_the_backlog() {
+    let env = project(&["A"]);
+    let before = env.read("to-do.json");
+    env.looper(&["run", "--worker", "claude", "--reviewer", "cmd:true"])
+        .env("PATH", "/usr/bin:/bin")
+        .status(2)
+        .stderr_has("the worker agent `claude` needs `claude`, which is not found")
+        .stderr_has("program = ")
+        .run();
+    env.looper(&[
+        "run",
+        "--worker",
+        "cmd:./agents/nope.sh",
+        "--reviewer",
+        "cmd:true",
+    ])
+    .status(2)
+    .stderr_has("relative paths start at the project root")
+    .run();
+    assert_eq!(env.read("to-do.json"), before);
 }
