@@ -971,3 +971,50 @@ fn a_missing_agent_cli_stops_before_touching_the_backlog() {
     .run();
     assert_eq!(env.read("to-do.json"), before);
 }
+
+#[test]
+fn a_reviewer_ensemble_merges_new_tasks_and_needs_every_done() {
+    let env = project(&["First"]);
+    let worker = good_worker(&env);
+    // Each reviewer asks for its own task once (one shared with the other), then says done;
+    // the other reviewer's "done" alone never ends the run.
+    let reviewer_a = agent(
+        &env,
+        "reviewer-a",
+        r#"if [ -f out-T3.txt ]; then
+  echo '{"status": "reviewed", "summary": "a: fine", "new_tasks": [], "done": true}'
+else
+  echo '{"status": "reviewed", "summary": "a: tests missing", "new_tasks": [{"title": "Add tests"}, {"title": "Add docs"}], "done": false}'
+fi"#,
+    );
+    let reviewer_b = agent(
+        &env,
+        "reviewer-b",
+        r#"if [ -f out-T3.txt ]; then
+  echo '{"status": "reviewed", "summary": "b: fine", "new_tasks": [], "done": true}'
+else
+  echo '{"status": "reviewed", "summary": "b: docs missing", "new_tasks": [{"title": "add docs", "reason": "same as a"}], "done": true}'
+fi"#,
+    );
+    env.looper(&[
+        "run",
+        "--worker",
+        &worker,
+        "--reviewer",
+        &reviewer_a,
+        "--reviewer",
+        &reviewer_b,
+    ])
+    .run();
+    let doc = env.read_json("to-do.json");
+    let titles: Vec<&str> = doc["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["title"].as_str().unwrap())
+        .collect();
+    assert_eq!(titles, ["First", "Add tests", "Add docs", "Project done"]);
+    // Two review passes, each with both reviewers.
+    assert_eq!(env.records("review.start").len(), 2);
+    assert_eq!(env.records("review.report").len(), 4);
+}
