@@ -432,18 +432,7 @@ fn the_iteration_cap_ends_with_exit_3() {
 fn accepted_work_is_committed_with_trailers_in_a_git_project() {
     let env = project(&["Feature"]);
     let git = |args: &[&str]| crate::run_real::git(&env, args);
-    git(&["init", "-q"]);
-    git(&[
-        "-c",
-        "user.name=t",
-        "-c",
-        "user.email=t@t",
-        "commit",
-        "-q",
-        "--allow-empty",
-        "-m",
-        "start",
-    ]);
+    crate::run_real::init_repo(&env, "start");
     let worker = good_worker(&env);
     let reviewer = done_reviewer(&env);
     env.looper(&["run", "--worker", &worker, "--reviewer", &reviewer])

@@ -54,6 +54,27 @@ fn routes() -> Vec<Route> {
     ]
 }
 
+/// Makes the project a git repository with one commit of whatever it holds, by an identity
+/// of its own (the machine may have none).
+pub(crate) fn init_repo(env: &Env, message: &str) {
+    git(env, &["init", "-q"]);
+    git(env, &["add", "-A"]);
+    git(
+        env,
+        &[
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@t",
+            "commit",
+            "-q",
+            "--allow-empty",
+            "-m",
+            message,
+        ],
+    );
+}
+
 /// Runs git in the project and returns its stdout; a failure fails the test.
 pub(crate) fn git(env: &Env, args: &[&str]) -> String {
     let out = std::process::Command::new("git")
@@ -82,31 +103,7 @@ fn full_run(worker: &'static str, reviewer: &'static str) {
         "SPEC.md",
         "# Files\nCreate one.txt, two.txt and three.txt, and document them.\n",
     );
-    git(&env, &["init", "-q"]);
-    git(
-        &env,
-        &[
-            "-c",
-            "user.name=t",
-            "-c",
-            "user.email=t@t",
-            "add",
-            "SPEC.md",
-        ],
-    );
-    git(
-        &env,
-        &[
-            "-c",
-            "user.name=t",
-            "-c",
-            "user.email=t@t",
-            "commit",
-            "-q",
-            "-m",
-            "spec",
-        ],
-    );
+    init_repo(&env, "spec");
 
     let (worker_spec, mut vars) = sb.isolate(&worker_cli);
     let (reviewer_spec, reviewer_vars) = sb.isolate(&reviewer_cli);

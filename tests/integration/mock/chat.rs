@@ -17,26 +17,6 @@ pub(super) fn tool_results(body: &Value) -> usize {
         .count()
 }
 
-/// The user prompt text, for routing: the string content or `{type:"text"}` parts of the
-/// `role:"user"` messages. System, developer and tool messages are left out.
-pub(super) fn user_texts(body: &Value) -> Vec<&str> {
-    body.get("messages")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter(|m| m.get("role").and_then(Value::as_str) == Some("user"))
-        .flat_map(|m| match m.get("content") {
-            Some(Value::String(text)) => vec![text.as_str()],
-            Some(Value::Array(parts)) => parts
-                .iter()
-                .filter(|p| p.get("type").and_then(Value::as_str) == Some("text"))
-                .filter_map(|p| p.get("text").and_then(Value::as_str))
-                .collect(),
-            _ => Vec::new(),
-        })
-        .collect()
-}
-
 /// A tool call to send: the function name and its arguments.
 struct Call {
     name: &'static str,

@@ -477,9 +477,10 @@ impl Ctx<'_> {
 fn user_texts(api: Api, body: &Value) -> Vec<&str> {
     match api {
         Api::Responses => responses::user_texts(body),
-        Api::Messages => messages::user_texts(body),
+        // Both keep user text as string content or `{type: "text"}` parts of `role: "user"`
+        // messages; Chat's tool results are `role: "tool"`, Messages' are `tool_result` blocks.
+        Api::Messages | Api::Chat => messages::user_texts(body),
         Api::Gemini => gemini::user_texts(body),
-        Api::Chat => chat::user_texts(body),
         Api::Other => Vec::new(),
     }
 }
