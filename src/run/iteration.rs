@@ -77,7 +77,7 @@ pub(crate) fn iterate(ctx: &mut Ctx, id: &str, reason: Reason) -> anyhow::Result
         "iteration.end",
         json!({
             "task": id,
-            "outcome": match &outcome { Outcome::Done => "done", Outcome::Attempt(_) | Outcome::Interrupted => "attempt" },
+            "outcome": match &outcome { Outcome::Done => "done", Outcome::Attempt(_) => "attempt", Outcome::Interrupted => "interrupted" },
             "note": match &outcome { Outcome::Attempt(n) => Some(n), Outcome::Done | Outcome::Interrupted => None },
             "changed": changed,
         }),
