@@ -1138,9 +1138,11 @@ mod tests {
     #[test]
     fn grandchildren_that_outlive_the_leader_are_killed() {
         let dir = tempfile::tempdir().unwrap();
-        // One keeps stdout open; the other ignores SIGTERM and needs SIGKILL.
+        // One keeps stdout open; the other ignores SIGTERM and needs SIGKILL. The leader
+        // waits until the trap is set, or a prompt SIGTERM could beat it.
         let spec = agent(
-            "sleep 1000 & (trap '' TERM; exec sleep 1000) >/dev/null 2>&1 & echo done",
+            "sleep 1000 & (trap '' TERM; : > trapped; exec sleep 1000) >/dev/null 2>&1 & \
+             while [ ! -e trapped ]; do sleep 0.01; done; echo done",
             dir.path(),
         );
         let (result, lines) = supervise(&spec, StreamFormat::Cmd);
