@@ -68,6 +68,8 @@ pub struct Ctx {
     pub(crate) started: std::time::Instant,
     pub tokens: u64,
     pub cost_usd: f64,
+    /// Whether the project is a git work tree (asked once per run).
+    pub git: bool,
 }
 
 impl Ctx {
@@ -99,7 +101,7 @@ impl Ctx {
         {
             return Ok(doc.clone());
         }
-        let doc = self.store.load()?.doc;
+        let doc = self.store.load_cached()?;
         if let Some(key) = key {
             *self.doc_cache.borrow_mut() = Some((key, doc.clone()));
         }
@@ -223,6 +225,7 @@ pub fn run(project: &Project, flags: Layer, idea: Option<&str>) -> anyhow::Resul
         started: std::time::Instant::now(),
         tokens: 0,
         cost_usd: 0.0,
+        git: workspace::is_git(&project.root),
     };
     let profile_values: Vec<String> = std::iter::once(&ctx.config.worker)
         .chain(&ctx.config.reviewers)

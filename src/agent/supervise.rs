@@ -78,6 +78,8 @@ use crate::agent::parse::{Outcome, StreamParser};
 
 /// How much a reader asks for per `read`.
 const CHUNK_BYTES: usize = 64 * 1024;
+/// At most this many lines in one message.
+const LINES_PER_MSG: usize = 256;
 /// Messages in flight between the threads and the owner. Bounded, so a slow `on_line` makes
 /// the readers (and then the agent) wait instead of growing our memory.
 const CHANNEL_CAPACITY: usize = 16;
@@ -318,10 +320,12 @@ enum StopReason {
 
 /// What the threads tell the owner.
 enum Msg {
-    Line {
+    /// The lines one read of a pipe completed (one message per read, not per line: an agent
+    /// printing thousands of lines at once costs a few wake-ups, not thousands).
+    Lines {
         stream: Stream,
         at: Duration,
-        text: String,
+        texts: Vec<String>,
     },
     /// Bytes arrived without ending a line.
     Activity,
@@ -381,6 +385,18 @@ pub fn run(
     parser: &mut dyn StreamParser,
     on_line: &mut dyn FnMut(LineEvent),
 ) -> Result<RunResult, SuperviseError> {
+    run_batched(spec, parser, &mut |lines| {
+        lines.into_iter().for_each(&mut *on_line);
+    })
+}
+
+/// Like [`run`], but hands over the lines of each read of a pipe together, so a caller can
+/// write them out together.
+pub fn run_batched(
+    spec: &Spec,
+    parser: &mut dyn StreamParser,
+    on_lines: &mut dyn FnMut(Vec<LineEvent>),
+) -> Result<RunResult, SuperviseError> {
     let (mut leader, rx, open_streams) = start(spec)?;
     let mut owner = Owner::new(spec, leader.start, open_streams);
     loop {
@@ -399,7 +415,7 @@ pub fn run(
             Err(RecvTimeoutError::Disconnected) => break,
         };
         owner
-            .handle(msg, &mut leader, parser, on_line)
+            .handle(msg, &mut leader, parser, on_lines)
             .map_err(|source| leader.wait_error(source))?;
     }
 
@@ -617,25 +633,29 @@ impl Owner {
         msg: Msg,
         leader: &mut Leader,
         parser: &mut dyn StreamParser,
-        on_line: &mut dyn FnMut(LineEvent),
+        on_lines: &mut dyn FnMut(Vec<LineEvent>),
     ) -> io::Result<()> {
         self.last_msg = Instant::now();
         match msg {
-            Msg::Line { stream, at, text } => {
+            Msg::Lines { stream, at, texts } => {
                 self.last_output = self.last_msg;
-                let events = match stream {
-                    Stream::Stdout => parser.line(&text),
-                    Stream::Stderr => Vec::new(),
-                };
-                if self.terminal_at.is_none() && events.iter().any(is_terminal) {
-                    self.terminal_at = Some(self.last_msg);
+                let mut lines = Vec::with_capacity(texts.len());
+                for text in texts {
+                    let events = match stream {
+                        Stream::Stdout => parser.line(&text),
+                        Stream::Stderr => Vec::new(),
+                    };
+                    if self.terminal_at.is_none() && events.iter().any(is_terminal) {
+                        self.terminal_at = Some(self.last_msg);
+                    }
+                    lines.push(LineEvent {
+                        stream,
+                        at,
+                        text,
+                        events,
+                    });
                 }
-                on_line(LineEvent {
-                    stream,
-                    at,
-                    text,
-                    events,
-                });
+                on_lines(lines);
             }
             Msg::Activity => self.last_output = self.last_msg,
             Msg::Eof => self.open_streams -= 1,
@@ -858,20 +878,32 @@ fn read_lines(
             Err(_) => break,
         };
         let mut rest = &chunk[..n];
+        let mut texts = Vec::new();
         let mut ended_a_line = false;
-        while let Some(newline) = rest.iter().position(|&b| b == b'\n') {
-            line.push(&rest[..newline]);
-            rest = &rest[newline + 1..];
-            let msg = Msg::Line {
-                stream,
-                at: start.elapsed(),
-                text: line.take(),
-            };
-            if tx.send(msg).is_err() {
-                // The owner is gone: nobody wants the rest.
-                return;
+        loop {
+            let newline = rest.iter().position(|&b| b == b'\n');
+            if let Some(newline) = newline {
+                line.push(&rest[..newline]);
+                rest = &rest[newline + 1..];
+                texts.push(line.take());
             }
-            ended_a_line = true;
+            // Send what the read completed, in bounded batches (a chunk of empty lines must
+            // not become a million strings in flight).
+            if !texts.is_empty() && (newline.is_none() || texts.len() == LINES_PER_MSG) {
+                ended_a_line = true;
+                let msg = Msg::Lines {
+                    stream,
+                    at: start.elapsed(),
+                    texts: std::mem::take(&mut texts),
+                };
+                if tx.send(msg).is_err() {
+                    // The owner is gone: nobody wants the rest.
+                    return;
+                }
+            }
+            if newline.is_none() {
+                break;
+            }
         }
         line.push(rest);
         if ended_a_line {
@@ -884,10 +916,10 @@ fn read_lines(
         }
     }
     if !line.is_empty() {
-        let msg = Msg::Line {
+        let msg = Msg::Lines {
             stream,
             at: start.elapsed(),
-            text: line.take(),
+            texts: vec![line.take()],
         };
         if tx.send(msg).is_err() {
             return;

@@ -1,19 +1,24 @@
 //! A validated backlog document: the JSON value as stored (key order intact) with typed views.
 
+use std::sync::Arc;
+
 use serde_json::Value;
 
 use super::model::TaskView;
 
-/// A backlog document that passed validation.
+/// A backlog document that passed validation. Shared, so passing one around (the run's
+/// cache, an update's result) does not copy a large backlog.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Doc {
-    value: Value,
+    value: Arc<Value>,
 }
 
 impl Doc {
     /// Wraps a value the caller has validated.
     pub(crate) fn from_validated(value: Value) -> Self {
-        Self { value }
+        Self {
+            value: Arc::new(value),
+        }
     }
 
     pub fn value(&self) -> &Value {
@@ -21,7 +26,7 @@ impl Doc {
     }
 
     pub fn into_value(self) -> Value {
-        self.value
+        Arc::unwrap_or_clone(self.value)
     }
 
     /// The tasks, in file order.
@@ -41,7 +46,15 @@ impl Doc {
 
     /// The task with this id.
     pub fn task(&self, id: &str) -> Option<TaskView<'_>> {
-        self.tasks().into_iter().find(|t| t.id == id)
+        // Find the value first: building a view of every task would cost more.
+        let (index, value) = self
+            .value
+            .get("tasks")
+            .and_then(Value::as_array)?
+            .iter()
+            .enumerate()
+            .find(|(_, t)| t.get("id").and_then(Value::as_str) == Some(id))?;
+        TaskView::from_value(index, value)
     }
 
     /// The project-done marker, if the project is done.

@@ -197,6 +197,8 @@ pub fn diff(a: &Value, b: &Value) -> Diff {
                 index,
                 task: t.clone(),
             }),
+            // Most tasks are untouched: comparing costs no allocation, a field diff does.
+            Some(old) if *old == t => {}
             Some(old) => {
                 let (mo, mn) = (obj(old).unwrap_or(&empty), obj(t).unwrap_or(&empty));
                 let fields = field_changes(mo, mn, "");

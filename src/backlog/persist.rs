@@ -36,6 +36,7 @@ pub struct BacklogStore {
     path: PathBuf,
     state_dir: PathBuf,
     key: String,
+    written: std::sync::Arc<std::sync::Mutex<Option<Written>>>,
 }
 
 /// An external edit found and taken in before an update.
@@ -62,7 +63,16 @@ pub struct Applied {
 /// What [`BacklogStore::take_in`] found: the document to apply the change to; after an
 /// external edit, the base it was made against and the change; and whether the file on disk
 /// is exactly what Looper last wrote (so already canonical).
-type TakenIn = (Value, Option<(Value, ExternalChange)>, bool);
+type TakenIn = (Doc, Option<(Value, ExternalChange)>, bool);
+
+/// What this process last wrote: the backlog as written, and the key (size, inode, times) of
+/// the `last.json` saved with it. While both files are still exactly that, the next update
+/// skips re-reading the base and re-parsing and re-validating the backlog.
+#[derive(Debug)]
+struct Written {
+    loaded: Loaded,
+    last_key: String,
+}
 
 /// The held lock of a backlog; released on drop.
 #[derive(Debug)]
@@ -81,6 +91,7 @@ impl BacklogStore {
             path: path.to_path_buf(),
             state_dir: state_dir.to_path_buf(),
             key,
+            written: std::sync::Arc::default(),
         }
     }
 
@@ -163,16 +174,21 @@ impl BacklogStore {
         let _lock = self.lock()?;
         self.recover_pending(journal)?;
 
-        let loaded = match self.load() {
+        let (loaded, ours) = match self.load_for_update() {
             Ok(l) => l,
             Err(e) => {
                 self.journal_refused(journal, change, &e)?;
                 return Err(e.into());
             }
         };
-        let (pre, external_base, canonical_on_disk) = self.take_in(&loaded, journal)?;
+        let (pre, external_base, canonical_on_disk) = if ours {
+            (loaded.doc.clone(), None, true)
+        } else {
+            self.take_in(&loaded, journal)?
+        };
+        let pre = pre.value();
 
-        let result = match jq::run(&change.program, &change.args, &pre) {
+        let result = match jq::run(&change.program, &change.args, pre) {
             Ok(v) => v,
             Err(source) => {
                 let e = BacklogError::Jq {
@@ -184,7 +200,7 @@ impl BacklogStore {
             }
         };
         let (result, conflicts) = match &external_base {
-            Some((base_value, _)) => merge::resolve_conflicts(base_value, &pre, &result),
+            Some((base_value, _)) => merge::resolve_conflicts(base_value, pre, &result),
             None => (result, Vec::new()),
         };
         let doc = match load::check(&self.path, result) {
@@ -194,7 +210,7 @@ impl BacklogStore {
                 return Err(e.into());
             }
         };
-        if let Some(reason) = completion_violation(change, &pre, doc.value()) {
+        if let Some(reason) = completion_violation(change, pre, doc.value()) {
             let e = BacklogError::Refused {
                 path: self.path.clone(),
                 reason,
@@ -208,10 +224,10 @@ impl BacklogStore {
         let before_sha256 = if canonical_on_disk {
             loaded.sha256.clone()
         } else {
-            sha256_hex(to_pretty_string(&pre).as_bytes())
+            sha256_hex(to_pretty_string(pre).as_bytes())
         };
         let after_sha256 = sha256_hex(text.as_bytes());
-        let diff = merge::diff(&pre, doc.value());
+        let diff = merge::diff(pre, doc.value());
         let written = text.as_bytes() != loaded.raw.as_slice();
 
         let mut record = Map::new();
@@ -246,6 +262,11 @@ impl BacklogStore {
         if written {
             let _ = std::fs::remove_file(self.state_file("pending.json"));
         }
+        self.remember(Loaded {
+            doc: doc.clone(),
+            raw: text.into_bytes(),
+            sha256: after_sha256.clone(),
+        });
         Ok(Applied {
             doc,
             before_sha256,
@@ -261,7 +282,7 @@ impl BacklogStore {
     /// edit (journaled, completion refused). Returns the document to apply the change to and,
     /// after an external edit, the base it was made against.
     fn take_in(&self, loaded: &Loaded, journal: &Journal) -> anyhow::Result<TakenIn> {
-        let disk = loaded.doc.value().clone();
+        let disk = loaded.doc.clone();
         // Parse the base only when the file differs from it (the usual case is no edit).
         let base = self.read_last().map(|(sha, raw)| {
             let value = (sha != loaded.sha256).then(|| serde_json::from_slice::<Value>(&raw).ok());
@@ -271,14 +292,14 @@ impl BacklogStore {
         Ok(match base {
             Some((base_sha, _)) if base_sha == loaded.sha256 => (disk, None, true),
             Some((_, Some(Some(base_value)))) => {
-                let (theirs, refusals) = merge::refuse_completion(&base_value, &disk);
+                let (theirs, refusals) = merge::refuse_completion(&base_value, disk.value());
                 // Dropping a refused field can only make a valid document invalid through the
                 // marker rules, which refusal removes; check anyway before trusting it.
                 let theirs = load::check(&self.path, theirs)?.into_value();
                 let diff = merge::diff(&base_value, &theirs);
                 if diff.is_empty() && refusals.is_empty() {
                     // Reformatted by hand, nothing changed: not an edit worth a record.
-                    return Ok((theirs, None, false));
+                    return Ok((Doc::from_validated(theirs), None, false));
                 }
                 // From now on this is the base: if the update below is refused, the next
                 // writer must not take the same edit in twice.
@@ -303,7 +324,7 @@ impl BacklogStore {
                     journal.append("backlog.refused_external", p)?;
                 }
                 (
-                    theirs,
+                    Doc::from_validated(theirs),
                     Some((base_value, ExternalChange { diff, refusals })),
                     false,
                 )
@@ -316,14 +337,58 @@ impl BacklogStore {
                 p.insert("path".into(), json!(self.path));
                 p.insert(
                     "sha256".into(),
-                    json!(sha256_hex(to_pretty_string(&disk).as_bytes())),
+                    json!(sha256_hex(to_pretty_string(disk.value()).as_bytes())),
                 );
                 p.insert("disk_sha256".into(), json!(loaded.sha256));
-                p.insert("content".into(), disk.clone());
+                p.insert("content".into(), disk.value().clone());
                 journal.append("backlog.snapshot", p)?;
                 (disk, None, false)
             }
         })
+    }
+
+    /// The backlog on disk, without parsing it again when it is what this process last
+    /// wrote.
+    pub fn load_cached(&self) -> Result<Doc, BacklogError> {
+        let raw = load::read_raw(&self.path)?;
+        if let Some(w) = &*self
+            .written
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            && w.loaded.raw == raw
+        {
+            return Ok(w.loaded.doc.clone());
+        }
+        Ok(load::from_bytes(&self.path, raw)?.doc)
+    }
+
+    /// The backlog on disk for an update, and whether it is exactly what this process last
+    /// wrote (with the base saved beside it untouched), so there is nothing to take in.
+    fn load_for_update(&self) -> Result<(Loaded, bool), BacklogError> {
+        let raw = load::read_raw(&self.path)?;
+        let written = self
+            .written
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        if let Some(w) = written
+            && w.loaded.raw == raw
+            && super::index::file_key(&self.state_file("last.json")).as_deref()
+                == Some(w.last_key.as_str())
+        {
+            return Ok((w.loaded, true));
+        }
+        Ok((load::from_bytes(&self.path, raw)?, false))
+    }
+
+    /// Keeps what was just written (and saved as the base) for the next update.
+    fn remember(&self, loaded: Loaded) {
+        let last_key = super::index::file_key(&self.state_file("last.json"));
+        *self
+            .written
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) =
+            last_key.map(|last_key| Written { loaded, last_key });
     }
 
     /// The last version Looper wrote: (sha256 of its bytes, value).
@@ -428,6 +493,51 @@ mod tests {
     use crate::backlog::ops::{self, NewTask};
     use crate::backlog::{Status, replay};
     use proptest::prelude::*;
+
+    /// A process that wrote the file last may skip re-reading it, but not when another
+    /// process wrote since, even if the file now has the bytes the first one wrote.
+    #[test]
+    fn own_write_shortcut_sees_other_writers_and_reverts() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("to-do.json");
+        std::fs::write(
+            &path,
+            r#"{"schema_version": 1, "source_files": [], "tasks": [{"id": "T1", "title": "a", "priority": 1, "status": "todo"}, {"id": "T2", "title": "b", "priority": 1, "status": "todo"}]}"#,
+        )
+        .unwrap();
+        let state = dir.path().join("state");
+        let journal = Journal::new(dir.path().join("runs/r.jsonl"), "r".into());
+        let (one, other) = (
+            BacklogStore::new(&path, &state),
+            BacklogStore::new(&path, &state),
+        );
+        one.update(&ops::set_status("T1", Status::Doing), &journal)
+            .unwrap();
+        let ours = std::fs::read(&path).unwrap();
+        other
+            .update(&ops::set_status("T2", Status::Blocked), &journal)
+            .unwrap();
+        // A person puts back the version the first process wrote.
+        std::fs::write(&path, &ours).unwrap();
+        let applied = one
+            .update(&ops::set_status("T1", Status::Todo), &journal)
+            .unwrap();
+        let external = applied.external.expect("the revert is an external change");
+        assert_eq!(external.diff.changed.len(), 1);
+        assert_eq!(applied.doc.task("T2").unwrap().status, Status::Todo);
+
+        // Replay of the journal gives the file on disk.
+        let text = std::fs::read_to_string(dir.path().join("runs/r.jsonl")).unwrap();
+        let records: Vec<Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let replayed = replay::replay(&records).unwrap().unwrap();
+        assert_eq!(
+            to_pretty_string(&replayed),
+            std::fs::read_to_string(&path).unwrap()
+        );
+    }
 
     #[derive(Debug, Clone)]
     enum Op {

@@ -12,6 +12,8 @@ const MARK: &str = "[redacted]";
 pub struct Redactor {
     /// Exact secret values, longest first so a secret containing another goes whole.
     values: Vec<String>,
+    /// The values that JSON writes differently (with escapes), as it writes them.
+    escaped: Vec<String>,
 }
 
 /// Whether an environment variable's name says its value is a secret.
@@ -44,7 +46,37 @@ impl Redactor {
             .collect();
         values.sort_by_key(|v| std::cmp::Reverse(v.len()));
         values.dedup();
-        Self { values }
+        let escaped = values
+            .iter()
+            .filter_map(|v| {
+                let json = serde_json::to_string(v).ok()?;
+                let inner = &json[1..json.len() - 1];
+                (inner != v).then(|| inner.to_owned())
+            })
+            .collect();
+        Self { values, escaped }
+    }
+
+    /// Redacts a serialized JSON document without parsing it, with the same result as
+    /// walking its strings. A secret JSON escapes is looked for only as JSON writes it, the
+    /// others as they are: so a match cannot leave one string for another (that takes an
+    /// unescaped quote), and a replacement outside a string (`[redacted]` is not JSON there),
+    /// or after the first half of an escape, breaks the document: then it is parsed and
+    /// walked instead.
+    pub fn json(&self, json: String) -> String {
+        let Some(clean) = self.text_in(&json, true) else {
+            return json;
+        };
+        if serde_json::from_str::<serde::de::IgnoredAny>(&clean).is_ok() {
+            return clean;
+        }
+        match serde_json::from_str::<Value>(&json) {
+            Ok(mut value) => {
+                self.value(&mut value);
+                value.to_string()
+            }
+            Err(_) => clean,
+        }
     }
 
     /// Redacts every string in `value`, in place.
@@ -63,8 +95,19 @@ impl Redactor {
 
     /// The text with secrets replaced, or `None` when it holds none.
     pub fn text(&self, text: &str) -> Option<String> {
+        self.text_in(text, false)
+    }
+
+    fn text_in(&self, text: &str, json: bool) -> Option<String> {
+        let needs_escape =
+            |v: &&String| json && v.chars().any(|c| c == '"' || c == '\\' || c < ' ');
+        let secrets = self
+            .values
+            .iter()
+            .filter(|v| !needs_escape(v))
+            .chain(self.escaped.iter().filter(|_| json));
         let mut out: Option<String> = None;
-        for secret in &self.values {
+        for secret in secrets {
             let current = out.as_deref().unwrap_or(text);
             if current.contains(secret.as_str()) {
                 out = Some(current.replace(secret.as_str(), MARK));
@@ -157,6 +200,34 @@ mod tests {
         assert_eq!(record["shapes"], "use [redacted] and [redacted] ok");
         assert_eq!(record["fine"], "risk-free sk-short ask-me");
         assert_eq!(record["n"], 3);
+    }
+
+    #[test]
+    fn serialized_json_is_redacted_like_its_values() {
+        let r = Redactor::new(
+            [
+                ("A_TOKEN".to_owned(), "quote\"d-secret".to_owned()),
+                ("B_KEY".to_owned(), "plain-secret-123".to_owned()),
+            ],
+            [],
+        );
+        let record = json!({
+            "raw": "x quote\"d-secret y plain-secret-123",
+            "events": [{"text": "Bearer abcdefghijklmnop\nnext"}],
+        });
+        let mut walked = record.clone();
+        r.value(&mut walked);
+        let redacted = r.json(record.to_string());
+        assert_eq!(serde_json::from_str::<Value>(&redacted).unwrap(), walked);
+        assert_eq!(walked["raw"], "x [redacted] y [redacted]");
+
+        // A "secret" spanning two strings is not one, and one that is a number is not
+        // in a string: both are left alone, as the walk leaves them.
+        for secret in ["abc\",\"def", "1234567"] {
+            let r = Redactor::new([("X_TOKEN".to_owned(), secret.to_owned())], []);
+            let text = json!(["xabc", "defy", 12_345_678]).to_string();
+            assert_eq!(r.json(text.clone()), text);
+        }
     }
 
     #[test]

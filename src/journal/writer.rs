@@ -2,6 +2,7 @@
 //! the file, with `seq` continuing from the last complete record. Several processes may append
 //! to the same file (commands outside a run share the day's command journal).
 
+use std::fmt::Write as _;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::OpenOptionsExt;
@@ -61,9 +62,27 @@ impl Journal {
 
     /// Appends one record of `kind` with `payload` fields after the header.
     pub fn append(&self, kind: &str, payload: Map<String, Value>) -> anyhow::Result<u64> {
-        let mut payload = Value::Object(payload);
-        if let Some(redactor) = &self.redactor {
-            redactor.value(&mut payload);
+        self.append_all(kind, &[Value::Object(payload)])
+    }
+
+    /// Appends one record of `kind` per payload (each must serialize to a JSON object), all
+    /// with one lock and one `write`. Returns the last `seq`.
+    pub fn append_all<P: serde::Serialize>(
+        &self,
+        kind: &str,
+        payloads: &[P],
+    ) -> anyhow::Result<u64> {
+        let mut bodies = Vec::with_capacity(payloads.len());
+        for payload in payloads {
+            let body = serde_json::to_string(payload).context("cannot encode journal record")?;
+            anyhow::ensure!(
+                body.starts_with('{'),
+                "a journal record must be an object, got {body}"
+            );
+            bodies.push(match &self.redactor {
+                Some(redactor) => redactor.json(body),
+                None => body,
+            });
         }
         let mut cached = self
             .tail
@@ -80,7 +99,7 @@ impl Journal {
         tail.file
             .lock()
             .with_context(|| format!("cannot lock journal {}", self.path.display()))?;
-        let result = self.append_locked(&mut tail, kind, payload);
+        let result = self.append_locked(&mut tail, kind, &bodies);
         let _ = tail.file.unlock();
         if result.is_ok() {
             *cached = Some(tail);
@@ -101,8 +120,8 @@ impl Journal {
             .with_context(|| format!("cannot open journal {}", self.path.display()))
     }
 
-    /// Writes the record; the caller holds the file lock.
-    fn append_locked(&self, tail: &mut Tail, kind: &str, payload: Value) -> anyhow::Result<u64> {
+    /// Writes the records; the caller holds the file lock.
+    fn append_locked(&self, tail: &mut Tail, kind: &str, bodies: &[String]) -> anyhow::Result<u64> {
         let len = tail
             .file
             .metadata()
@@ -110,36 +129,43 @@ impl Journal {
             .len();
         // Someone else appended (or this is the first record): find the last seq again.
         let resync = len != tail.len;
-        let seq = if resync {
-            last_seq(&mut tail.file).map_or(1, |s| s + 1)
+        let mut seq = if resync {
+            last_seq(&mut tail.file).unwrap_or(0)
         } else {
-            tail.seq + 1
+            tail.seq
         };
-        let mut record = Map::new();
-        record.insert("v".into(), Value::from(JOURNAL_VERSION));
-        record.insert(
-            "ts".into(),
-            Value::String(jiff::Timestamp::now().to_string()),
+        // The header as serde_json writes it, then each body's fields after it.
+        let ts = jiff::Timestamp::now().to_string();
+        let head = format!(
+            "{{\"v\":{JOURNAL_VERSION},\"ts\":{},\"run\":{},",
+            Value::String(ts),
+            Value::String(self.run.clone())
         );
-        record.insert("run".into(), Value::String(self.run.clone()));
-        record.insert("seq".into(), Value::from(seq));
-        record.insert("type".into(), Value::String(kind.to_string()));
-        if let Value::Object(fields) = payload {
-            record.extend(fields);
-        }
-        let mut line = serde_json::to_string(&Value::Object(record))
-            .context("cannot encode journal record")?;
-        line.push('\n');
+        let kind = Value::String(kind.to_owned()).to_string();
+        let mut text =
+            String::with_capacity(bodies.iter().map(|b| b.len() + head.len() + 40).sum());
         // A torn last line from a crash would glue onto our record: start on a fresh line.
         if resync && needs_newline(&mut tail.file) {
-            line.insert(0, '\n');
+            text.push('\n');
         }
-        // One write of the whole line; no fsync per record (a killed process loses nothing
-        // the kernel already has, and an agent run writes thousands of records).
+        for body in bodies {
+            seq += 1;
+            text.push_str(&head);
+            let _ = write!(text, "\"seq\":{seq},\"type\":{kind}");
+            if body.len() > 2 {
+                text.push(',');
+                text.push_str(&body[1..]);
+            } else {
+                text.push('}');
+            }
+            text.push('\n');
+        }
+        // One write of whole lines; no fsync per record (a killed process loses nothing the
+        // kernel already has, and an agent run writes thousands of records).
         tail.file
-            .write_all(line.as_bytes())
+            .write_all(text.as_bytes())
             .with_context(|| format!("cannot write journal {}", self.path.display()))?;
-        tail.len = len + line.len() as u64;
+        tail.len = len + text.len() as u64;
         tail.seq = seq;
         Ok(seq)
     }

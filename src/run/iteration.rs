@@ -36,11 +36,11 @@ pub(crate) fn iterate(ctx: &mut Ctx, id: &str, reason: Reason) -> anyhow::Result
         ctx.store
             .update(&ops::set_status(id, Status::Doing), &ctx.journal)?;
     }
-    let before = workspace::snapshot(&ctx.root, &ctx.own_files())?;
+    let before = workspace::snapshot(&ctx.root, &ctx.own_files(), ctx.git)?;
     ctx.record("git", json!({"phase": "before", "head": before.head()}))?;
     let text = worker_prompt(ctx, id, &task, &doc)?;
     let result = step::run_agent(ctx, &agent, Role::Worker, &text, ctx.config.worker_timeout)?;
-    let after = workspace::snapshot(&ctx.root, &ctx.own_files())?;
+    let after = workspace::snapshot(&ctx.root, &ctx.own_files(), ctx.git)?;
     ctx.record("git", json!({"phase": "after", "head": after.head()}))?;
     let changed = workspace::changed(&ctx.root, &before, &after, &ctx.own_files());
     if result.class == Class::Cancelled {
@@ -147,7 +147,7 @@ fn judge(
     ctx.store.update(&ops::complete(id, &note), &ctx.journal)?;
     ctx.digest
         .push(format!("{id} done in {}: {}", ctx.label, report.summary));
-    if ctx.config.git_commit == GitCommit::Looper && workspace::is_git(&ctx.root) {
+    if ctx.config.git_commit == GitCommit::Looper && ctx.git {
         let title = ctx
             .load()?
             .task(id)

@@ -29,7 +29,7 @@ pub(crate) fn review(ctx: &mut Ctx) -> anyhow::Result<Verdict> {
     let mut summaries = Vec::new();
     let mut proposed = Vec::new();
     for reviewer in ctx.config.reviewers.clone() {
-        let before = workspace::snapshot(&ctx.root, &ctx.own_files())?;
+        let before = workspace::snapshot(&ctx.root, &ctx.own_files(), ctx.git)?;
         let text = review_prompt(ctx)?;
         let result = step::run_agent(
             ctx,
@@ -38,7 +38,7 @@ pub(crate) fn review(ctx: &mut Ctx) -> anyhow::Result<Verdict> {
             &text,
             ctx.config.reviewer_timeout,
         )?;
-        let after = workspace::snapshot(&ctx.root, &ctx.own_files())?;
+        let after = workspace::snapshot(&ctx.root, &ctx.own_files(), ctx.git)?;
         let changed = workspace::changed(&ctx.root, &before, &after, &ctx.own_files());
         if !changed.is_empty() {
             ctx.record(

@@ -12,6 +12,17 @@ use crate::agent::{Request, Role, invocation};
 use crate::backlog::format::sha256_hex;
 use crate::config::Agent;
 
+/// One `agent.event` record: a line of the agent's output, raw and normalized.
+#[derive(serde::Serialize)]
+struct EventRecord<'a> {
+    iter: u32,
+    label: &'a str,
+    stream: &'static str,
+    at_ms: u64,
+    raw: &'a str,
+    events: &'a [crate::agent::Event],
+}
+
 /// Runs `agent` in `role` with `prompt`; the label names the step in the journal.
 pub(crate) fn run_agent(
     ctx: &mut Ctx,
@@ -57,18 +68,22 @@ pub(crate) fn run_agent(
     let mut journal_error = None;
     let result = {
         let ctx_ref = &*ctx;
-        supervise::run(&spec, parser.as_mut(), &mut |line| {
-            let stream = match line.stream {
-                Stream::Stdout => "stdout",
-                Stream::Stderr => "stderr",
-            };
-            let record = json!({
-                "stream": stream,
-                "at_ms": u64::try_from(line.at.as_millis()).unwrap_or(u64::MAX),
-                "raw": line.text,
-                "events": line.events,
-            });
-            if let Err(e) = ctx_ref.record("agent.event", record)
+        supervise::run_batched(&spec, parser.as_mut(), &mut |lines| {
+            let records: Vec<EventRecord> = lines
+                .iter()
+                .map(|line| EventRecord {
+                    iter: ctx_ref.iter,
+                    label: &ctx_ref.label,
+                    stream: match line.stream {
+                        Stream::Stdout => "stdout",
+                        Stream::Stderr => "stderr",
+                    },
+                    at_ms: u64::try_from(line.at.as_millis()).unwrap_or(u64::MAX),
+                    raw: &line.text,
+                    events: &line.events,
+                })
+                .collect();
+            if let Err(e) = ctx_ref.journal.append_all("agent.event", &records)
                 && journal_error.is_none()
             {
                 journal_error = Some(e);

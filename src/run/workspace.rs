@@ -41,9 +41,10 @@ pub(crate) fn is_git(root: &Path) -> bool {
     git(root, &["rev-parse", "--is-inside-work-tree"]).is_ok_and(|out| out.trim() == "true")
 }
 
-/// Takes a snapshot of `root`; files in `skip` (Looper's own) are not read.
-pub(crate) fn snapshot(root: &Path, skip: &[PathBuf]) -> anyhow::Result<Snapshot> {
-    if is_git(root) {
+/// Takes a snapshot of `root` (through git when `is_git`); files in `skip` (Looper's own) are
+/// not read.
+pub(crate) fn snapshot(root: &Path, skip: &[PathBuf], is_git: bool) -> anyhow::Result<Snapshot> {
+    if is_git {
         let head = git(root, &["rev-parse", "--verify", "-q", "HEAD"])
             .ok()
             .map(|h| h.trim().to_owned())

@@ -27,6 +27,11 @@ report() {{ printf '{{"task_id": "%s", "status": "%s", "summary": "%s"%s}}\n' "$
     format!("cmd:./{rel}")
 }
 
+/// A worker that finishes its task once the test writes `agents/release-<task id>`: a test
+/// that stops a run mid-iteration does not race a timer.
+const HELD_WORKER: &str = r#"while [ ! -e "agents/release-$id" ]; do sleep 0.05; done
+echo x > "out-$id.txt"; report done ok"#;
+
 /// A reviewer that always says `done`.
 fn done_reviewer(env: &Env) -> String {
     agent(
@@ -662,17 +667,14 @@ fn looper_stop_finishes_the_iteration_then_exits_5() {
         .status(1)
         .stderr_has("no looper run is working on")
         .run();
-    let worker = agent(
-        &env,
-        "worker",
-        r#"sleep 1; echo x > "out-$id.txt"; report done ok"#,
-    );
+    let worker = agent(&env, "worker", HELD_WORKER);
     let reviewer = done_reviewer(&env);
     let run = spawn_run(&env, &["run", "--worker", &worker, "--reviewer", &reviewer]);
     wait_for_agent(&env, 1);
     env.looper(&["stop"])
         .stdout_has(&format!("asked the run (pid {})", run.id()))
         .run();
+    env.write("agents/release-T1", "");
     let out = run.wait_with_output().unwrap();
     assert_eq!(
         out.status.code(),
@@ -690,11 +692,7 @@ fn the_ctrl_c_ladder() {
     use nix::sys::signal::{Signal, kill};
     use nix::unistd::Pid;
     let env = project(&["A", "B"]);
-    let worker = agent(
-        &env,
-        "worker",
-        r#"sleep 2; echo x > "out-$id.txt"; report done ok"#,
-    );
+    let worker = agent(&env, "worker", HELD_WORKER);
     let reviewer = done_reviewer(&env);
     let args = [
         "run",
@@ -712,6 +710,7 @@ fn the_ctrl_c_ladder() {
         Signal::SIGINT,
     )
     .unwrap();
+    env.write("agents/release-T1", "");
     let out = run.wait_with_output().unwrap();
     assert_eq!(
         out.status.code(),
@@ -749,6 +748,7 @@ fn the_ctrl_c_ladder() {
     );
 
     // The next run resumes the task left doing.
+    env.write("agents/release-T2", "");
     env.looper(&args).run();
     let starts = env.records("iteration.start");
     assert_eq!(starts.last().unwrap()["task"], "T2");
