@@ -80,7 +80,7 @@ LOOPER_WORKER / LOOPER_REVIEWER / LOOPER_MAX_ITERATIONS, and these flags, in ris
         #[arg(long)]
         json: bool,
     },
-    /// Add a task (the id is the next free T<n>).
+    /// Add a task (the id is the next free one in the backlog's style: T13, TASK-008, ...).
     #[command(after_help = "Example:\n  looper add \"Parse the config file\" -p 1 --depends-on T3")]
     Add {
         /// The task's title.

@@ -38,10 +38,13 @@ impl Change {
     }
 }
 
-/// Appends a task with the next free `T<n>` id.
-pub const ADD: &str = r#"([.tasks[].id | select(startswith("T")) | .[1:] | select(length > 0 and all(explode[]; . >= 48 and . <= 57)) | tonumber] | max // 0) as $max
-| ($max + 1) as $n
-| .tasks += [{id: "T\($n)", title: $title, priority: $priority, status: "todo"}
+/// Appends a task with the next free id in the backlog's style: `$prefix` then the next
+/// number, zero-padded to `$width` digits (`T13`, `TASK-008`).
+pub const ADD: &str = r#"([.tasks[].id | select(startswith($prefix)) | .[($prefix | length):] | select(length > 0 and all(explode[]; . >= 48 and . <= 57)) | tonumber] | max // 0) as $max
+| (($max + 1) | tostring) as $n
+| ($prefix + ([range($width - ($n | length))] | map("0") | join("")) + $n) as $id
+| if any(.tasks[]; .id == $id) then error("the next id \($id) is taken") else . end
+| .tasks += [{id: $id, title: $title, priority: $priority, status: "todo"}
   + (if $description == null then {} else {description: $description} end)
   + (if ($depends_on | length) > 0 then {depends_on: $depends_on} else {} end)
   + (if ($tags | length) > 0 then {tags: $tags} else {} end)
@@ -87,11 +90,78 @@ pub struct NewTask {
     pub tags: Vec<String>,
 }
 
-pub fn add(task: &NewTask) -> Change {
+/// How a backlog's ids look, so new tasks follow suit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdStyle {
+    /// What comes before the number: `T` in `T12`, `TASK-` in `TASK-007`.
+    pub prefix: String,
+    /// The width numbers are zero-padded to (0: not padded).
+    pub width: usize,
+}
+
+impl Default for IdStyle {
+    fn default() -> Self {
+        Self {
+            prefix: "T".into(),
+            width: 0,
+        }
+    }
+}
+
+impl IdStyle {
+    /// The style of most ids that end in a number (`T<n>` when none does). Numbers are
+    /// padded when the ids of that prefix are, to the longest such number.
+    pub fn of(doc: &Value) -> Self {
+        let ids = doc
+            .get("tasks")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter(|t| !super::model::has_tag(t, super::model::PROJECT_DONE_TAG))
+            .filter_map(|t| t.get("id").and_then(Value::as_str));
+        // prefix -> (ids, widest zero-padded number), in order of first use
+        let mut styles: Vec<(&str, usize, usize)> = Vec::new();
+        for id in ids {
+            let digits = id.len() - id.trim_end_matches(|c: char| c.is_ascii_digit()).len();
+            if digits == 0 {
+                continue;
+            }
+            let (prefix, number) = id.split_at(id.len() - digits);
+            let padded = if number.len() > 1 && number.starts_with('0') {
+                number.len()
+            } else {
+                0
+            };
+            match styles.iter_mut().find(|(p, _, _)| *p == prefix) {
+                Some((_, count, width)) => {
+                    *count += 1;
+                    *width = (*width).max(padded);
+                }
+                None => styles.push((prefix, 1, padded)),
+            }
+        }
+        // The most used prefix; the first one used on a tie.
+        let best =
+            styles
+                .iter()
+                .rev()
+                .max_by_key(|(_, count, _)| *count)
+                .map(|(prefix, _, width)| Self {
+                    prefix: (*prefix).to_owned(),
+                    width: *width,
+                });
+        best.unwrap_or_default()
+    }
+}
+
+/// Appends `task` with the next free id in `style`.
+pub fn add(task: &NewTask, style: &IdStyle) -> Change {
     Change::new(
         "add",
         ADD,
         vec![
+            ("prefix".into(), json!(style.prefix)),
+            ("width".into(), json!(style.width)),
             ("title".into(), json!(task.title)),
             ("priority".into(), json!(task.priority)),
             ("description".into(), json!(task.description)),
@@ -183,4 +253,61 @@ pub fn format() -> Change {
 /// A program given by a person (`looper update`).
 pub fn user(program: &str, args: Vec<(String, Value)>) -> Change {
     Change::new("update", program, args)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn doc(ids: &[&str]) -> Value {
+        let tasks: Vec<Value> = ids
+            .iter()
+            .map(|id| json!({"id": id, "title": format!("task {id}"), "priority": 3, "status": "todo"}))
+            .collect();
+        json!({"schema_version": 1, "source_files": [], "tasks": tasks})
+    }
+
+    fn next_id(ids: &[&str]) -> String {
+        let doc = doc(ids);
+        let task = NewTask {
+            title: "new".into(),
+            priority: 3,
+            description: None,
+            depends_on: Vec::new(),
+            tags: Vec::new(),
+        };
+        let change = add(&task, &IdStyle::of(&doc));
+        let out = super::super::jq::run(&change.program, &change.args, &doc).unwrap();
+        out["tasks"].as_array().unwrap().last().unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    #[test]
+    fn new_ids_follow_the_backlogs_style() {
+        assert_eq!(next_id(&[]), "T1");
+        assert_eq!(next_id(&["T1", "T2", "T10"]), "T11");
+        assert_eq!(next_id(&["TASK-001", "TASK-002", "TASK-009"]), "TASK-010");
+        assert_eq!(next_id(&["task-1", "task-2", "misc"]), "task-3");
+        assert_eq!(next_id(&["PROJ-0098", "PROJ-0099"]), "PROJ-0100");
+        assert_eq!(next_id(&["1", "2", "3"]), "4");
+        // The most used prefix wins; the first used on a tie.
+        assert_eq!(next_id(&["A1", "B1", "B2"]), "B3");
+        assert_eq!(next_id(&["A1", "B1"]), "A2");
+        // No numbered ids at all: T<n>.
+        assert_eq!(next_id(&["setup", "docs"]), "T1");
+    }
+
+    #[test]
+    fn padding_follows_the_padded_ids_and_numbers_stay_unique() {
+        assert_eq!(next_id(&["T02", "T3"]), "T04");
+        assert_eq!(next_id(&["T1", "T01"]), "T02");
+        // The project-done marker does not count towards the style.
+        let mut d = doc(&["X-1", "X-2"]);
+        d["tasks"].as_array_mut().unwrap().push(
+            json!({"id": "DONE-1", "title": "Project done", "priority": 5, "status": "done", "tags": ["project-done"]}),
+        );
+        assert_eq!(IdStyle::of(&d).prefix, "X-");
+    }
 }

@@ -605,7 +605,7 @@ mod tests {
                 match op {
                     Op::Add(title) => {
                         let title = if title.trim().is_empty() { "x".into() } else { title };
-                        store.update(&ops::add(&NewTask { title, priority: 2, description: None, depends_on: vec![], tags: vec![] }), &journal).unwrap();
+                        store.update(&ops::add(&NewTask { title, priority: 2, description: None, depends_on: vec![], tags: vec![] }, &ops::IdStyle::default()), &journal).unwrap();
                     }
                     Op::SetStatus(i, s) => {
                         let Some(id) = pick(i) else { continue };

@@ -14,7 +14,11 @@ pub(super) fn add(project: &Project, task: &NewTask, as_json: bool) -> anyhow::R
     if task.title.trim().is_empty() {
         return Err(UsageError::new("the title must not be empty").into());
     }
-    let applied = apply(project, &ops::add(task))?;
+    // The ids' style is a hint read before the lock; the number is taken under it.
+    let style = crate::backlog::load::load(&project.backlog)
+        .map(|l| ops::IdStyle::of(l.doc.value()))
+        .unwrap_or_default();
+    let applied = apply(project, &ops::add(task, &style))?;
     let added = applied
         .diff
         .added

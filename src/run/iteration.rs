@@ -288,7 +288,8 @@ pub(super) fn add_task(
         depends_on: Vec::new(),
         tags: vec![source.to_owned()],
     };
-    ctx.store.update(&ops::add(&task), &ctx.journal)?;
+    let style = ops::IdStyle::of(ctx.load()?.value());
+    ctx.store.update(&ops::add(&task, &style), &ctx.journal)?;
     Ok(true)
 }
 

@@ -329,6 +329,36 @@ fn done_without_a_diff_needs_a_reason() {
 }
 
 #[test]
+fn new_tasks_take_ids_in_the_backlogs_style() {
+    let env = Env::new();
+    env.write(
+        "to-do.json",
+        r#"{"schema_version": 1, "source_files": [], "tasks": [
+  {"id": "TASK-001", "title": "First", "priority": 1, "status": "done"},
+  {"id": "TASK-002", "title": "Second", "priority": 1, "status": "done"}]}"#,
+    );
+    env.looper(&["add", "By hand"])
+        .stdout_has("added TASK-003: By hand")
+        .run();
+    let worker = good_worker(&env);
+    let reviewer = agent(
+        &env,
+        "reviewer",
+        r#"if [ -f out-TASK-004.txt ]; then
+  echo '{"status": "reviewed", "summary": "complete", "new_tasks": [], "done": true}'
+else
+  echo '{"status": "reviewed", "summary": "docs missing", "new_tasks": [{"title": "Write docs"}], "done": false}'
+fi"#,
+    );
+    env.looper(&["run", "--worker", &worker, "--reviewer", &reviewer])
+        .run();
+    assert_eq!(task(&env, "TASK-003")["status"], "done");
+    let added = task(&env, "TASK-004");
+    assert_eq!(added["title"], "Write docs");
+    assert_eq!(added["status"], "done");
+}
+
+#[test]
 fn the_review_adds_tasks_that_are_then_worked() {
     let env = project(&["First"]);
     let worker = good_worker(&env);
