@@ -74,14 +74,19 @@ pub struct Ctx {
 
 impl Ctx {
     /// Appends a record with this step's `iter` and `label`.
+    /// Journals a record; the journal adds the step's `iter` and `label`.
     pub fn record(&self, kind: &str, payload: Value) -> anyhow::Result<u64> {
-        let mut map = Map::new();
-        map.insert("iter".into(), json!(self.iter));
-        map.insert("label".into(), json!(self.label));
-        if let Value::Object(fields) = payload {
-            map.extend(fields);
-        }
+        let map = match payload {
+            Value::Object(fields) => fields,
+            _ => Map::new(),
+        };
         self.journal.append(kind, map)
+    }
+
+    /// Moves on to the step `label` (of iteration `self.iter`), for the journal too.
+    pub(crate) fn set_step(&mut self, label: &str) {
+        label.clone_into(&mut self.label);
+        self.journal.set_step(self.iter, label);
     }
 
     pub fn run_dir(&self) -> PathBuf {
@@ -227,6 +232,7 @@ pub fn run(project: &Project, flags: Layer, idea: Option<&str>) -> anyhow::Resul
         cost_usd: 0.0,
         git: workspace::is_git(&project.root),
     };
+    ctx.journal.set_step(0, "run");
     let profile_values: Vec<String> = std::iter::once(&ctx.config.worker)
         .chain(&ctx.config.reviewers)
         .chain([&ctx.config.bootstrap, &ctx.config.repair])
@@ -254,7 +260,7 @@ pub fn run(project: &Project, flags: Layer, idea: Option<&str>) -> anyhow::Resul
         Ok((reason, code)) => ((*reason).to_owned(), *code),
         Err(e) => (format!("error: {e:#}"), crate::error::exit_code(e)),
     };
-    ctx.label = "run".into();
+    ctx.set_step("run");
     hooks::fire(
         &ctx,
         "on_end",
@@ -309,12 +315,12 @@ fn drive(ctx: &mut Ctx, idea: Option<&str>) -> anyhow::Result<(&'static str, u8)
                 pause(ctx);
             }
             ctx.iter += 1;
-            ctx.label = format!("iter-{}", ctx.iter);
+            ctx.set_step(&format!("iter-{}", ctx.iter));
             iteration::iterate(ctx, &id, reason)?;
             continue;
         }
         reviews += 1;
-        ctx.label = format!("review-{reviews}");
+        ctx.set_step(&format!("review-{reviews}"));
         match review::review(ctx)? {
             review::Verdict::Done => {
                 return Ok(("the review declared the project done", EXIT_DONE));

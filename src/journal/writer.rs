@@ -23,6 +23,9 @@ pub struct Journal {
     /// The open file and where it ended after our last append, shared by clones: while nobody
     /// else has appended, the next record needs no reopen and no read of the tail.
     tail: std::sync::Arc<std::sync::Mutex<Option<Tail>>>,
+    /// The step of the run now going (`iter` and `label`), written into every record, so a
+    /// record made deep inside (a backlog update) still says which iteration made it.
+    step: std::sync::Arc<std::sync::Mutex<Option<(u32, String)>>>,
 }
 
 #[derive(Debug)]
@@ -39,7 +42,16 @@ impl Journal {
             run,
             redactor: None,
             tail: std::sync::Arc::default(),
+            step: std::sync::Arc::default(),
         }
+    }
+
+    /// Names the step (iteration number and label) the next records belong to.
+    pub fn set_step(&self, iter: u32, label: &str) {
+        *self
+            .step
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some((iter, label.to_owned()));
     }
 
     /// Every record appended from now on has its secrets replaced first (DESIGN §2).
@@ -141,7 +153,18 @@ impl Journal {
             Value::String(ts),
             Value::String(self.run.clone())
         );
-        let kind = Value::String(kind.to_owned()).to_string();
+        let mut kind = Value::String(kind.to_owned()).to_string();
+        if let Some((iter, label)) = &*self
+            .step
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        {
+            let _ = write!(
+                kind,
+                ",\"iter\":{iter},\"label\":{}",
+                Value::String(label.clone())
+            );
+        }
         let mut text =
             String::with_capacity(bodies.iter().map(|b| b.len() + head.len() + 40).sum());
         // A torn last line from a crash would glue onto our record: start on a fresh line.

@@ -87,7 +87,7 @@ fn docs(ctx: &Ctx) -> Vec<String> {
 
 /// Builds the first backlog from the bootstrap agent's report.
 pub(crate) fn bootstrap(ctx: &mut Ctx, idea: Option<&str>) -> anyhow::Result<Doc> {
-    ctx.label = "bootstrap".into();
+    ctx.set_step("bootstrap");
     let docs = docs(ctx);
     if docs.is_empty() && idea.is_none() {
         return Err(Failure {
@@ -213,7 +213,7 @@ fn build(report: &BootstrapReport, docs: &[String]) -> Result<Value, String> {
 
 /// Replaces an invalid backlog with the repair agent's corrected document, if it is valid.
 pub(crate) fn repair(ctx: &mut Ctx, error: &BacklogError) -> anyhow::Result<Doc> {
-    ctx.label = "repair".into();
+    ctx.set_step("repair");
     let content = fs_err::read_to_string(&ctx.backlog).unwrap_or_default();
     let mut problems = String::new();
     if let BacklogError::Invalid { problems: list, .. } = error {

@@ -15,8 +15,6 @@ use crate::config::Agent;
 /// One `agent.event` record: a line of the agent's output, raw and normalized.
 #[derive(serde::Serialize)]
 struct EventRecord<'a> {
-    iter: u32,
-    label: &'a str,
     stream: &'static str,
     at_ms: u64,
     raw: &'a str,
@@ -72,8 +70,6 @@ pub(crate) fn run_agent(
             let records: Vec<EventRecord> = lines
                 .iter()
                 .map(|line| EventRecord {
-                    iter: ctx_ref.iter,
-                    label: &ctx_ref.label,
                     stream: match line.stream {
                         Stream::Stdout => "stdout",
                         Stream::Stderr => "stderr",

@@ -102,6 +102,21 @@ fn works_every_task_then_the_review_declares_done() {
     for (i, r) in records.iter().enumerate() {
         assert_eq!(r["seq"], i + 1, "{r}");
     }
+    // Every record names its step, the store's backlog updates included.
+    let mut label = "run";
+    for r in &records {
+        if ["iteration.start", "review.start", "run.end"].contains(&r["type"].as_str().unwrap()) {
+            label = r["label"].as_str().unwrap();
+        }
+        assert_eq!(r["label"], label, "{r}");
+        assert!(r["iter"].is_u64(), "{r}");
+    }
+    let doing: Vec<&Value> = records
+        .iter()
+        .filter(|r| r["type"] == "backlog.update")
+        .collect();
+    assert_eq!(doing[0]["label"], "iter-1");
+    assert_eq!(doing[0]["iter"], 1);
     let kinds: Vec<&str> = records
         .iter()
         .map(|r| r["type"].as_str().unwrap())
