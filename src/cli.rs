@@ -128,6 +128,35 @@ A program that marks a task done is refused: use `looper done ID --reason TEXT`.
     },
     /// Print the backlog's JSON Schema (draft 2020-12).
     Schema,
+    /// One line per iteration across every run: when, run, step, task, agent, outcome,
+    /// duration, tokens, cost and commits.
+    #[command(
+        after_help = "Examples:\n  looper log\n  looper log --task T3\n  looper log --json | jq '.[] | select(.outcome != \"done\")'"
+    )]
+    Log {
+        /// Only the iterations of this task.
+        #[arg(long, value_name = "ID")]
+        task: Option<String>,
+        /// Print the iterations as a JSON array.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Everything about one iteration (`iter-3` or `3`, in the latest run that has it) or
+    /// every iteration of a task: prompt, agent command line, commands it ran, files changed,
+    /// commits, gates, report, backlog updates, tokens, time.
+    #[command(
+        after_help = "Examples:\n  looper show 3\n  looper show iter-3 --run 20261130T143215.294Z-5f90\n  looper show T7 --json"
+    )]
+    Show {
+        /// An iteration (`iter-3`, `3`) or a task id.
+        target: String,
+        /// The run to look in (its id, as `looper log` shows it).
+        #[arg(long, value_name = "RUN")]
+        run: Option<String>,
+        /// Print the iterations as a JSON array.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// A task status on the command line.

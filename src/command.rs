@@ -3,6 +3,7 @@
 //! This is the last layer that sees clap types: each command gets plain values.
 
 mod edit;
+mod history;
 mod init;
 mod inspect;
 
@@ -56,6 +57,10 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         } => edit::update(&project()?, &program, &arg, &argjson),
         Command::Done { id, reason } => edit::done(&project()?, &id, &reason),
         Command::Schema => inspect::schema(),
+        Command::Log { task, json } => history::log(&project()?, task.as_deref(), json),
+        Command::Show { target, run, json } => {
+            history::show(&project()?, &target, run.as_deref(), json)
+        }
     }
 }
 

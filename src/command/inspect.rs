@@ -213,8 +213,10 @@ fn truncate(s: &str, max: usize) -> std::borrow::Cow<'_, str> {
 }
 
 pub(super) fn print_json(v: &Value) -> anyhow::Result<()> {
-    let mut out = std::io::stdout().lock();
-    serde_json::to_writer_pretty(&mut out, v)?;
-    writeln!(out)?;
+    // Serialize first, so a reader that went away is an io::Error (quietly ignored), not
+    // one wrapped in a serde error.
+    let mut text = serde_json::to_string_pretty(v)?;
+    text.push('\n');
+    std::io::stdout().lock().write_all(text.as_bytes())?;
     Ok(())
 }

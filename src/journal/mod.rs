@@ -1,8 +1,9 @@
 //! The journal: one JSONL file per run, one self-describing record per line (DESIGN §7).
 //!
-//! Owns the record header (`v`, `ts`, `run`, `seq`, ...) and the append-only writer. Readers
-//! (`status`, `log`, `audit`, ...) come later and skip a torn last line.
+//! Owns the record header (`v`, `ts`, `run`, `seq`, ...), the append-only writer, and the
+//! reader the journal commands (`log`, `show`, ...) build on, which skips a torn last line.
 
+pub mod read;
 pub mod redact;
 pub mod writer;
 

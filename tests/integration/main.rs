@@ -9,6 +9,7 @@ mod bad_input;
 mod concurrency;
 mod crash;
 mod harness;
+mod history;
 mod merge;
 mod mock;
 mod mock_server;

@@ -1,0 +1,333 @@
+//! Reading journals back: a project's run files in order, their records (a torn or corrupt
+//! line is skipped and counted, never fatal: a run may be appending right now), and the
+//! iterations they describe, folded into one summary each.
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use serde_json::Value;
+
+/// The records of one journal file, and how many lines could not be read (a torn last line
+/// while the run is writing, or damage).
+#[derive(Debug, Default)]
+pub struct Records {
+    pub records: Vec<Value>,
+    pub skipped: usize,
+}
+
+/// Reads a journal file; a missing file has no records.
+pub fn read(path: &Path) -> anyhow::Result<Records> {
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Records::default()),
+        Err(e) => {
+            return Err(anyhow::Error::new(e).context(format!("cannot read {}", path.display())));
+        }
+    };
+    let mut out = Records::default();
+    for line in bytes.split(|&b| b == b'\n') {
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        match serde_json::from_slice::<Value>(line) {
+            Ok(v) if v.is_object() => out.records.push(v),
+            _ => out.skipped += 1,
+        }
+    }
+    Ok(out)
+}
+
+/// The run journals (not the daily command journals) in `runs_dir`, oldest first: run ids
+/// begin with their start time, so names sort in time order.
+pub fn run_files(runs_dir: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(runs_dir) else {
+        return Vec::new();
+    };
+    let mut files: Vec<PathBuf> = entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            p.extension().is_some_and(|e| e == "jsonl")
+                && !p
+                    .file_stem()
+                    .is_some_and(|s| s.to_string_lossy().ends_with("-cmd"))
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+/// Tokens an agent step used.
+#[derive(Debug, Default, Clone, Serialize, PartialEq)]
+pub struct Tokens {
+    pub input: u64,
+    pub cached: u64,
+    pub output: u64,
+}
+
+/// A command the agent ran, as its CLI reported it.
+#[derive(Debug, Clone, Serialize)]
+pub struct AgentCommand {
+    pub command: String,
+    pub exit_code: Option<i64>,
+}
+
+/// One iteration, folded from its records.
+#[derive(Debug, Clone, Serialize)]
+pub struct Iteration {
+    pub run: String,
+    pub iter: u64,
+    pub label: String,
+    pub task: String,
+    pub agent: String,
+    /// Why this task was picked (`next`, `resume`, ...).
+    pub reason: String,
+    pub started: String,
+    pub ended: Option<String>,
+    /// `done`, `attempt`, `interrupted`, or `unfinished` (still running, or the run died).
+    pub outcome: String,
+    pub note: Option<String>,
+    pub duration_ms: Option<u64>,
+    pub agent_ms: Option<u64>,
+    /// How the agent run ended (`ok`, `timeout`, `rate_limited`, ...).
+    pub class: Option<String>,
+    pub tokens: Tokens,
+    pub cost_usd: Option<f64>,
+    pub commands: Vec<AgentCommand>,
+    pub changed: Vec<String>,
+    pub commits: Vec<String>,
+    pub gates: Vec<Value>,
+    pub report: Option<Value>,
+    pub backlog_updates: Vec<Value>,
+    pub prompt: Option<Value>,
+    pub argv: Option<Value>,
+    /// The last message file of the worker step.
+    pub last_message: Option<String>,
+}
+
+/// The iterations in the records of one run, in order.
+pub fn iterations(records: &[Value]) -> Vec<Iteration> {
+    let mut out: Vec<Iteration> = Vec::new();
+    for r in records {
+        let kind = r.get("type").and_then(Value::as_str).unwrap_or("");
+        if kind == "iteration.start" {
+            out.push(start(r));
+            continue;
+        }
+        let Some(it) = out.last_mut() else { continue };
+        if r.get("label").and_then(Value::as_str) != Some(it.label.as_str())
+            || r.get("run").and_then(Value::as_str) != Some(it.run.as_str())
+        {
+            continue;
+        }
+        take(it, kind, r);
+    }
+    out
+}
+
+fn text(r: &Value, key: &str) -> String {
+    r.get(key)
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned()
+}
+
+fn start(r: &Value) -> Iteration {
+    Iteration {
+        run: text(r, "run"),
+        iter: r.get("iter").and_then(Value::as_u64).unwrap_or(0),
+        label: text(r, "label"),
+        task: text(r, "task"),
+        agent: text(r, "agent"),
+        reason: text(r, "reason"),
+        started: text(r, "ts"),
+        ended: None,
+        outcome: "unfinished".into(),
+        note: None,
+        duration_ms: None,
+        agent_ms: None,
+        class: None,
+        tokens: Tokens::default(),
+        cost_usd: None,
+        commands: Vec::new(),
+        changed: Vec::new(),
+        commits: Vec::new(),
+        gates: Vec::new(),
+        report: None,
+        backlog_updates: Vec::new(),
+        prompt: None,
+        argv: None,
+        last_message: None,
+    }
+}
+
+/// Folds one record of the iteration in.
+fn take(it: &mut Iteration, kind: &str, r: &Value) {
+    let u = |v: &Value, k: &str| v.get(k).and_then(Value::as_u64).unwrap_or(0);
+    match kind {
+        "prompt" => it.prompt = Some(r.clone()),
+        "agent.spawn" => it.argv = r.get("argv").cloned(),
+        "agent.event" => {
+            for event in r
+                .get("events")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                if event.get("type").and_then(Value::as_str) == Some("command") {
+                    it.commands.push(AgentCommand {
+                        command: text(event, "cmd"),
+                        exit_code: event.get("exit_code").and_then(Value::as_i64),
+                    });
+                }
+            }
+        }
+        "agent.exit" => {
+            it.agent_ms = r.get("duration_ms").and_then(Value::as_u64);
+            it.class = r
+                .pointer("/class/class")
+                .and_then(Value::as_str)
+                .map(str::to_owned);
+            if let Some(usage) = r.get("usage") {
+                it.tokens.input += u(usage, "input");
+                it.tokens.cached += u(usage, "cached");
+                it.tokens.output += u(usage, "output");
+                if let Some(cost) = usage.get("cost_usd").and_then(Value::as_f64) {
+                    *it.cost_usd.get_or_insert(0.0) += cost;
+                }
+            }
+            it.last_message = r
+                .get("last_message")
+                .and_then(Value::as_str)
+                .map(str::to_owned);
+        }
+        "git" if r.get("phase").and_then(Value::as_str) == Some("commit") => {
+            if let Some(commit) = r.get("commit").and_then(Value::as_str) {
+                it.commits.push(commit.to_owned());
+            }
+        }
+        "gate" => it.gates.push(r.clone()),
+        "report" => it.report = Some(r.clone()),
+        "backlog.update" => it.backlog_updates.push(r.clone()),
+        "iteration.end" => {
+            it.outcome = text(r, "outcome");
+            it.note = r.get("note").and_then(Value::as_str).map(str::to_owned);
+            it.changed = r
+                .get("changed")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect();
+            it.ended = Some(text(r, "ts"));
+            it.duration_ms = millis_between(&it.started, &text(r, "ts"));
+        }
+        _ => {}
+    }
+}
+
+fn millis_between(start: &str, end: &str) -> Option<u64> {
+    let start: jiff::Timestamp = start.parse().ok()?;
+    let end: jiff::Timestamp = end.parse().ok()?;
+    u64::try_from(end.as_millisecond() - start.as_millisecond()).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn torn_and_corrupt_lines_are_skipped_and_counted() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.jsonl");
+        std::fs::write(
+            &path,
+            "{\"seq\":1}\nnot json\n[1]\n\n{\"seq\":2}\n{\"seq\":3,\"ty",
+        )
+        .unwrap();
+        let read = read(&path).unwrap();
+        assert_eq!(read.records.len(), 2);
+        assert_eq!(read.skipped, 3);
+        assert_eq!(read.records[1]["seq"], 2);
+        assert_eq!(
+            super::read(&dir.path().join("missing.jsonl"))
+                .unwrap()
+                .records
+                .len(),
+            0
+        );
+    }
+
+    #[test]
+    fn iterations_fold_their_records() {
+        let rec = |kind: &str, label: &str, ts: &str, extra: Value| {
+            let mut r = json!({"run": "R", "type": kind, "label": label, "iter": 1, "ts": ts});
+            r.as_object_mut()
+                .unwrap()
+                .extend(extra.as_object().unwrap().clone());
+            r
+        };
+        let records = vec![
+            rec("run.start", "run", "2026-11-30T10:00:00Z", json!({})),
+            rec(
+                "iteration.start",
+                "iter-1",
+                "2026-11-30T10:00:01Z",
+                json!({"task": "T1", "agent": "codex", "reason": "next"}),
+            ),
+            rec(
+                "agent.event",
+                "iter-1",
+                "2026-11-30T10:00:02Z",
+                json!({"events": [{"type": "command", "cmd": "cargo test", "exit_code": 101}, {"type": "message", "text": "hi"}]}),
+            ),
+            rec(
+                "agent.exit",
+                "iter-1",
+                "2026-11-30T10:00:03Z",
+                json!({"duration_ms": 1500, "class": {"class": "ok"}, "usage": {"input": 10, "cached": 2, "output": 3, "cost_usd": 0.5}}),
+            ),
+            rec(
+                "git",
+                "iter-1",
+                "2026-11-30T10:00:04Z",
+                json!({"phase": "commit", "commit": "abc123"}),
+            ),
+            rec(
+                "iteration.end",
+                "iter-1",
+                "2026-11-30T10:00:05.5Z",
+                json!({"task": "T1", "outcome": "done", "changed": ["a.rs"]}),
+            ),
+            rec(
+                "iteration.start",
+                "iter-2",
+                "2026-11-30T10:00:06Z",
+                json!({"task": "T2", "agent": "claude", "reason": "next"}),
+            ),
+        ];
+        let its = iterations(&records);
+        assert_eq!(its.len(), 2);
+        let one = &its[0];
+        assert_eq!((one.task.as_str(), one.outcome.as_str()), ("T1", "done"));
+        assert_eq!(one.duration_ms, Some(4500));
+        assert_eq!(one.commands[0].command, "cargo test");
+        assert_eq!(one.commands[0].exit_code, Some(101));
+        assert_eq!(one.commands.len(), 1);
+        assert_eq!(
+            one.tokens,
+            Tokens {
+                input: 10,
+                cached: 2,
+                output: 3
+            }
+        );
+        assert_eq!(one.cost_usd, Some(0.5));
+        assert_eq!(one.commits, ["abc123"]);
+        assert_eq!(one.changed, ["a.rs"]);
+        assert_eq!(one.class.as_deref(), Some("ok"));
+        assert_eq!(its[1].outcome, "unfinished");
+    }
+}

@@ -1,0 +1,163 @@
+//! The journal's readers: `looper log` and `looper show`, after a run and with a torn last
+//! line (as while a run is appending).
+
+use serde_json::Value;
+
+use crate::harness::Env;
+
+/// A project whose run does T1, fails T2 once (no report), then does T2.
+fn worked_project() -> std::rc::Rc<Env> {
+    let env = Env::new();
+    env.looper(&["init"]).run();
+    for t in ["First", "Second"] {
+        env.looper(&["add", t]).run();
+    }
+    let script = r#"#!/bin/sh
+prompt=$(cat)
+id=$(printf '%s\n' "$prompt" | sed -n 's/^## Your task: \([^ ]*\) .*/\1/p' | head -1)
+if [ -n "$id" ]; then
+  if [ "$id" = T2 ] && [ ! -e agents/tried ]; then : > agents/tried; echo "forgot the report"; exit 0; fi
+  echo "$id" > "out-$id.txt"
+  echo "{\"task_id\": \"$id\", \"status\": \"done\", \"summary\": \"made out-$id.txt\"}"
+else
+  echo '{"status": "reviewed", "summary": "complete", "new_tasks": [], "done": true}'
+fi
+"#;
+    env.write("agents/agent", script);
+    std::fs::set_permissions(
+        env.path("agents/agent"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    env.looper(&[
+        "run",
+        "--worker",
+        "cmd:./agents/agent",
+        "--reviewer",
+        "cmd:./agents/agent",
+    ])
+    .run();
+    env
+}
+
+fn json(out: &str) -> Vec<Value> {
+    serde_json::from_str::<Value>(out)
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+#[test]
+fn log_lists_every_iteration_with_its_outcome() {
+    let env = worked_project();
+    let out = env.looper(&["log"]).run().stdout();
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 4, "{out}");
+    assert!(lines[0].starts_with("WHEN (UTC)"), "{out}");
+    for (line, step, task, outcome) in [
+        (lines[1], "iter-1", "T1", "done"),
+        (lines[2], "iter-2", "T2", "attempt"),
+        (lines[3], "iter-3", "T2", "done"),
+    ] {
+        let cols: Vec<&str> = line.split_whitespace().collect();
+        assert_eq!(
+            &cols[3..7],
+            [step, task, "cmd:./agents/agent", outcome],
+            "{line}"
+        );
+    }
+
+    let t2 = json(
+        &env.looper(&["log", "--task", "T2", "--json"])
+            .run()
+            .stdout(),
+    );
+    let outcomes: Vec<&str> = t2.iter().map(|i| i["outcome"].as_str().unwrap()).collect();
+    assert_eq!(outcomes, ["attempt", "done"]);
+    assert!(
+        t2[0]["note"]
+            .as_str()
+            .unwrap()
+            .contains("holds no JSON report"),
+        "{}",
+        t2[0]
+    );
+    assert_eq!(t2[1]["changed"], serde_json::json!(["out-T2.txt"]));
+
+    env.looper(&["log", "--task", "T9"])
+        .stdout_is("no iteration has worked on T9 yet\n")
+        .run();
+}
+
+#[test]
+fn show_tells_everything_about_an_iteration_or_a_task() {
+    let env = worked_project();
+    env.looper(&["show", "2"])
+        .stdout_has("iter-2 of run ")
+        .stdout_has(": task T2\n")
+        .stdout_has("outcome   attempt")
+        .stdout_has("report    invalid:")
+        .stdout_has("backlog   status ")
+        .stdout_has("prompt    sha256 ")
+        .stdout_has("    | ## Your task: T2 ")
+        .run();
+    let t1 = json(&env.looper(&["show", "T1", "--json"]).run().stdout());
+    assert_eq!(t1.len(), 1);
+    assert_eq!(t1[0]["label"], "iter-1");
+    assert_eq!(t1[0]["report"]["report"]["status"], "done");
+    // The `doing` mark and the completion, each with its jq program and arguments.
+    let sources: Vec<&str> = t1[0]["backlog_updates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["source"].as_str().unwrap())
+        .collect();
+    assert_eq!(sources, ["status", "complete"]);
+    assert_eq!(
+        json(&env.looper(&["show", "T2", "--json"]).run().stdout()).len(),
+        2
+    );
+
+    env.looper(&["show", "9"])
+        .status(1)
+        .stderr_has("no run has an iteration iter-9: `looper log` lists the iterations")
+        .run();
+    env.looper(&["show", "T7"])
+        .status(1)
+        .stderr_has("no iteration has worked on a task T7")
+        .run();
+}
+
+#[test]
+fn a_torn_last_line_does_not_stop_the_readers() {
+    let env = worked_project();
+    let runs = std::fs::read_dir(env.home().join("projects"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path()
+        .join("runs");
+    let run = std::fs::read_dir(&runs)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| {
+            p.extension().is_some_and(|e| e == "jsonl") && !p.to_string_lossy().contains("-cmd")
+        })
+        .unwrap();
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&run)
+        .unwrap()
+        .write_all(b"{\"v\":1,\"seq\":99,\"type\":\"iteration.st")
+        .unwrap();
+    let out = env.looper(&["log"]).run().stdout();
+    assert_eq!(out.lines().count(), 4, "{out}");
+    env.looper(&["show", "3"])
+        .stdout_has("outcome   done")
+        .run();
+}
+
+use std::io::Write as _;
