@@ -221,16 +221,10 @@ fn take(it: &mut Iteration, kind: &str, r: &Value) {
                 .map(str::to_owned)
                 .collect();
             it.ended = Some(text(r, "ts"));
-            it.duration_ms = millis_between(&it.started, &text(r, "ts"));
+            it.duration_ms = crate::agent::parse::json::millis_between(&it.started, &text(r, "ts"));
         }
         _ => {}
     }
-}
-
-fn millis_between(start: &str, end: &str) -> Option<u64> {
-    let start: jiff::Timestamp = start.parse().ok()?;
-    let end: jiff::Timestamp = end.parse().ok()?;
-    u64::try_from(end.as_millisecond() - start.as_millisecond()).ok()
 }
 
 #[cfg(test)]
