@@ -128,6 +128,16 @@ A program that marks a task done is refused: use `looper done ID --reason TEXT`.
     },
     /// Print the backlog's JSON Schema (draft 2020-12).
     Schema,
+    /// One screen on the project: backlog progress, the run going on now (its iteration,
+    /// agent, time, tokens, last action) or how the last one ended, and recent outcomes.
+    #[command(
+        after_help = "Examples:\n  looper status\n  watch -n 5 looper status\n  looper status --json"
+    )]
+    Status {
+        /// Print it as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// One line per iteration across every run: when, run, step, task, agent, outcome,
     /// duration, tokens, cost and commits.
     #[command(

@@ -57,6 +57,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         } => edit::update(&project()?, &program, &arg, &argjson),
         Command::Done { id, reason } => edit::done(&project()?, &id, &reason),
         Command::Schema => inspect::schema(),
+        Command::Status { json } => history::status(&project()?, json),
         Command::Log { task, json } => history::log(&project()?, task.as_deref(), json),
         Command::Show { target, run, json } => {
             history::show(&project()?, &target, run.as_deref(), json)

@@ -381,22 +381,25 @@ fn pause(ctx: &Ctx) {
 }
 
 /// `looper stop`: asks the project's run to end after its current iteration.
+/// The pid of the `looper run` working on the project now, if one is.
+pub fn running_pid(project: &Project) -> Option<String> {
+    let lock_path = project.home.state().join("run.lock");
+    let mut file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&lock_path)
+        .ok()?;
+    if file.try_lock().is_ok() {
+        return None;
+    }
+    let mut text = String::new();
+    let _ = file.read_to_string(&mut text);
+    Some(text.trim().to_owned())
+}
+
 pub fn request_stop(project: &Project) -> anyhow::Result<ExitCode> {
     let state = project.home.state();
-    let lock_path = state.join("run.lock");
-    let holder = match OpenOptions::new().read(true).write(true).open(&lock_path) {
-        Ok(mut file) => {
-            if file.try_lock().is_ok() {
-                None
-            } else {
-                let mut text = String::new();
-                let _ = file.read_to_string(&mut text);
-                Some(text.trim().to_owned())
-            }
-        }
-        Err(_) => None,
-    };
-    let Some(pid) = holder else {
+    let Some(pid) = running_pid(project) else {
         return Err(Failure {
             message: format!("no looper run is working on {}", project.root.display()),
             code: crate::error::EXIT_ERROR,

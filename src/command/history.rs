@@ -297,3 +297,202 @@ fn one_line(text: &str, max: usize) -> String {
         flat
     }
 }
+
+/// How many recent iterations `status` shows.
+const RECENT: usize = 5;
+
+/// What `status` shows, gathered.
+struct StatusView {
+    counts: Option<serde_json::Map<String, Value>>,
+    backlog_error: Option<String>,
+    pid: Option<String>,
+    /// The iteration going on now.
+    current: Option<Iteration>,
+    /// The latest run's `run.end` (or its first record while it runs).
+    last_run: Option<Value>,
+    recent: Vec<Iteration>,
+}
+
+pub(super) fn status(project: &Project, as_json: bool) -> anyhow::Result<ExitCode> {
+    let view = gather(project)?;
+    if as_json {
+        let value = serde_json::json!({
+            "project": project.root,
+            "backlog": project.backlog,
+            "backlog_error": view.backlog_error,
+            "counts": view.counts,
+            "running": view.pid.as_ref().map(|pid| serde_json::json!({"pid": pid, "iteration": view.current})),
+            "last_run": view.last_run,
+            "recent": view.recent,
+        });
+        super::inspect::print_json(&value)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    emit(&render(project, &view))
+}
+
+fn gather(project: &Project) -> anyhow::Result<StatusView> {
+    let backlog = crate::backlog::load::load(&project.backlog);
+    let counts = backlog.as_ref().ok().map(|l| {
+        let mut counts = serde_json::Map::new();
+        for status in ["todo", "doing", "blocked", "done"] {
+            let n = l
+                .doc
+                .tasks()
+                .iter()
+                .filter(|t| !t.is_marker && t.status.as_str() == status)
+                .count();
+            counts.insert(status.into(), n.into());
+        }
+        counts.insert("project_done".into(), l.doc.marker().is_some().into());
+        counts
+    });
+    // The latest run says what is going on now; older runs only fill the recent list.
+    let mut recent: Vec<Iteration> = Vec::new();
+    let mut last_run = None;
+    for (i, file) in read::run_files(&project.home.runs())
+        .iter()
+        .rev()
+        .enumerate()
+    {
+        let records = read::read(file)?.records;
+        if i == 0 {
+            last_run = records
+                .iter()
+                .rev()
+                .find(|r| r["type"] == "run.end")
+                .or_else(|| records.first())
+                .cloned();
+        }
+        let mut its = read::iterations(&records);
+        its.append(&mut recent);
+        recent = its;
+        if recent.len() > RECENT {
+            break;
+        }
+    }
+    let pid = crate::run::running_pid(project);
+    let current = recent
+        .last()
+        .filter(|it| pid.is_some() && it.outcome == "unfinished")
+        .cloned();
+    if current.is_some() {
+        recent.pop();
+    }
+    let recent = recent[recent.len().saturating_sub(RECENT)..].to_vec();
+    Ok(StatusView {
+        counts,
+        backlog_error: backlog.err().map(|e| e.to_string()),
+        pid,
+        current,
+        last_run,
+        recent,
+    })
+}
+
+fn render(project: &Project, view: &StatusView) -> String {
+    let mut out = format!(
+        "project   {} (backlog {})\n",
+        project.root.display(),
+        project
+            .backlog
+            .strip_prefix(&project.root)
+            .unwrap_or(&project.backlog)
+            .display()
+    );
+    if let Some(c) = &view.counts {
+        let n = |k: &str| c[k].as_u64().unwrap_or(0);
+        let total = n("todo") + n("doing") + n("blocked") + n("done");
+        let _ = writeln!(
+            out,
+            "progress  {} {}/{total} done · {} todo · {} doing · {} blocked{}",
+            bar(n("done"), total),
+            n("done"),
+            n("todo"),
+            n("doing"),
+            n("blocked"),
+            if c["project_done"] == true {
+                " · project done"
+            } else {
+                ""
+            }
+        );
+    } else if let Some(e) = &view.backlog_error {
+        let _ = writeln!(out, "progress  unknown: {e}");
+    }
+    match (&view.pid, &view.current) {
+        (Some(pid), Some(it)) => {
+            let _ = writeln!(
+                out,
+                "running   pid {pid}, run {}: {} on {} with {}, {} so far, {} tokens",
+                it.run,
+                it.label,
+                it.task,
+                it.agent,
+                since(&it.started),
+                tokens(it.tokens.input + it.tokens.output)
+            );
+            if let Some(action) = &it.last_action {
+                let _ = writeln!(out, "          last: {}", one_line(action, 100));
+            }
+        }
+        (Some(pid), None) => {
+            let _ = writeln!(out, "running   pid {pid}, between iterations");
+        }
+        (None, _) => {
+            let ended = view
+                .last_run
+                .as_ref()
+                .filter(|r| r["type"] == "run.end")
+                .map_or_else(
+                    || "no run has ended yet".to_owned(),
+                    |r| {
+                        format!(
+                            "last run {} ended {}: {} (exit {})",
+                            r["run"].as_str().unwrap_or("?"),
+                            when(r["ts"].as_str().unwrap_or("")),
+                            r["reason"].as_str().unwrap_or("?"),
+                            r["exit_code"]
+                        )
+                    },
+                );
+            let _ = writeln!(out, "running   no; {ended}");
+        }
+    }
+    for (i, it) in view.recent.iter().rev().enumerate() {
+        let _ = writeln!(
+            out,
+            "{}{:<8} {:<10} {:<11} {:>7}  {}",
+            if i == 0 { "recent    " } else { "          " },
+            it.label,
+            it.task,
+            it.outcome,
+            it.duration_ms.map_or_else(|| "-".into(), seconds),
+            it.note
+                .as_deref()
+                .map(|n| one_line(n, 70))
+                .unwrap_or_default()
+        );
+    }
+    out
+}
+
+/// A 20-character progress bar.
+fn bar(done: u64, total: u64) -> String {
+    let filled = (done * 20)
+        .checked_div(total)
+        .and_then(|f| usize::try_from(f).ok())
+        .unwrap_or(0)
+        .min(20);
+    format!("[{}{}]", "#".repeat(filled), "-".repeat(20 - filled))
+}
+
+/// How long ago an RFC 3339 timestamp was.
+fn since(ts: &str) -> String {
+    ts.parse::<jiff::Timestamp>()
+        .ok()
+        .and_then(|t| {
+            u64::try_from(jiff::Timestamp::now().as_millisecond() - t.as_millisecond()).ok()
+        })
+        .map_or_else(|| "-".into(), seconds)
+}

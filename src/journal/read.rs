@@ -103,6 +103,8 @@ pub struct Iteration {
     pub argv: Option<Value>,
     /// The last message file of the worker step.
     pub last_message: Option<String>,
+    /// What the agent did last (its last command or message), while it runs.
+    pub last_action: Option<String>,
 }
 
 /// The iterations in the records of one run, in order.
@@ -158,6 +160,38 @@ fn start(r: &Value) -> Iteration {
         prompt: None,
         argv: None,
         last_message: None,
+        last_action: None,
+    }
+}
+
+/// Folds one normalized agent event in.
+fn event_in(it: &mut Iteration, event: &Value) {
+    let u = |k: &str| event.get(k).and_then(Value::as_u64).unwrap_or(0);
+    match event.get("type").and_then(Value::as_str) {
+        Some("command") => {
+            let command = AgentCommand {
+                command: text(event, "cmd"),
+                exit_code: event.get("exit_code").and_then(Value::as_i64),
+            };
+            it.last_action = Some(format!(
+                "ran `{}` (exit {})",
+                command.command,
+                command
+                    .exit_code
+                    .map_or_else(|| "?".into(), |c| c.to_string())
+            ));
+            it.commands.push(command);
+        }
+        Some("message") => it.last_action = Some(format!("said: {}", text(event, "text"))),
+        // While the agent runs, its latest usage report stands for the total.
+        Some("usage") if it.agent_ms.is_none() => {
+            it.tokens = Tokens {
+                input: u("input"),
+                cached: u("cached"),
+                output: u("output"),
+            };
+        }
+        _ => {}
     }
 }
 
@@ -174,12 +208,7 @@ fn take(it: &mut Iteration, kind: &str, r: &Value) {
                 .into_iter()
                 .flatten()
             {
-                if event.get("type").and_then(Value::as_str) == Some("command") {
-                    it.commands.push(AgentCommand {
-                        command: text(event, "cmd"),
-                        exit_code: event.get("exit_code").and_then(Value::as_i64),
-                    });
-                }
+                event_in(it, event);
             }
         }
         "agent.exit" => {
@@ -189,6 +218,7 @@ fn take(it: &mut Iteration, kind: &str, r: &Value) {
                 .and_then(Value::as_str)
                 .map(str::to_owned);
             if let Some(usage) = r.get("usage") {
+                it.tokens = Tokens::default();
                 it.tokens.input += u(usage, "input");
                 it.tokens.cached += u(usage, "cached");
                 it.tokens.output += u(usage, "output");

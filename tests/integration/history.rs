@@ -161,3 +161,82 @@ fn a_torn_last_line_does_not_stop_the_readers() {
 }
 
 use std::io::Write as _;
+
+#[test]
+fn status_shows_progress_the_last_run_and_recent_outcomes() {
+    let env = worked_project();
+    let out = env.looper(&["status"]).run().stdout();
+    assert!(
+        out.contains("progress  [####################] 2/2 done · 0 todo · 0 doing · 0 blocked · project done"),
+        "{out}"
+    );
+    assert!(
+        out.contains("the review declared the project done (exit 0)"),
+        "{out}"
+    );
+    let recent: Vec<&str> = out
+        .lines()
+        .skip_while(|l| !l.starts_with("recent"))
+        .collect();
+    assert_eq!(recent.len(), 3, "{out}");
+    assert!(recent[0].contains("iter-3   T2         done"), "{out}");
+    assert!(recent[1].contains("iter-2   T2         attempt"), "{out}");
+
+    let status: Value =
+        serde_json::from_str(&env.looper(&["status", "--json"]).run().stdout()).unwrap();
+    assert_eq!(status["counts"]["done"], 2);
+    assert_eq!(status["running"], Value::Null);
+    assert_eq!(status["last_run"]["exit_code"], 0);
+    assert_eq!(status["recent"].as_array().unwrap().len(), 3);
+}
+
+#[test]
+fn status_shows_the_iteration_going_on_now() {
+    let env = Env::new();
+    env.looper(&["init"]).run();
+    env.looper(&["add", "Slow"]).run();
+    // Holds until the test writes agents/release.
+    env.write(
+        "agents/agent",
+        "#!/bin/sh\ncat > /dev/null\nwhile [ ! -e agents/release ]; do sleep 0.05; done\necho '{\"task_id\": \"T1\", \"status\": \"blocked\", \"summary\": \"no\", \"blockers\": [\"x\"]}'\n",
+    );
+    std::fs::set_permissions(
+        env.path("agents/agent"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let mut run = env
+        .command(&[
+            "run",
+            "--worker",
+            "cmd:./agents/agent",
+            "--reviewer",
+            "cmd:./agents/agent",
+            "--max-iterations",
+            "1",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while env.records("agent.spawn").is_empty() {
+        assert!(std::time::Instant::now() < deadline, "no agent started");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let out = env.looper(&["status"]).run().stdout();
+    env.write("agents/release", "");
+    run.wait().unwrap();
+    assert!(
+        out.contains(&format!("running   pid {}, run ", run.id())),
+        "{out}"
+    );
+    assert!(
+        out.contains(": iter-1 on T1 with cmd:./agents/agent, "),
+        "{out}"
+    );
+    assert!(out.contains("0/1 done · 0 todo · 1 doing"), "{out}");
+    env.looper(&["status"])
+        .stdout_has("running   no; last run ")
+        .run();
+}
