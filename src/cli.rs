@@ -138,6 +138,22 @@ A program that marks a task done is refused: use `looper done ID --reason TEXT`.
         #[arg(long)]
         json: bool,
     },
+    /// The journal of the latest run as readable lines (iterations, agent messages, commands
+    /// with exit codes, gates, backlog updates); `-f` follows it, and the runs after it.
+    #[command(
+        after_help = "Examples:\n  looper tail\n  looper tail -f\n  looper tail --run 20261130T143215.294Z-5f90 --raw"
+    )]
+    Tail {
+        /// Keep printing new records as the run writes them, moving on to the next run.
+        #[arg(short, long)]
+        follow: bool,
+        /// The run to show (its id, as `looper log` shows it; default: the latest).
+        #[arg(long, value_name = "RUN")]
+        run: Option<String>,
+        /// The agents' raw output lines instead of their normalized events.
+        #[arg(long)]
+        raw: bool,
+    },
     /// One line per iteration across every run: when, run, step, task, agent, outcome,
     /// duration, tokens, cost and commits.
     #[command(

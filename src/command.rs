@@ -58,6 +58,9 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Done { id, reason } => edit::done(&project()?, &id, &reason),
         Command::Schema => inspect::schema(),
         Command::Status { json } => history::status(&project()?, json),
+        Command::Tail { follow, run, raw } => {
+            history::tail(&project()?, run.as_deref(), follow, raw)
+        }
         Command::Log { task, json } => history::log(&project()?, task.as_deref(), json),
         Command::Show { target, run, json } => {
             history::show(&project()?, &target, run.as_deref(), json)

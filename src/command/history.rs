@@ -496,3 +496,196 @@ fn since(ts: &str) -> String {
         })
         .map_or_else(|| "-".into(), seconds)
 }
+
+/// How many lines `tail` shows before following.
+const TAIL_LINES: usize = 40;
+/// How often `tail -f` looks for new records.
+const FOLLOW_POLL: std::time::Duration = std::time::Duration::from_millis(200);
+
+pub(super) fn tail(
+    project: &Project,
+    run: Option<&str>,
+    follow: bool,
+    raw: bool,
+) -> anyhow::Result<ExitCode> {
+    let runs = project.home.runs();
+    let pick = |files: &[std::path::PathBuf]| -> Option<std::path::PathBuf> {
+        match run {
+            Some(r) => files
+                .iter()
+                .find(|f| f.file_stem().is_some_and(|s| s == r))
+                .cloned(),
+            None => files.last().cloned(),
+        }
+    };
+    let files = read::run_files(&runs);
+    let mut file = pick(&files);
+    if file.is_none() && (run.is_some() || !follow) {
+        anyhow::bail!(
+            "{}: `looper log` lists the runs",
+            run.map_or_else(
+                || "no run yet".to_owned(),
+                |r| format!("no run {r} in {}", runs.display())
+            )
+        );
+    }
+    let mut offset = 0;
+    if let Some(path) = &file {
+        let (lines, end) = new_lines(path, 0, raw)?;
+        offset = end;
+        let start = lines
+            .len()
+            .saturating_sub(if follow { 10 } else { TAIL_LINES });
+        emit(&lines[start..].concat())?;
+    }
+    if !follow {
+        return Ok(ExitCode::SUCCESS);
+    }
+    loop {
+        std::thread::sleep(FOLLOW_POLL);
+        if let Some(path) = &file {
+            let (lines, end) = new_lines(path, offset, raw)?;
+            offset = end;
+            emit(&lines.concat())?;
+        }
+        // Move on to a newer run when one starts (unless one run was asked for).
+        if run.is_none() {
+            let newest = read::run_files(&runs).last().cloned();
+            if newest.is_some() && newest != file {
+                if let Some(path) = &file {
+                    let (lines, _) = new_lines(path, offset, raw)?;
+                    emit(&lines.concat())?;
+                }
+                file = newest;
+                offset = 0;
+            }
+        }
+    }
+}
+
+/// The readable lines of the complete records after `offset`, and the offset after them.
+fn new_lines(path: &std::path::Path, offset: u64, raw: bool) -> anyhow::Result<(Vec<String>, u64)> {
+    use std::io::{Read as _, Seek as _};
+    let mut f = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((Vec::new(), offset)),
+        Err(e) => {
+            return Err(anyhow::Error::new(e).context(format!("cannot read {}", path.display())));
+        }
+    };
+    f.seek(std::io::SeekFrom::Start(offset))?;
+    let mut bytes = Vec::new();
+    f.read_to_end(&mut bytes)?;
+    // Only whole lines: the last one may still be being written.
+    let complete = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |p| p + 1);
+    let mut out = Vec::new();
+    for line in bytes[..complete].split(|&b| b == b'\n') {
+        let Ok(r) = serde_json::from_slice::<Value>(line) else {
+            continue;
+        };
+        out.extend(readable(&r, raw));
+    }
+    Ok((out, offset + complete as u64))
+}
+
+/// A record as the lines a person reads in `tail`.
+fn readable(r: &Value, raw: bool) -> Vec<String> {
+    let s = |k: &str| r[k].as_str().unwrap_or("").to_owned();
+    let time = r["ts"].as_str().and_then(|t| t.get(11..19)).unwrap_or("");
+    let step = format!("{time} {:<9}", s("label"));
+    let line = |text: String| vec![format!("{step} {text}\n")];
+    match r["type"].as_str().unwrap_or("") {
+        "run.start" => vec![format!("{time} ── run {} started\n", s("run"))],
+        "run.end" => vec![format!(
+            "{time} ── run {} ended: {} (exit {})\n",
+            s("run"),
+            s("reason"),
+            r["exit_code"]
+        )],
+        "iteration.start" => line(format!(
+            "{} with {} ({})",
+            s("task"),
+            s("agent"),
+            s("reason")
+        )),
+        "iteration.end" => line(format!(
+            "{} → {}{}",
+            s("task"),
+            s("outcome"),
+            r["note"]
+                .as_str()
+                .map(|n| format!(": {}", one_line(n, 100)))
+                .unwrap_or_default()
+        )),
+        "agent.spawn" => line(format!(
+            "{} starts: {}",
+            s("role"),
+            one_line(&s("argv"), 100)
+        )),
+        "agent.event" if raw => line(one_line(&s("raw"), 160)),
+        "agent.event" => r["events"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|e| match e["type"].as_str()? {
+                "command" => Some(format!(
+                    "$ {}  → exit {}",
+                    one_line(e["cmd"].as_str()?, 100),
+                    e["exit_code"]
+                )),
+                "message" => Some(format!("says: {}", one_line(e["text"].as_str()?, 120))),
+                "file_change" => Some(format!("writes {}", e["path"].as_str()?)),
+                "error" => Some(format!("error: {}", one_line(e["message"].as_str()?, 120))),
+                _ => None,
+            })
+            .map(|t| format!("{step} {t}\n"))
+            .collect(),
+        "agent.exit" => line(format!(
+            "agent ended {} in {}",
+            r["class"]["class"].as_str().unwrap_or("?"),
+            r["duration_ms"]
+                .as_u64()
+                .map_or_else(|| "-".into(), seconds)
+        )),
+        "report" if r["valid"] == true => line(format!(
+            "report: {} — {}",
+            r["report"]["status"].as_str().unwrap_or("?"),
+            one_line(r["report"]["summary"].as_str().unwrap_or(""), 100)
+        )),
+        "report" => line(format!("report invalid: {}", s("problem"))),
+        "gate" => line(format!(
+            "gate ({}) `{}` {}",
+            s("phase"),
+            r["result"]["command"].as_str().unwrap_or("?"),
+            if r["result"]["passed"] == true {
+                "passed"
+            } else {
+                "FAILED"
+            }
+        )),
+        "backlog.update" => line(format!("backlog: {} {}", s("source"), r["args"])),
+        "backlog.external_change" => line("backlog: an edit from outside was taken in".into()),
+        "git" if r["phase"] == "commit" => line(format!("commit {}", s("commit"))),
+        "review.report" if r["valid"] == true => line(format!(
+            "review by {}: {} — {}",
+            s("reviewer"),
+            if r["done"] == true {
+                "done"
+            } else {
+                "not done"
+            },
+            one_line(&s("summary"), 100)
+        )),
+        "review.end" => line(format!(
+            "review: {} ({} new tasks)",
+            s("verdict"),
+            r["added"]
+        )),
+        "review.violation" => line(format!(
+            "review VIOLATION: the reviewer changed {}",
+            r["changed"]
+        )),
+        "flag" => line(format!("flag: {} {}", s("why"), r["paths"])),
+        _ => Vec::new(),
+    }
+}

@@ -240,3 +240,65 @@ fn status_shows_the_iteration_going_on_now() {
         .stdout_has("running   no; last run ")
         .run();
 }
+
+#[test]
+fn tail_prints_readable_lines_and_follows_into_the_next_run() {
+    let env = worked_project();
+    let out = env.looper(&["tail"]).run().stdout();
+    for expected in [
+        " ── run ",
+        " iter-1    T1 with cmd:./agents/agent (next)\n",
+        " iter-2    report invalid: the final message holds no JSON report object\n",
+        " iter-2    T2 → attempt: ",
+        " iter-3    report: done — made out-T2.txt\n",
+        " ended: the review declared the project done (exit 0)\n",
+    ] {
+        assert!(out.contains(expected), "{expected:?} not in:\n{out}");
+    }
+    env.looper(&["tail", "--run", "nope"])
+        .status(1)
+        .stderr_has("no run nope in ")
+        .run();
+
+    // -f: a new run shows up without asking, within the poll interval.
+    let mut tail = env
+        .command(&["tail", "-f"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = tail.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufRead::lines(std::io::BufReader::new(stdout)) {
+            if tx.send(line.unwrap()).is_err() {
+                break;
+            }
+        }
+    });
+    // The tail of the first run comes first.
+    let first = rx.recv_timeout(std::time::Duration::from_secs(10)).unwrap();
+    assert!(!first.is_empty());
+    env.looper(&[
+        "run",
+        "--worker",
+        "cmd:./agents/agent",
+        "--reviewer",
+        "cmd:./agents/agent",
+    ])
+    .stderr_has("already done")
+    .run();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut seen = Vec::new();
+    while !seen
+        .iter()
+        .any(|l: &String| l.contains("ended: ") && l.contains("already done"))
+    {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let line = rx
+            .recv_timeout(left)
+            .unwrap_or_else(|e| panic!("tail -f did not show the second run ({e}): {seen:#?}"));
+        seen.push(line);
+    }
+    tail.kill().unwrap();
+    tail.wait().unwrap();
+}
