@@ -154,6 +154,18 @@ A program that marks a task done is refused: use `looper done ID --reason TEXT`.
         #[arg(long)]
         raw: bool,
     },
+    /// The loop in figures: iterations and review passes, agent commands per iteration and
+    /// per review pass, iteration time (median, p90), iterations per task, and success,
+    /// tokens and cost per agent spec and per task (cost "unknown" when the CLI gives none).
+    #[command(after_help = "Examples:\n  looper stats\n  looper stats --all-projects --json")]
+    Stats {
+        /// Every project under `LOOPER_HOME`, not just this one.
+        #[arg(long)]
+        all_projects: bool,
+        /// Print the figures as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// One line per iteration across every run: when, run, step, task, agent, outcome,
     /// duration, tokens, cost and commits.
     #[command(

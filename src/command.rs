@@ -6,6 +6,7 @@ mod edit;
 mod history;
 mod init;
 mod inspect;
+mod stats;
 
 use std::process::ExitCode;
 
@@ -58,6 +59,14 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Done { id, reason } => edit::done(&project()?, &id, &reason),
         Command::Schema => inspect::schema(),
         Command::Status { json } => history::status(&project()?, json),
+        Command::Stats { all_projects, json } => {
+            let dirs = if all_projects {
+                stats::all_projects()?
+            } else {
+                vec![project()?.home.runs()]
+            };
+            stats::stats(&dirs, json)
+        }
         Command::Tail { follow, run, raw } => {
             history::tail(&project()?, run.as_deref(), follow, raw)
         }

@@ -236,7 +236,7 @@ fn describe_checks(it: &Iteration, out: &mut String) {
 }
 
 /// Writes to stdout; a reader that went away (`| head`) is not an error worth a message.
-fn emit(text: &str) -> anyhow::Result<ExitCode> {
+pub(super) fn emit(text: &str) -> anyhow::Result<ExitCode> {
     use std::io::Write as _;
     std::io::stdout().lock().write_all(text.as_bytes())?;
     Ok(ExitCode::SUCCESS)
@@ -260,7 +260,7 @@ fn when(ts: &str) -> String {
     ts.get(..19).unwrap_or(ts).replace('T', " ")
 }
 
-fn seconds(ms: u64) -> String {
+pub(super) fn seconds(ms: u64) -> String {
     #[expect(
         clippy::cast_precision_loss,
         reason = "durations are far below 2^52 ms"

@@ -302,3 +302,31 @@ fn tail_prints_readable_lines_and_follows_into_the_next_run() {
     tail.kill().unwrap();
     tail.wait().unwrap();
 }
+
+#[test]
+fn stats_count_iterations_reviews_and_spend() {
+    let env = worked_project();
+    env.looper(&["stats"])
+        .stdout_has("iterations        3 (2 done, 1 not)\n")
+        .stdout_has("review passes     1\n")
+        .stdout_has("per task          2 tasks, 1.5 iterations each on average, at most 2\n")
+        .stdout_has("cost unknown")
+        .run();
+    let s: Value = serde_json::from_str(&env.looper(&["stats", "--json"]).run().stdout()).unwrap();
+    assert_eq!(s["runs"], 1);
+    let agent = &s["by_agent"]["cmd:./agents/agent"];
+    assert_eq!(
+        (agent["iterations"].as_u64(), agent["done"].as_u64()),
+        (Some(3), Some(2))
+    );
+    assert_eq!(s["by_task"]["T2"]["iterations"], 2);
+    assert!(s["iteration_ms_median"].as_u64().is_some());
+    // Every project under LOOPER_HOME: this one is the only one.
+    let all: Value = serde_json::from_str(
+        &env.looper(&["stats", "--all-projects", "--json"])
+            .run()
+            .stdout(),
+    )
+    .unwrap();
+    assert_eq!(all["iterations"], 3);
+}

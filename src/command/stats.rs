@@ -1,0 +1,195 @@
+//! `looper stats`: the shape of the loop in figures, from the journal: iterations and review
+//! passes, agent commands per iteration and per review pass, durations, attempts per task,
+//! success per agent spec, and tokens and cost per agent spec and per task.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use crate::journal::read::{self, Iteration, Tokens};
+use serde::Serialize;
+
+/// Tokens and cost of a group of agent steps. `cost_usd` is `None` when no step reported a
+/// cost ("unknown").
+#[derive(Debug, Default, Serialize)]
+struct Spend {
+    iterations: usize,
+    done: usize,
+    tokens: Tokens,
+    cost_usd: Option<f64>,
+}
+
+impl Spend {
+    fn add(&mut self, it: &Iteration) {
+        self.iterations += 1;
+        self.done += usize::from(it.outcome == "done");
+        self.tokens.input += it.tokens.input;
+        self.tokens.cached += it.tokens.cached;
+        self.tokens.output += it.tokens.output;
+        if let Some(c) = it.cost_usd {
+            *self.cost_usd.get_or_insert(0.0) += c;
+        }
+    }
+}
+
+#[derive(Debug, Default, Serialize)]
+struct Stats {
+    runs: usize,
+    iterations: usize,
+    iterations_done: usize,
+    review_passes: usize,
+    commands: usize,
+    commands_in_iterations: usize,
+    commands_in_reviews: usize,
+    iteration_ms_median: Option<u64>,
+    iteration_ms_p90: Option<u64>,
+    tasks: usize,
+    max_iterations_per_task: usize,
+    by_agent: BTreeMap<String, Spend>,
+    by_task: BTreeMap<String, Spend>,
+}
+
+pub(super) fn stats(runs_dirs: &[PathBuf], as_json: bool) -> anyhow::Result<ExitCode> {
+    let mut s = Stats::default();
+    let mut durations = Vec::new();
+    for dir in runs_dirs {
+        for file in read::run_files(dir) {
+            let records = read::read(&file)?.records;
+            s.runs += 1;
+            for r in &records {
+                let label = r["label"].as_str().unwrap_or("");
+                match r["type"].as_str().unwrap_or("") {
+                    "review.start" => s.review_passes += 1,
+                    "agent.event" => {
+                        let n = r["events"]
+                            .as_array()
+                            .into_iter()
+                            .flatten()
+                            .filter(|e| e["type"] == "command")
+                            .count();
+                        s.commands += n;
+                        if label.starts_with("review-") {
+                            s.commands_in_reviews += n;
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            for it in read::iterations(&records) {
+                s.iterations += 1;
+                s.iterations_done += usize::from(it.outcome == "done");
+                s.commands_in_iterations += it.commands.len();
+                durations.extend(it.duration_ms);
+                s.by_agent.entry(it.agent.clone()).or_default().add(&it);
+                s.by_task.entry(it.task.clone()).or_default().add(&it);
+            }
+        }
+    }
+    durations.sort_unstable();
+    s.iteration_ms_median = percentile(&durations, 50);
+    s.iteration_ms_p90 = percentile(&durations, 90);
+    s.tasks = s.by_task.len();
+    s.max_iterations_per_task = s.by_task.values().map(|t| t.iterations).max().unwrap_or(0);
+    if as_json {
+        super::inspect::print_json(&serde_json::to_value(&s)?)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    super::history::emit(&render(&s))
+}
+
+/// The `p`th percentile (nearest rank) of sorted values.
+fn percentile(sorted: &[u64], p: usize) -> Option<u64> {
+    let rank = (sorted.len() * p).div_ceil(100).max(1);
+    sorted.get(rank - 1).copied()
+}
+
+fn ratio(a: usize, b: usize) -> String {
+    if b == 0 {
+        return "-".into();
+    }
+    #[expect(clippy::cast_precision_loss, reason = "counts are small")]
+    let r = a as f64 / b as f64;
+    format!("{r:.1}")
+}
+
+fn spend_line(name: &str, sp: &Spend) -> String {
+    format!(
+        "  {name:<28} {:>4} iterations, {:>4} done ({:>3}%), tokens in {} (cached {}) out {}, cost {}",
+        sp.iterations,
+        sp.done,
+        sp.done * 100 / sp.iterations.max(1),
+        sp.tokens.input,
+        sp.tokens.cached,
+        sp.tokens.output,
+        sp.cost_usd
+            .map_or_else(|| "unknown".into(), |c| format!("${c:.4}"))
+    )
+}
+
+fn render(s: &Stats) -> String {
+    let ms = |v: Option<u64>| v.map_or_else(|| "-".into(), super::history::seconds);
+    let mut out = String::new();
+    let _ = writeln!(out, "runs              {}", s.runs);
+    let _ = writeln!(
+        out,
+        "iterations        {} ({} done, {} not)",
+        s.iterations,
+        s.iterations_done,
+        s.iterations - s.iterations_done
+    );
+    let _ = writeln!(out, "review passes     {}", s.review_passes);
+    let _ = writeln!(
+        out,
+        "agent commands    {} ({} per iteration, {} per review pass)",
+        s.commands,
+        ratio(s.commands_in_iterations, s.iterations),
+        ratio(s.commands_in_reviews, s.review_passes)
+    );
+    let _ = writeln!(
+        out,
+        "iteration time    median {}, p90 {}",
+        ms(s.iteration_ms_median),
+        ms(s.iteration_ms_p90)
+    );
+    let _ = writeln!(
+        out,
+        "per task          {} tasks, {} iterations each on average, at most {}",
+        s.tasks,
+        ratio(s.iterations, s.tasks),
+        s.max_iterations_per_task
+    );
+    let _ = writeln!(out, "by agent spec");
+    for (name, sp) in &s.by_agent {
+        let _ = writeln!(out, "{}", spend_line(name, sp));
+    }
+    let _ = writeln!(out, "by task");
+    for (name, sp) in &s.by_task {
+        let _ = writeln!(out, "{}", spend_line(name, sp));
+    }
+    out
+}
+
+/// The runs directories of every project under `LOOPER_HOME`.
+pub(super) fn all_projects() -> anyhow::Result<Vec<PathBuf>> {
+    let projects = crate::store::looper_home()?.join("projects");
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(&projects)
+        .map(|entries| entries.flatten().map(|e| e.path().join("runs")).collect())
+        .unwrap_or_default();
+    dirs.sort();
+    Ok(dirs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_are_nearest_rank() {
+        let v = [10, 20, 30, 40, 50, 60, 70, 80, 90, 100];
+        assert_eq!(percentile(&v, 50), Some(50));
+        assert_eq!(percentile(&v, 90), Some(90));
+        assert_eq!(percentile(&[7], 90), Some(7));
+        assert_eq!(percentile(&[], 50), None);
+    }
+}
