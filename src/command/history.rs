@@ -355,14 +355,15 @@ fn gather(project: &Project) -> anyhow::Result<StatusView> {
         .rev()
         .enumerate()
     {
-        let records = read::read(file)?.records;
+        let (tail, first) = read::read_tail(file, RECENT + 1)?;
+        let records = tail.records;
         if i == 0 {
             last_run = records
                 .iter()
                 .rev()
                 .find(|r| r["type"] == "run.end")
-                .or_else(|| records.first())
-                .cloned();
+                .cloned()
+                .or(first);
         }
         let mut its = read::iterations(&records);
         its.append(&mut recent);

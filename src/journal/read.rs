@@ -37,6 +37,58 @@ pub fn read(path: &Path) -> anyhow::Result<Records> {
     Ok(out)
 }
 
+/// The end of a journal file holding at least `starts` iterations (or the whole file, when it
+/// has fewer), plus its first record: what `status` needs, without reading a long run's
+/// whole journal.
+pub fn read_tail(path: &Path, starts: usize) -> anyhow::Result<(Records, Option<Value>)> {
+    use std::io::{BufRead as _, Read as _, Seek as _};
+    const MARK: &[u8] = b"\"type\":\"iteration.start\"";
+    let mut file = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Ok((Records::default(), None));
+        }
+        Err(e) => {
+            return Err(anyhow::Error::new(e).context(format!("cannot read {}", path.display())));
+        }
+    };
+    let len = file.metadata()?.len();
+    let mut first_line = Vec::new();
+    std::io::BufReader::new(&file).read_until(b'\n', &mut first_line)?;
+    let first = serde_json::from_slice::<Value>(&first_line).ok();
+    let mut window: u64 = 1 << 20;
+    loop {
+        let start = len.saturating_sub(window);
+        file.seek(std::io::SeekFrom::Start(start))?;
+        let mut bytes = Vec::new();
+        (&mut file).take(len - start).read_to_end(&mut bytes)?;
+        let found = bytes.windows(MARK.len()).filter(|w| *w == MARK).count();
+        if found >= starts || start == 0 {
+            // Drop the partial line a window starting mid-file begins with.
+            let from = if start == 0 {
+                0
+            } else {
+                bytes
+                    .iter()
+                    .position(|&b| b == b'\n')
+                    .map_or(bytes.len(), |p| p + 1)
+            };
+            let mut out = Records::default();
+            for line in bytes[from..].split(|&b| b == b'\n') {
+                if line.iter().all(u8::is_ascii_whitespace) {
+                    continue;
+                }
+                match serde_json::from_slice::<Value>(line) {
+                    Ok(v) if v.is_object() => out.records.push(v),
+                    _ => out.skipped += 1,
+                }
+            }
+            return Ok((out, first));
+        }
+        window *= 4;
+    }
+}
+
 /// The run journals (not the daily command journals) in `runs_dir`, oldest first: run ids
 /// begin with their start time, so names sort in time order.
 pub fn run_files(runs_dir: &Path) -> Vec<PathBuf> {
@@ -282,6 +334,36 @@ mod tests {
                 .len(),
             0
         );
+    }
+
+    #[test]
+    fn the_tail_holds_the_last_iterations_and_the_first_record() {
+        use std::fmt::Write as _;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.jsonl");
+        let mut text = String::from("{\"type\":\"run.start\",\"seq\":0}\n");
+        let filler = "x".repeat(2000);
+        for i in 1..=3000 {
+            let _ = write!(
+                text,
+                "{{\"type\":\"iteration.start\",\"seq\":{i}}}\n{{\"type\":\"agent.event\",\"raw\":\"{filler}\"}}\n"
+            );
+        }
+        std::fs::write(&path, &text).unwrap();
+        let (tail, first) = read_tail(&path, 6).unwrap();
+        assert_eq!(first.unwrap()["type"], "run.start");
+        let starts: Vec<u64> = tail
+            .records
+            .iter()
+            .filter(|r| r["type"] == "iteration.start")
+            .map(|r| r["seq"].as_u64().unwrap())
+            .collect();
+        assert!(starts.len() >= 6 && starts.len() < 3000, "{}", starts.len());
+        assert_eq!(*starts.last().unwrap(), 3000);
+        assert_eq!(tail.skipped, 0);
+        // A short file is read whole.
+        let (whole, _) = read_tail(&path, 100_000).unwrap();
+        assert_eq!(whole.records.len(), 6001);
     }
 
     #[test]
