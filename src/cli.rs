@@ -166,6 +166,21 @@ A program that marks a task done is refused: use `looper done ID --reason TEXT`.
         #[arg(long)]
         json: bool,
     },
+    /// Re-render a recorded run as `tail -f` showed it live: instantly, or at N times its
+    /// real speed with `--speed N` (pauses capped at 2 s).
+    #[command(
+        after_help = "Examples:\n  looper replay 20261130T143215.294Z-5f90\n  looper replay 20261130T143215.294Z-5f90 --speed 10"
+    )]
+    Replay {
+        /// The run's id, as `looper log` shows it.
+        run: String,
+        /// Replay at this many times real speed (default: all at once).
+        #[arg(long, value_name = "N")]
+        speed: Option<f64>,
+        /// The agents' raw output lines instead of their normalized events.
+        #[arg(long)]
+        raw: bool,
+    },
     /// One line per iteration across every run: when, run, step, task, agent, outcome,
     /// duration, tokens, cost and commits.
     #[command(

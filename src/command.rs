@@ -59,6 +59,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Done { id, reason } => edit::done(&project()?, &id, &reason),
         Command::Schema => inspect::schema(),
         Command::Status { json } => history::status(&project()?, json),
+        Command::Replay { run, speed, raw } => history::replay(&project()?, &run, speed, raw),
         Command::Stats { all_projects, json } => {
             let dirs = if all_projects {
                 stats::all_projects()?

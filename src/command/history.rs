@@ -690,3 +690,45 @@ fn readable(r: &Value, raw: bool) -> Vec<String> {
         _ => Vec::new(),
     }
 }
+
+/// The longest pause `replay` makes between two records, whatever the speed: a run that
+/// waited an hour for a rate limit should not make its replay wait too.
+const REPLAY_MAX_PAUSE: std::time::Duration = std::time::Duration::from_secs(2);
+
+pub(super) fn replay(
+    project: &Project,
+    run: &str,
+    speed: Option<f64>,
+    raw: bool,
+) -> anyhow::Result<ExitCode> {
+    let runs = project.home.runs();
+    let Some(path) = read::run_files(&runs)
+        .into_iter()
+        .find(|f| f.file_stem().is_some_and(|s| s == run))
+    else {
+        anyhow::bail!(
+            "no run {run} in {}: `looper log` lists the runs",
+            runs.display()
+        );
+    };
+    if let Some(speed) = speed {
+        anyhow::ensure!(
+            speed.is_finite() && speed > 0.0,
+            crate::error::UsageError::new(format!("--speed must be above 0, got {speed}"))
+        );
+    }
+    let records = read::read(&path)?.records;
+    let mut previous: Option<jiff::Timestamp> = None;
+    for r in &records {
+        let ts = r["ts"]
+            .as_str()
+            .and_then(|t| t.parse::<jiff::Timestamp>().ok());
+        if let (Some(speed), Some(prev), Some(now)) = (speed, previous, ts) {
+            let gap = std::time::Duration::try_from(now.duration_since(prev)).unwrap_or_default();
+            std::thread::sleep(gap.div_f64(speed).min(REPLAY_MAX_PAUSE));
+        }
+        previous = ts.or(previous);
+        emit(&readable(r, raw).concat())?;
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -330,3 +330,28 @@ fn stats_count_iterations_reviews_and_spend() {
     .unwrap();
     assert_eq!(all["iterations"], 3);
 }
+
+#[test]
+fn replay_renders_a_run_as_tail_showed_it() {
+    let env = worked_project();
+    let run = env.records("run.start")[0]["run"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let replayed = env.looper(&["replay", &run]).run().stdout();
+    let tailed = env.looper(&["tail", "--run", &run]).run().stdout();
+    assert!(tailed.lines().count() < 40, "the whole run fits in tail");
+    assert_eq!(replayed, tailed);
+    // At a speed, the same lines, paced.
+    env.looper(&["replay", &run, "--speed", "1000"])
+        .stdout_is(&replayed)
+        .run();
+    env.looper(&["replay", &run, "--speed", "0"])
+        .status(2)
+        .stderr_has("--speed must be above 0, got 0")
+        .run();
+    env.looper(&["replay", "nope"])
+        .status(1)
+        .stderr_has("no run nope in ")
+        .run();
+}
