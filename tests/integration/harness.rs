@@ -43,6 +43,28 @@ impl Env {
         std::fs::write(p, contents).unwrap();
     }
 
+    /// Writes an executable file (a fake agent, a hook).
+    pub(crate) fn write_executable(&self, rel: &str, contents: impl AsRef<[u8]>) {
+        self.write(rel, contents);
+        std::fs::set_permissions(
+            self.path(rel),
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .unwrap();
+    }
+
+    /// Waits (up to 20 s) until the journal holds `count` records of `kind`.
+    pub(crate) fn wait_for_records(&self, kind: &str, count: usize) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while self.records(kind).len() < count {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the journal never got {count} {kind} records"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
     pub(crate) fn read(&self, rel: &str) -> String {
         std::fs::read_to_string(self.path(rel)).unwrap()
     }

@@ -1,6 +1,8 @@
 //! The journal's readers: `looper log` and `looper show`, after a run and with a torn last
 //! line (as while a run is appending).
 
+use std::io::Write as _;
+
 use serde_json::Value;
 
 use crate::harness::Env;
@@ -23,12 +25,7 @@ else
   echo '{"status": "reviewed", "summary": "complete", "new_tasks": [], "done": true}'
 fi
 "#;
-    env.write("agents/agent", script);
-    std::fs::set_permissions(
-        env.path("agents/agent"),
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .unwrap();
+    env.write_executable("agents/agent", script);
     env.looper(&[
         "run",
         "--worker",
@@ -160,8 +157,6 @@ fn a_torn_last_line_does_not_stop_the_readers() {
         .run();
 }
 
-use std::io::Write as _;
-
 #[test]
 fn status_shows_progress_the_last_run_and_recent_outcomes() {
     let env = worked_project();
@@ -196,15 +191,10 @@ fn status_shows_the_iteration_going_on_now() {
     env.looper(&["init"]).run();
     env.looper(&["add", "Slow"]).run();
     // Holds until the test writes agents/release.
-    env.write(
+    env.write_executable(
         "agents/agent",
         "#!/bin/sh\ncat > /dev/null\nwhile [ ! -e agents/release ]; do sleep 0.05; done\necho '{\"task_id\": \"T1\", \"status\": \"blocked\", \"summary\": \"no\", \"blockers\": [\"x\"]}'\n",
     );
-    std::fs::set_permissions(
-        env.path("agents/agent"),
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .unwrap();
     let mut run = env
         .command(&[
             "run",
@@ -219,11 +209,7 @@ fn status_shows_the_iteration_going_on_now() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while env.records("agent.spawn").is_empty() {
-        assert!(std::time::Instant::now() < deadline, "no agent started");
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    env.wait_for_records("agent.spawn", 1);
     let out = env.looper(&["status"]).run().stdout();
     env.write("agents/release", "");
     run.wait().unwrap();

@@ -18,12 +18,7 @@ report() {{ printf '{{"task_id": "%s", "status": "%s", "summary": "%s"%s}}\n' "$
 "#
     );
     let rel = format!("agents/{name}");
-    env.write(&rel, script);
-    std::fs::set_permissions(
-        env.path(&rel),
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .unwrap();
+    env.write_executable(&rel, script);
     format!("cmd:./{rel}")
 }
 
@@ -687,14 +682,7 @@ echo x > "out-$id.txt"; report done "used $MY_API_KEY""#,
 
 /// Waits until the run has started an agent.
 fn wait_for_agent(env: &Env, count: usize) {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while env.records("agent.spawn").len() < count {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the run never started an agent"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    env.wait_for_records("agent.spawn", count);
 }
 
 fn spawn_run(env: &Env, args: &[&str]) -> std::process::Child {
@@ -890,22 +878,15 @@ fn hooks_get_the_event_as_json_env_and_legacy_arguments() {
         r#"if [ "$id" = T2 ]; then report blocked "no access"; else echo x > "out-$id.txt"; report done ok; fi"#,
     );
     let reviewer = done_reviewer(&env);
-    env.write(
+    env.write_executable(
         "hooks/log.sh",
         "#!/bin/sh\nprintf '%s %s %s %s|' \"$1\" \"$LOOPER_EVENT\" \"$LOOPER_TASK\" \"$LOOPER_STATUS\" >> hook.log\ncat >> hook.log\necho >> hook.log\n",
     );
-    env.write(
+    env.write_executable(
         "hooks/legacy.sh",
         "#!/bin/sh\necho \"legacy $1 $2 $4 $(test -f \"$3\" && echo has-last)\" >> hook.log\n",
     );
-    env.write("hooks/hang.sh", "#!/bin/sh\nsleep 30\n");
-    for f in ["hooks/log.sh", "hooks/legacy.sh", "hooks/hang.sh"] {
-        std::fs::set_permissions(
-            env.path(f),
-            std::os::unix::fs::PermissionsExt::from_mode(0o755),
-        )
-        .unwrap();
-    }
+    env.write_executable("hooks/hang.sh", "#!/bin/sh\nsleep 30\n");
     env.write(
         "looper.toml",
         "[hooks]\nafter_iteration = [\"./hooks/log.sh\", \"after\"]\non_done = [\"./hooks/log.sh\", \"done\"]\non_blocked = [\"./hooks/log.sh\", \"blocked\"]\non_end = [\"./hooks/hang.sh\"]\ntimeout = 1\n",
