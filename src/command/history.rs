@@ -336,15 +336,18 @@ fn gather(project: &Project) -> anyhow::Result<StatusView> {
     let counts = backlog.as_ref().ok().map(|l| {
         let mut counts = serde_json::Map::new();
         for status in ["todo", "doing", "blocked", "done"] {
-            let n = l
-                .doc
-                .tasks()
-                .iter()
-                .filter(|t| !t.is_marker && t.status.as_str() == status)
-                .count();
-            counts.insert(status.into(), n.into());
+            counts.insert(status.into(), 0.into());
         }
-        counts.insert("project_done".into(), l.doc.marker().is_some().into());
+        let mut project_done = false;
+        for t in l.doc.tasks() {
+            project_done |= t.is_marker;
+            if !t.is_marker
+                && let Some(n) = counts.get_mut(t.status.as_str())
+            {
+                *n = (n.as_u64().unwrap_or(0) + 1).into();
+            }
+        }
+        counts.insert("project_done".into(), project_done.into());
         counts
     });
     // The latest run says what is going on now; older runs only fill the recent list.
@@ -579,13 +582,11 @@ fn new_lines(path: &std::path::Path, offset: u64, raw: bool) -> anyhow::Result<(
     f.read_to_end(&mut bytes)?;
     // Only whole lines: the last one may still be being written.
     let complete = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |p| p + 1);
-    let mut out = Vec::new();
-    for line in bytes[..complete].split(|&b| b == b'\n') {
-        let Ok(r) = serde_json::from_slice::<Value>(line) else {
-            continue;
-        };
-        out.extend(readable(&r, raw));
-    }
+    let out = read::parse_lines(&bytes[..complete])
+        .records
+        .iter()
+        .flat_map(|r| readable(r, raw))
+        .collect();
     Ok((out, offset + complete as u64))
 }
 

@@ -24,6 +24,11 @@ pub fn read(path: &Path) -> anyhow::Result<Records> {
             return Err(anyhow::Error::new(e).context(format!("cannot read {}", path.display())));
         }
     };
+    Ok(parse_lines(&bytes))
+}
+
+/// The records in journal bytes; blank lines are ignored, unreadable ones counted.
+pub fn parse_lines(bytes: &[u8]) -> Records {
     let mut out = Records::default();
     for line in bytes.split(|&b| b == b'\n') {
         if line.iter().all(u8::is_ascii_whitespace) {
@@ -34,7 +39,7 @@ pub fn read(path: &Path) -> anyhow::Result<Records> {
             _ => out.skipped += 1,
         }
     }
-    Ok(out)
+    out
 }
 
 /// The end of a journal file holding at least `starts` iterations (or the whole file, when it
@@ -73,17 +78,7 @@ pub fn read_tail(path: &Path, starts: usize) -> anyhow::Result<(Records, Option<
                     .position(|&b| b == b'\n')
                     .map_or(bytes.len(), |p| p + 1)
             };
-            let mut out = Records::default();
-            for line in bytes[from..].split(|&b| b == b'\n') {
-                if line.iter().all(u8::is_ascii_whitespace) {
-                    continue;
-                }
-                match serde_json::from_slice::<Value>(line) {
-                    Ok(v) if v.is_object() => out.records.push(v),
-                    _ => out.skipped += 1,
-                }
-            }
-            return Ok((out, first));
+            return Ok((parse_lines(&bytes[from..]), first));
         }
         window *= 4;
     }

@@ -12,8 +12,9 @@ const MARK: &str = "[redacted]";
 pub struct Redactor {
     /// Exact secret values, longest first so a secret containing another goes whole.
     values: Vec<String>,
-    /// The values that JSON writes differently (with escapes), as it writes them.
-    escaped: Vec<String>,
+    /// The same values as JSON writes them (escaped where JSON escapes), longest first: what
+    /// to look for in serialized records. Computed once, not per record.
+    in_json: Vec<String>,
 }
 
 /// Whether an environment variable's name says its value is a secret.
@@ -46,15 +47,15 @@ impl Redactor {
             .collect();
         values.sort_by_key(|v| std::cmp::Reverse(v.len()));
         values.dedup();
-        let escaped = values
+        let mut in_json: Vec<String> = values
             .iter()
             .filter_map(|v| {
                 let json = serde_json::to_string(v).ok()?;
-                let inner = &json[1..json.len() - 1];
-                (inner != v).then(|| inner.to_owned())
+                Some(json[1..json.len() - 1].to_owned())
             })
             .collect();
-        Self { values, escaped }
+        in_json.sort_by_key(|v| std::cmp::Reverse(v.len()));
+        Self { values, in_json }
     }
 
     /// Redacts a serialized JSON document without parsing it, with the same result as
@@ -99,13 +100,7 @@ impl Redactor {
     }
 
     fn text_in(&self, text: &str, json: bool) -> Option<String> {
-        let needs_escape =
-            |v: &&String| json && v.chars().any(|c| c == '"' || c == '\\' || c < ' ');
-        let secrets = self
-            .values
-            .iter()
-            .filter(|v| !needs_escape(v))
-            .chain(self.escaped.iter().filter(|_| json));
+        let secrets = if json { &self.in_json } else { &self.values };
         let mut out: Option<String> = None;
         for secret in secrets {
             let current = out.as_deref().unwrap_or(text);
