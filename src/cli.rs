@@ -210,6 +210,34 @@ A program that marks a task done is refused: use `looper done ID --reason TEXT`.
         #[arg(long)]
         json: bool,
     },
+    /// Write one self-contained HTML page (inline CSS and SVG, no script, no network) with a
+    /// burndown of open tasks, a timeline of iterations by agent, tokens and cost per model,
+    /// and every iteration with its details.
+    #[command(
+        after_help = "The page goes to the project's Looper directory unless -o names a file.\n\nExamples:\n  looper report\n  looper report -o report.html && chromium report.html"
+    )]
+    Report {
+        /// Where to write the page (default: report.html in the project's directory under
+        /// `LOOPER_HOME`, outside the work tree the agents change).
+        #[arg(short, long, value_name = "FILE")]
+        output: Option<std::path::PathBuf>,
+        /// Print what was written (path, size, runs, iterations) as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Watch the whole loop work on a small demo project, offline: a built-in demo agent (no
+    /// model, no cost) plans, works (one false claim is caught and retried) and reviews; then
+    /// `status`, `log`, `stats` and a report.html.
+    #[command(after_help = "Examples:\n  looper demo\n  looper demo --dir /tmp/greet")]
+    Demo {
+        /// Where to create the demo project (must be empty or missing; default: a new
+        /// directory under the system's temporary directory).
+        #[arg(long, value_name = "DIR")]
+        dir: Option<std::path::PathBuf>,
+    },
+    /// The built-in demo agent, as the `demo` adapter runs it (prompt on stdin).
+    #[command(hide = true)]
+    DemoAgent,
 }
 
 /// A task status on the command line.

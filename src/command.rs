@@ -2,6 +2,7 @@
 //!
 //! This is the last layer that sees clap types: each command gets plain values.
 
+mod demo;
 mod edit;
 mod history;
 mod init;
@@ -75,6 +76,9 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Show { target, run, json } => {
             history::show(&project()?, &target, run.as_deref(), json)
         }
+        Command::Report { output, json } => stats::report(&project()?, output, json),
+        Command::Demo { dir } => demo::demo(dir),
+        Command::DemoAgent => crate::demo::agent(),
     }
 }
 

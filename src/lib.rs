@@ -10,7 +10,9 @@
 //!   extraction;
 //! - [`journal`]: the JSONL record writer;
 //! - [`store`]: the `LOOPER_HOME` layout (per-project state and run directories);
+//! - [`demo`]: the `looper demo` project and its model-free demo agent;
 //! - [`project`]: finding the project root and its backlog;
+//! - [`report`]: the self-contained HTML report drawn from the journal;
 //! - [`command`]: one function per subcommand;
 //! - [`cli`]: the clap definitions (nothing past `command` sees a clap type).
 
@@ -19,10 +21,12 @@ pub mod backlog;
 pub mod cli;
 pub mod command;
 pub mod config;
+pub mod demo;
 pub mod error;
 pub mod file;
 pub mod journal;
 pub mod project;
+pub mod report;
 pub mod run;
 pub mod store;
 pub mod term;

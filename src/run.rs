@@ -80,7 +80,24 @@ impl Ctx {
             Value::Object(fields) => fields,
             _ => Map::new(),
         };
+        if crate::journal::human::PROGRESS.contains(&kind) {
+            self.progress(kind, &map);
+        }
         self.journal.append(kind, map)
+    }
+
+    /// Prints a record as `looper tail` would, on stderr, so a person sees the run go.
+    fn progress(&self, kind: &str, payload: &Map<String, Value>) {
+        let mut r = payload.clone();
+        r.insert("type".into(), kind.into());
+        r.insert("run".into(), self.run_id.clone().into());
+        r.insert("label".into(), self.label.clone().into());
+        r.insert("ts".into(), jiff::Timestamp::now().to_string().into());
+        let mut r = Value::Object(r);
+        if let Some(redactor) = self.journal.redactor() {
+            redactor.value(&mut r);
+        }
+        eprint!("{}", crate::journal::human::readable(&r, false).concat());
     }
 
     /// Moves on to the step `label` (of iteration `self.iter`), for the journal too.

@@ -30,3 +30,19 @@ pub fn width() -> usize {
         .filter(|w| *w >= 40)
         .unwrap_or(100)
 }
+
+/// A duration for people: `850ms`, `12.3s`, `4m05s`.
+pub fn seconds(ms: u64) -> String {
+    #[expect(
+        clippy::cast_precision_loss,
+        reason = "durations are far below 2^52 ms"
+    )]
+    let s = ms as f64 / 1000.0;
+    if ms < 1000 {
+        format!("{ms}ms")
+    } else if s < 60.0 {
+        format!("{s:.1}s")
+    } else {
+        format!("{}m{:02}s", ms / 60_000, (ms / 1000) % 60)
+    }
+}

@@ -140,6 +140,7 @@ pub fn invocation(req: &Request<'_>) -> Invocation {
         Adapter::Gemini => gemini(req, &mut inv),
         Adapter::Opencode => opencode(req, &mut inv),
         Adapter::Pi => pi(req, &mut inv),
+        Adapter::Demo => demo(req, &mut inv),
         Adapter::Cmd(program) => cmd(req, program, &mut inv),
     };
     inv.args = args.into_iter().map(OsString::from).collect();
@@ -326,6 +327,20 @@ fn cmd(req: &Request<'_>, program: &str, inv: &mut Invocation) -> Vec<String> {
             .push("cmd agents get no model or effort; the spec's are ignored".into());
     }
     args
+}
+
+/// The built-in demo agent is this very binary's hidden `demo-agent` command.
+fn demo(req: &Request<'_>, inv: &mut Invocation) -> Vec<String> {
+    inv.format = StreamFormat::Codex;
+    inv.program = req.program.map_or_else(
+        || std::env::current_exe().unwrap_or_else(|_| PathBuf::from("looper")),
+        Path::to_path_buf,
+    );
+    if req.spec.model.is_some() || req.spec.effort.is_some() {
+        inv.notes
+            .push("the demo agent has no model or effort; the spec's are ignored".into());
+    }
+    vec!["demo-agent".into()]
 }
 
 /// claude worker: everything needed to edit and run commands, nothing that leaves the

@@ -18,6 +18,9 @@ pub enum Adapter {
     Gemini,
     Opencode,
     Pi,
+    /// Looper's built-in demo agent (`looper demo`): no model, no network; it speaks codex's
+    /// JSONL so it goes through the same parser and supervisor as the real CLIs.
+    Demo,
     /// Any executable: the prompt on stdin, plain stdout, the last JSON object is the report.
     Cmd(String),
 }
@@ -34,6 +37,7 @@ impl Adapter {
             Self::Gemini => "gemini",
             Self::Opencode => "opencode",
             Self::Pi => "pi",
+            Self::Demo => "demo",
             Self::Cmd(_) => "cmd",
         }
     }
@@ -93,7 +97,7 @@ pub enum SpecError {
     )]
     Empty,
     #[error(
-        "unknown agent adapter `{0}` in spec: use one of codex, claude, gemini, opencode, pi, or cmd:<program>"
+        "unknown agent adapter `{0}` in spec: use one of codex, claude, gemini, opencode, pi, demo, or cmd:<program>"
     )]
     UnknownAdapter(String),
     #[error("agent spec `{0}` has an empty model after `:`; drop the `:` or name a model")]
@@ -150,6 +154,7 @@ impl FromStr for AgentSpec {
             "gemini" => Adapter::Gemini,
             "opencode" => Adapter::Opencode,
             "pi" => Adapter::Pi,
+            "demo" => Adapter::Demo,
             "cmd" => return Err(SpecError::EmptyProgram(spec.to_owned())),
             _ => return Err(SpecError::UnknownAdapter(name.to_owned())),
         };

@@ -4,7 +4,25 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use super::model::TaskView;
+use super::model::{Status, TaskView};
+
+/// Tasks by status, as `status`, `iteration.end` and `review.end` records show them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Counts {
+    pub todo: usize,
+    pub doing: usize,
+    pub blocked: usize,
+    pub done: usize,
+    /// Whether the project-done marker is present.
+    pub project_done: bool,
+}
+
+impl Counts {
+    /// Tasks not done yet.
+    pub fn open(&self) -> usize {
+        self.todo + self.doing + self.blocked
+    }
+}
 
 /// A backlog document that passed validation. Shared, so passing one around (the run's
 /// cache, an update's result) does not copy a large backlog.
@@ -60,6 +78,24 @@ impl Doc {
     /// The project-done marker, if the project is done.
     pub fn marker(&self) -> Option<TaskView<'_>> {
         self.tasks().into_iter().find(|t| t.is_marker)
+    }
+
+    /// How many tasks have each status (the project-done marker is not counted).
+    pub fn counts(&self) -> Counts {
+        let mut c = Counts::default();
+        for t in self.tasks() {
+            if t.is_marker {
+                c.project_done = true;
+                continue;
+            }
+            *match t.status {
+                Status::Todo => &mut c.todo,
+                Status::Doing => &mut c.doing,
+                Status::Blocked => &mut c.blocked,
+                Status::Done => &mut c.done,
+            } += 1;
+        }
+        c
     }
 
     /// The canonical bytes of this document.

@@ -7,8 +7,10 @@ use std::process::ExitCode;
 
 use serde_json::Value;
 
+pub(super) use crate::journal::human::{one_line, readable};
 use crate::journal::read::{self, Iteration};
 use crate::project::Project;
+pub(super) use crate::term::seconds;
 
 /// Every iteration of the project's runs, oldest first.
 fn all_iterations(project: &Project) -> anyhow::Result<Vec<Iteration>> {
@@ -260,21 +262,6 @@ fn when(ts: &str) -> String {
     ts.get(..19).unwrap_or(ts).replace('T', " ")
 }
 
-pub(super) fn seconds(ms: u64) -> String {
-    #[expect(
-        clippy::cast_precision_loss,
-        reason = "durations are far below 2^52 ms"
-    )]
-    let s = ms as f64 / 1000.0;
-    if ms < 1000 {
-        format!("{ms}ms")
-    } else if s < 60.0 {
-        format!("{s:.1}s")
-    } else {
-        format!("{}m{:02}s", ms / 60_000, (ms / 1000) % 60)
-    }
-}
-
 fn tokens(n: u64) -> String {
     match n {
         0 => "-".into(),
@@ -288,22 +275,12 @@ fn short(sha: Option<&str>) -> String {
     sha.map_or_else(|| "?".into(), |s| s.chars().take(8).collect())
 }
 
-/// The text on one line, cut to `max` characters.
-fn one_line(text: &str, max: usize) -> String {
-    let flat = text.split_whitespace().collect::<Vec<_>>().join(" ");
-    if flat.chars().count() > max {
-        format!("{}…", flat.chars().take(max).collect::<String>())
-    } else {
-        flat
-    }
-}
-
 /// How many recent iterations `status` shows.
 const RECENT: usize = 5;
 
 /// What `status` shows, gathered.
 struct StatusView {
-    counts: Option<serde_json::Map<String, Value>>,
+    counts: Option<crate::backlog::doc::Counts>,
     backlog_error: Option<String>,
     pid: Option<String>,
     /// The iteration going on now.
@@ -333,23 +310,7 @@ pub(super) fn status(project: &Project, as_json: bool) -> anyhow::Result<ExitCod
 
 fn gather(project: &Project) -> anyhow::Result<StatusView> {
     let backlog = crate::backlog::load::load(&project.backlog);
-    let counts = backlog.as_ref().ok().map(|l| {
-        let mut counts = serde_json::Map::new();
-        for status in ["todo", "doing", "blocked", "done"] {
-            counts.insert(status.into(), 0.into());
-        }
-        let mut project_done = false;
-        for t in l.doc.tasks() {
-            project_done |= t.is_marker;
-            if !t.is_marker
-                && let Some(n) = counts.get_mut(t.status.as_str())
-            {
-                *n = (n.as_u64().unwrap_or(0) + 1).into();
-            }
-        }
-        counts.insert("project_done".into(), project_done.into());
-        counts
-    });
+    let counts = backlog.as_ref().ok().map(|l| l.doc.counts());
     // The latest run says what is going on now; older runs only fill the recent list.
     let mut recent: Vec<Iteration> = Vec::new();
     let mut last_run = None;
@@ -405,17 +366,16 @@ fn render(project: &Project, view: &StatusView) -> String {
             .display()
     );
     if let Some(c) = &view.counts {
-        let n = |k: &str| c[k].as_u64().unwrap_or(0);
-        let total = n("todo") + n("doing") + n("blocked") + n("done");
+        let total = c.open() + c.done;
         let _ = writeln!(
             out,
             "progress  {} {}/{total} done · {} todo · {} doing · {} blocked{}",
-            bar(n("done"), total),
-            n("done"),
-            n("todo"),
-            n("doing"),
-            n("blocked"),
-            if c["project_done"] == true {
+            bar(c.done, total),
+            c.done,
+            c.todo,
+            c.doing,
+            c.blocked,
+            if c.project_done {
                 " · project done"
             } else {
                 ""
@@ -482,12 +442,8 @@ fn render(project: &Project, view: &StatusView) -> String {
 }
 
 /// A 20-character progress bar.
-fn bar(done: u64, total: u64) -> String {
-    let filled = (done * 20)
-        .checked_div(total)
-        .and_then(|f| usize::try_from(f).ok())
-        .unwrap_or(0)
-        .min(20);
+fn bar(done: usize, total: usize) -> String {
+    let filled = (done * 20).checked_div(total).unwrap_or(0).min(20);
     format!("[{}{}]", "#".repeat(filled), "-".repeat(20 - filled))
 }
 
@@ -588,108 +544,6 @@ fn new_lines(path: &std::path::Path, offset: u64, raw: bool) -> anyhow::Result<(
         .flat_map(|r| readable(r, raw))
         .collect();
     Ok((out, offset + complete as u64))
-}
-
-/// A record as the lines a person reads in `tail`.
-fn readable(r: &Value, raw: bool) -> Vec<String> {
-    let s = |k: &str| r[k].as_str().unwrap_or("").to_owned();
-    let time = r["ts"].as_str().and_then(|t| t.get(11..19)).unwrap_or("");
-    let step = format!("{time} {:<9}", s("label"));
-    let line = |text: String| vec![format!("{step} {text}\n")];
-    match r["type"].as_str().unwrap_or("") {
-        "run.start" => vec![format!("{time} ── run {} started\n", s("run"))],
-        "run.end" => vec![format!(
-            "{time} ── run {} ended: {} (exit {})\n",
-            s("run"),
-            s("reason"),
-            r["exit_code"]
-        )],
-        "iteration.start" => line(format!(
-            "{} with {} ({})",
-            s("task"),
-            s("agent"),
-            s("reason")
-        )),
-        "iteration.end" => line(format!(
-            "{} → {}{}",
-            s("task"),
-            s("outcome"),
-            r["note"]
-                .as_str()
-                .map(|n| format!(": {}", one_line(n, 100)))
-                .unwrap_or_default()
-        )),
-        "agent.spawn" => line(format!(
-            "{} starts: {}",
-            s("role"),
-            one_line(&s("argv"), 100)
-        )),
-        "agent.event" if raw => line(one_line(&s("raw"), 160)),
-        "agent.event" => r["events"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|e| match e["type"].as_str()? {
-                "command" => Some(format!(
-                    "$ {}  → exit {}",
-                    one_line(e["cmd"].as_str()?, 100),
-                    e["exit_code"]
-                )),
-                "message" => Some(format!("says: {}", one_line(e["text"].as_str()?, 120))),
-                "file_change" => Some(format!("writes {}", e["path"].as_str()?)),
-                "error" => Some(format!("error: {}", one_line(e["message"].as_str()?, 120))),
-                _ => None,
-            })
-            .map(|t| format!("{step} {t}\n"))
-            .collect(),
-        "agent.exit" => line(format!(
-            "agent ended {} in {}",
-            r["class"]["class"].as_str().unwrap_or("?"),
-            r["duration_ms"]
-                .as_u64()
-                .map_or_else(|| "-".into(), seconds)
-        )),
-        "report" if r["valid"] == true => line(format!(
-            "report: {} — {}",
-            r["report"]["status"].as_str().unwrap_or("?"),
-            one_line(r["report"]["summary"].as_str().unwrap_or(""), 100)
-        )),
-        "report" => line(format!("report invalid: {}", s("problem"))),
-        "gate" => line(format!(
-            "gate ({}) `{}` {}",
-            s("phase"),
-            r["result"]["command"].as_str().unwrap_or("?"),
-            if r["result"]["passed"] == true {
-                "passed"
-            } else {
-                "FAILED"
-            }
-        )),
-        "backlog.update" => line(format!("backlog: {} {}", s("source"), r["args"])),
-        "backlog.external_change" => line("backlog: an edit from outside was taken in".into()),
-        "git" if r["phase"] == "commit" => line(format!("commit {}", s("commit"))),
-        "review.report" if r["valid"] == true => line(format!(
-            "review by {}: {} — {}",
-            s("reviewer"),
-            if r["done"] == true {
-                "done"
-            } else {
-                "not done"
-            },
-            one_line(&s("summary"), 100)
-        )),
-        "review.end" => line(format!(
-            "review: {} ({} new tasks)",
-            s("verdict"),
-            r["added"]
-        )),
-        "review.violation" => line(format!(
-            "review VIOLATION: the reviewer changed {}",
-            r["changed"]
-        )),
-        "flag" => line(format!("flag: {} {}", s("why"), r["paths"])),
-        _ => Vec::new(),
-    }
 }
 
 /// The longest pause `replay` makes between two records, whatever the speed: a run that

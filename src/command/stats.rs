@@ -170,6 +170,51 @@ fn render(s: &Stats) -> String {
     out
 }
 
+/// `looper report`: writes the HTML page and says where.
+pub(super) fn report(
+    project: &crate::project::Project,
+    output: Option<PathBuf>,
+    as_json: bool,
+) -> anyhow::Result<ExitCode> {
+    use anyhow::Context as _;
+    let mut data = crate::report::gather(&project.home.runs())?;
+    data.project = project.root.file_name().map_or_else(
+        || project.root.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    );
+    data.generated = jiff::Timestamp::now()
+        .strftime("%Y-%m-%d %H:%M UTC")
+        .to_string();
+    data.counts = crate::backlog::load::load(&project.backlog)
+        .ok()
+        .map(|l| l.doc.counts());
+    let html = crate::report::render(&data);
+    let path = output.unwrap_or_else(|| project.home.path.join("report.html"));
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create the directory {}", dir.display()))?;
+    }
+    crate::file::write_atomic(&path, html.as_bytes(), 0o644)
+        .with_context(|| format!("cannot write the report to {}", path.display()))?;
+    if as_json {
+        super::inspect::print_json(&serde_json::json!({
+            "path": path,
+            "bytes": html.len(),
+            "runs": data.runs.len(),
+            "iterations": data.iterations.len(),
+        }))?;
+    } else {
+        println!(
+            "wrote {} ({} runs, {} iterations, {} KiB)",
+            path.display(),
+            data.runs.len(),
+            data.iterations.len(),
+            html.len().div_ceil(1024)
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 /// The runs directories of every project under `LOOPER_HOME`.
 pub(super) fn all_projects() -> anyhow::Result<Vec<PathBuf>> {
     let projects = crate::store::looper_home()?.join("projects");

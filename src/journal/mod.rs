@@ -3,6 +3,7 @@
 //! Owns the record header (`v`, `ts`, `run`, `seq`, ...), the append-only writer, and the
 //! reader the journal commands (`log`, `show`, ...) build on, which skips a torn last line.
 
+pub mod human;
 pub mod read;
 pub mod redact;
 pub mod writer;

@@ -152,6 +152,8 @@ pub struct Iteration {
     pub last_message: Option<String>,
     /// What the agent did last (its last command or message), while it runs.
     pub last_action: Option<String>,
+    /// The backlog's tasks by status when the iteration ended.
+    pub backlog: Option<crate::backlog::doc::Counts>,
 }
 
 /// The iterations in the records of one run, in order.
@@ -208,6 +210,7 @@ fn start(r: &Value) -> Iteration {
         argv: None,
         last_message: None,
         last_action: None,
+        backlog: None,
     }
 }
 
@@ -298,6 +301,9 @@ fn take(it: &mut Iteration, kind: &str, r: &Value) {
                 .map(str::to_owned)
                 .collect();
             it.ended = Some(text(r, "ts"));
+            it.backlog = r
+                .get("backlog")
+                .and_then(|b| serde_json::from_value(b.clone()).ok());
             it.duration_ms = crate::agent::parse::json::millis_between(&it.started, &text(r, "ts"));
         }
         _ => {}

@@ -26,11 +26,11 @@ pub(crate) enum Outcome {
 /// Works on task `id`.
 pub(crate) fn iterate(ctx: &mut Ctx, id: &str, reason: Reason) -> anyhow::Result<Outcome> {
     let agent = ctx.config.worker.clone();
+    let doc = ctx.load()?;
     ctx.record(
         "iteration.start",
-        json!({"task": id, "agent": agent.spec.to_string(), "reason": reason.as_str()}),
+        json!({"task": id, "agent": agent.spec.to_string(), "reason": reason.as_str(), "backlog": doc.counts()}),
     )?;
-    let doc = ctx.load()?;
     let task = doc.task(id).map_or(Value::Null, |t| t.value.clone());
     if task.get("status").and_then(Value::as_str) != Some("doing") {
         ctx.store
@@ -73,6 +73,7 @@ pub(crate) fn iterate(ctx: &mut Ctx, id: &str, reason: Reason) -> anyhow::Result
             judge(ctx, id, &report, &changed)?
         }
     };
+    let doc = ctx.load()?;
     ctx.record(
         "iteration.end",
         json!({
@@ -80,10 +81,10 @@ pub(crate) fn iterate(ctx: &mut Ctx, id: &str, reason: Reason) -> anyhow::Result
             "outcome": match &outcome { Outcome::Done => "done", Outcome::Attempt(_) => "attempt", Outcome::Interrupted => "interrupted" },
             "note": match &outcome { Outcome::Attempt(n) => Some(n), Outcome::Done | Outcome::Interrupted => None },
             "changed": changed,
+            "backlog": doc.counts(),
         }),
     )?;
-    let status = ctx
-        .load()?
+    let status = doc
         .task(id)
         .map_or("missing", |t| t.status.as_str())
         .to_owned();

@@ -104,7 +104,7 @@ pub(crate) fn review(ctx: &mut Ctx) -> anyhow::Result<Verdict> {
     };
     ctx.record(
         "review.end",
-        json!({"verdict": format!("{verdict:?}").to_lowercase(), "added": added}),
+        json!({"verdict": format!("{verdict:?}").to_lowercase(), "added": added, "backlog": ctx.load()?.counts()}),
     )?;
     Ok(verdict)
 }

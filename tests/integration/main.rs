@@ -8,6 +8,7 @@ mod backlog_cmds;
 mod bad_input;
 mod concurrency;
 mod crash;
+mod demo;
 mod harness;
 mod history;
 mod merge;
