@@ -225,6 +225,17 @@ A program that marks a task done is refused: use `looper done ID --reason TEXT`.
         #[arg(long)]
         json: bool,
     },
+    /// Replay every change the journal records for the backlog, from its first snapshot,
+    /// checking each step's sha256, and check the result is the file on disk byte for byte;
+    /// list the edits made outside Looper and where a chain breaks (exit 1 when it does).
+    #[command(
+        after_help = "Examples:\n  looper audit\n  looper audit --json | jq .external_changes"
+    )]
+    Audit {
+        /// Print the audit as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Watch the whole loop work on a small demo project, offline: a built-in demo agent (no
     /// model, no cost) plans, works (one false claim is caught and retried) and reviews; then
     /// `status`, `log`, `stats` and a report.html.

@@ -2,6 +2,7 @@
 //!
 //! This is the last layer that sees clap types: each command gets plain values.
 
+mod audit;
 mod demo;
 mod edit;
 mod history;
@@ -77,6 +78,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             history::show(&project()?, &target, run.as_deref(), json)
         }
         Command::Report { output, json } => stats::report(&project()?, output, json),
+        Command::Audit { json } => audit::audit(&project()?, json),
         Command::Demo { dir } => demo::demo(dir),
         Command::DemoAgent => crate::demo::agent(),
     }

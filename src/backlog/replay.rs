@@ -36,9 +36,29 @@ pub enum ReplayError {
 pub fn replay<'a>(
     records: impl IntoIterator<Item = &'a Value>,
 ) -> Result<Option<Value>, ReplayError> {
-    let mut state: Option<Value> = None;
-    let mut external_base: Option<Value> = None;
+    let mut replayer = Replayer::default();
     for r in records {
+        replayer.apply(r)?;
+    }
+    Ok(replayer.state)
+}
+
+/// A replay in progress, one record at a time (what `looper audit` walks).
+#[derive(Debug, Default)]
+pub struct Replayer {
+    state: Option<Value>,
+    external_base: Option<Value>,
+}
+
+impl Replayer {
+    /// The backlog as replayed so far (`None` before the first snapshot or after a break).
+    pub fn state(&self) -> Option<&Value> {
+        self.state.as_ref()
+    }
+
+    /// Applies one record; records of other types are ignored. On an error the replayer
+    /// has no state until the next snapshot.
+    pub fn apply(&mut self, r: &Value) -> Result<(), ReplayError> {
         let seq = r.get("seq").and_then(Value::as_u64).unwrap_or(0);
         let kind = r.get("type").and_then(Value::as_str).unwrap_or("");
         let malformed = |reason: &str| ReplayError::Malformed {
@@ -48,26 +68,26 @@ pub fn replay<'a>(
         };
         match kind {
             "backlog.snapshot" => {
-                state = Some(
+                self.state = Some(
                     r.get("content")
                         .cloned()
                         .ok_or_else(|| malformed("no content"))?,
                 );
-                external_base = None;
+                self.external_base = None;
             }
             "backlog.external_change" => {
-                let current = state.take().ok_or(ReplayError::NoStart { seq })?;
+                let current = self.state.take().ok_or(ReplayError::NoStart { seq })?;
                 check(seq, kind, r, "before_sha256", &current)?;
                 let diff: Diff =
                     serde_json::from_value(r.get("diff").cloned().unwrap_or(Value::Null))
                         .map_err(|e| malformed(&e.to_string()))?;
                 let next = merge::apply(&current, &diff);
                 check(seq, kind, r, "after_sha256", &next)?;
-                external_base = Some(current);
-                state = Some(next);
+                self.external_base = Some(current);
+                self.state = Some(next);
             }
             "backlog.update" => {
-                let current = state.take().ok_or(ReplayError::NoStart { seq })?;
+                let current = self.state.take().ok_or(ReplayError::NoStart { seq })?;
                 check(seq, kind, r, "before_sha256", &current)?;
                 let program = r
                     .get("program")
@@ -83,17 +103,17 @@ pub fn replay<'a>(
                         seq,
                         reason: e.to_string(),
                     })?;
-                let result = match external_base.take() {
+                let result = match self.external_base.take() {
                     Some(base) => merge::resolve_conflicts(&base, &current, &result).0,
                     None => result,
                 };
                 check(seq, kind, r, "after_sha256", &result)?;
-                state = Some(result);
+                self.state = Some(result);
             }
             _ => {}
         }
+        Ok(())
     }
-    Ok(state)
 }
 
 fn check(seq: u64, kind: &str, r: &Value, field: &str, value: &Value) -> Result<(), ReplayError> {

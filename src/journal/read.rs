@@ -87,18 +87,24 @@ pub fn read_tail(path: &Path, starts: usize) -> anyhow::Result<(Records, Option<
 /// The run journals (not the daily command journals) in `runs_dir`, oldest first: run ids
 /// begin with their start time, so names sort in time order.
 pub fn run_files(runs_dir: &Path) -> Vec<PathBuf> {
+    journal_files(runs_dir)
+        .into_iter()
+        .filter(|p| {
+            !p.file_stem()
+                .is_some_and(|s| s.to_string_lossy().ends_with("-cmd"))
+        })
+        .collect()
+}
+
+/// Every journal in `runs_dir`: the runs and the daily command journals, sorted by name.
+pub fn journal_files(runs_dir: &Path) -> Vec<PathBuf> {
     let Ok(entries) = std::fs::read_dir(runs_dir) else {
         return Vec::new();
     };
     let mut files: Vec<PathBuf> = entries
         .flatten()
         .map(|e| e.path())
-        .filter(|p| {
-            p.extension().is_some_and(|e| e == "jsonl")
-                && !p
-                    .file_stem()
-                    .is_some_and(|s| s.to_string_lossy().ends_with("-cmd"))
-        })
+        .filter(|p| p.extension().is_some_and(|e| e == "jsonl"))
         .collect();
     files.sort();
     files

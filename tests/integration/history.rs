@@ -341,3 +341,93 @@ fn replay_renders_a_run_as_tail_showed_it() {
         .stderr_has("no run nope in ")
         .run();
 }
+
+#[test]
+fn audit_replays_every_change_and_names_external_edits() {
+    let env = worked_project();
+    // A person's edit, then a change through Looper that takes it in.
+    let mut doc = env.read_json("to-do.json");
+    doc["tasks"][0]["title"] = "Renamed by hand".into();
+    env.write("to-do.json", format!("{doc:#}\n"));
+    env.looper(&["add", "Third"]).run();
+    let out = env.looper(&["audit"]).run().stdout();
+    assert!(out.contains("1 external changes"), "{out}");
+    assert!(
+        out.contains("T1: title \"First\" -> \"Renamed by hand\""),
+        "{out}"
+    );
+    assert!(
+        out.contains("ok: the replay reproduces to-do.json byte for byte"),
+        "{out}"
+    );
+    let v: Value = serde_json::from_str(&env.looper(&["audit", "--json"]).run().stdout()).unwrap();
+    assert_eq!(v["ok"], true);
+    assert_eq!(v["matches"], true);
+    assert_eq!(v["replayed_sha256"], v["disk_sha256"]);
+    assert!(v["updates"].as_u64().unwrap() >= 8, "{v}");
+
+    // An edit Looper has not seen yet: the file is not what the journal says.
+    env.write("to-do.json", format!("{doc:#}\n"));
+    let out = env.looper(&["audit"]).status(1).run().stdout();
+    assert!(
+        out.contains("FAILED: the replay gives sha256")
+            && out.contains("it was changed after Looper last saw it"),
+        "{out}"
+    );
+}
+
+#[test]
+fn audit_names_the_record_where_a_forged_journal_breaks_the_chain() {
+    let env = worked_project();
+    // Forge the run's journal: the update that marked T2 doing now names T1.
+    let runs = std::fs::read_dir(env.home().join("projects"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path()
+        .join("runs");
+    let run = std::fs::read_dir(&runs)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| !p.to_string_lossy().ends_with("-cmd.jsonl"))
+        .unwrap();
+    let mut forged_seq = 0;
+    let mut text = String::new();
+    for line in std::fs::read_to_string(&run).unwrap().lines() {
+        let mut r: Value = serde_json::from_str(line).unwrap();
+        if forged_seq == 0 && r["type"] == "backlog.update" && r["args"]["id"] == "T2" {
+            forged_seq = r["seq"].as_u64().unwrap();
+            r["args"]["id"] = "T1".into();
+            text.push_str(&r.to_string());
+        } else {
+            text.push_str(line);
+        }
+        text.push('\n');
+    }
+    assert!(forged_seq > 0);
+    std::fs::write(&run, text).unwrap();
+    let out = env.looper(&["audit"]).status(1).run().stdout();
+    assert!(
+        out.contains("BROKEN at run ")
+            && out.contains(&format!(" seq {forged_seq} (backlog.update")),
+        "{out}"
+    );
+    assert!(out.contains("could not be checked"), "{out}");
+    let v: Value =
+        serde_json::from_str(&env.looper(&["audit", "--json"]).status(1).run().stdout()).unwrap();
+    assert_eq!(v["ok"], false);
+    assert_eq!(v["breaks"][0]["at"]["seq"], forged_seq);
+}
+
+#[test]
+fn audit_without_a_journal_says_there_is_nothing_to_start_from() {
+    let env = Env::new();
+    env.write("to-do.json", crate::harness::backlog_with(2));
+    let out = env.looper(&["audit"]).status(1).run().stdout();
+    assert!(
+        out.contains("no snapshot of this backlog to start from"),
+        "{out}"
+    );
+}
