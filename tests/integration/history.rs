@@ -37,6 +37,25 @@ fi
     env
 }
 
+/// The journal file of the project's (first) run.
+fn run_journal(env: &Env) -> std::path::PathBuf {
+    let runs = std::fs::read_dir(env.home().join("projects"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path()
+        .join("runs");
+    std::fs::read_dir(&runs)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| {
+            p.extension().is_some_and(|e| e == "jsonl") && !p.to_string_lossy().contains("-cmd")
+        })
+        .unwrap()
+}
+
 fn json(out: &str) -> Vec<Value> {
     serde_json::from_str::<Value>(out)
         .unwrap()
@@ -129,21 +148,7 @@ fn show_tells_everything_about_an_iteration_or_a_task() {
 #[test]
 fn a_torn_last_line_does_not_stop_the_readers() {
     let env = worked_project();
-    let runs = std::fs::read_dir(env.home().join("projects"))
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path()
-        .join("runs");
-    let run = std::fs::read_dir(&runs)
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .find(|p| {
-            p.extension().is_some_and(|e| e == "jsonl") && !p.to_string_lossy().contains("-cmd")
-        })
-        .unwrap();
+    let run = run_journal(&env);
     std::fs::OpenOptions::new()
         .append(true)
         .open(&run)
@@ -380,19 +385,7 @@ fn audit_replays_every_change_and_names_external_edits() {
 fn audit_names_the_record_where_a_forged_journal_breaks_the_chain() {
     let env = worked_project();
     // Forge the run's journal: the update that marked T2 doing now names T1.
-    let runs = std::fs::read_dir(env.home().join("projects"))
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path()
-        .join("runs");
-    let run = std::fs::read_dir(&runs)
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .find(|p| !p.to_string_lossy().ends_with("-cmd.jsonl"))
-        .unwrap();
+    let run = run_journal(&env);
     let mut forged_seq = 0;
     let mut text = String::new();
     for line in std::fs::read_to_string(&run).unwrap().lines() {
