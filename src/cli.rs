@@ -225,6 +225,42 @@ A program that marks a task done is refused: use `looper done ID --reason TEXT`.
         #[arg(long)]
         json: bool,
     },
+    /// Two runs side by side: how each ended, wall time, tasks done, iterations, attempts,
+    /// review passes, agent commands, iteration time, tokens and cost, per agent spec (the A/B
+    /// comparison of two worker models on the same backlog).
+    #[command(
+        after_help = "A run may be named by the start of its id when only one run starts so.\n\nExamples:\n  looper diff 20261130T1432 20261130T1610\n  looper diff A B --json | jq '.b.stats.iterations - .a.stats.iterations'"
+    )]
+    Diff {
+        /// The first run's id (as `looper log` shows it).
+        a: String,
+        /// The second run's id.
+        b: String,
+        /// Print both sides as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete old journals: runs beyond the newest N, or not written to for longer than an
+    /// age, with their agent output, and the daily command journals older than every run
+    /// kept. Never the run going on now. The backlog is snapshotted first, so `looper audit`
+    /// still has a start.
+    #[command(
+        after_help = "Examples:\n  looper clean --keep 20 --dry-run\n  looper clean --older-than 30d"
+    )]
+    Clean {
+        /// Keep the N newest runs.
+        #[arg(long, value_name = "N")]
+        keep: Option<usize>,
+        /// Delete journals not written to for longer than AGE: 45s, 90m, 12h, 30d, 2w.
+        #[arg(long, value_name = "AGE")]
+        older_than: Option<String>,
+        /// Only say what would be deleted.
+        #[arg(long)]
+        dry_run: bool,
+        /// Print what was deleted as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Replay every change the journal records for the backlog, from its first snapshot,
     /// checking each step's sha256, and check the result is the file on disk byte for byte;
     /// list the edits made outside Looper and where a chain breaks (exit 1 when it does).

@@ -3,6 +3,7 @@
 //! This is the last layer that sees clap types: each command gets plain values.
 
 mod audit;
+mod clean;
 mod demo;
 mod edit;
 mod history;
@@ -78,6 +79,13 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             history::show(&project()?, &target, run.as_deref(), json)
         }
         Command::Report { output, json } => stats::report(&project()?, output, json),
+        Command::Diff { a, b, json } => stats::diff(&project()?, &a, &b, json),
+        Command::Clean {
+            keep,
+            older_than,
+            dry_run,
+            json,
+        } => clean::clean(&project()?, keep, older_than.as_deref(), dry_run, json),
         Command::Audit { json } => audit::audit(&project()?, json),
         Command::Demo { dir } => demo::demo(dir),
         Command::DemoAgent => crate::demo::agent(),

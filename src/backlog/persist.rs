@@ -169,6 +169,32 @@ impl BacklogStore {
         Ok(doc)
     }
 
+    /// Journals the backlog as it is now as a `backlog.snapshot` (after taking in any edit
+    /// made outside Looper), so a replay can start there (`looper clean` does this before it
+    /// deletes old journals).
+    pub fn snapshot(&self, source: &str, journal: &Journal) -> anyhow::Result<()> {
+        for _ in 0..3 {
+            let applied = self.update(&super::ops::format(), journal)?;
+            let _lock = self.lock()?;
+            let loaded = self.load()?;
+            // Someone changed the file between the two locks: take that in too, then retry.
+            if loaded.sha256 != applied.after_sha256 {
+                continue;
+            }
+            let mut p = Map::new();
+            p.insert("source".into(), json!(source));
+            p.insert("path".into(), json!(self.path));
+            p.insert("sha256".into(), json!(loaded.sha256));
+            p.insert("content".into(), loaded.doc.value().clone());
+            journal.append("backlog.snapshot", p)?;
+            return Ok(());
+        }
+        anyhow::bail!(
+            "{} keeps changing: cannot take a snapshot of it now; try again",
+            self.path.display()
+        )
+    }
+
     /// Applies `change` under the lock; see the module docs for the steps.
     pub fn update(&self, change: &Change, journal: &Journal) -> anyhow::Result<Applied> {
         let _lock = self.lock()?;

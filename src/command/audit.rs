@@ -47,7 +47,8 @@ struct Audit {
     refused_updates: usize,
     external_changes: Vec<External>,
     breaks: Vec<Break>,
-    /// Records that could not be checked: after a break, until the next snapshot.
+    /// Records that could not be checked: after a break until the next snapshot, or older
+    /// than the snapshot `looper clean` took (or than every snapshot kept).
     unchecked: usize,
     replayed_sha256: Option<String>,
     disk_sha256: Option<String>,
@@ -102,13 +103,25 @@ fn audit_of(backlog: &Path, runs_dir: &Path) -> anyhow::Result<Audit> {
     };
     let mut replayer = Replayer::default();
     let mut broken = false;
-    for (_, _, r) in backlog_records(&files)? {
-        if r.get("path")
-            .and_then(Value::as_str)
-            .is_some_and(|p| Path::new(p) != backlog)
-        {
-            continue;
-        }
+    let records: Vec<Value> = backlog_records(&files)?
+        .into_iter()
+        .map(|(_, _, r)| r)
+        .filter(|r| {
+            r.get("path")
+                .and_then(Value::as_str)
+                .is_none_or(|p| Path::new(p) == backlog)
+        })
+        .collect();
+    // `looper clean` deleted journals before its snapshot: the replay starts there.
+    let start = records
+        .iter()
+        .rposition(|r| r["type"] == "backlog.snapshot" && r["source"] == "clean")
+        .unwrap_or(0);
+    a.unchecked = records[..start]
+        .iter()
+        .filter(|r| r["type"] != "backlog.update_refused")
+        .count();
+    for r in records.into_iter().skip(start) {
         let at = At {
             run: r["run"].as_str().unwrap_or("").to_owned(),
             seq: r["seq"].as_u64().unwrap_or(0),
@@ -148,13 +161,21 @@ fn audit_of(backlog: &Path, runs_dir: &Path) -> anyhow::Result<Audit> {
             a.unchecked += 1;
             continue;
         }
-        if let Err(e) = replayer.apply(&r) {
-            a.breaks.push(Break {
-                at,
-                kind,
-                problem: e.to_string(),
-            });
-            broken = true;
+        match replayer.apply(&r) {
+            // Changes older than every snapshot kept (`looper clean` deleted the journals
+            // before them): nothing to check them against.
+            Err(crate::backlog::replay::ReplayError::NoStart { .. }) if a.snapshots == 0 => {
+                a.unchecked += 1;
+            }
+            Err(e) => {
+                a.breaks.push(Break {
+                    at,
+                    kind,
+                    problem: e.to_string(),
+                });
+                broken = true;
+            }
+            Ok(()) => {}
         }
     }
     let result = replayer.state().map(to_pretty_string);
@@ -222,7 +243,7 @@ fn render(project: &Project, a: &Audit) -> String {
     if a.unchecked > 0 {
         let _ = writeln!(
             out,
-            "{} records after a break could not be checked",
+            "{} records could not be checked (after a break, or from before the journals `looper clean` deleted)",
             a.unchecked
         );
     }

@@ -469,26 +469,14 @@ pub(super) fn tail(
     raw: bool,
 ) -> anyhow::Result<ExitCode> {
     let runs = project.home.runs();
-    let pick = |files: &[std::path::PathBuf]| -> Option<std::path::PathBuf> {
-        match run {
-            Some(r) => files
-                .iter()
-                .find(|f| f.file_stem().is_some_and(|s| s == r))
-                .cloned(),
-            None => files.last().cloned(),
-        }
+    let mut file = match run {
+        Some(r) => Some(read::find_run(&runs, r)?),
+        None => read::run_files(&runs).last().cloned(),
     };
-    let files = read::run_files(&runs);
-    let mut file = pick(&files);
-    if file.is_none() && (run.is_some() || !follow) {
-        anyhow::bail!(
-            "{}: `looper log` lists the runs",
-            run.map_or_else(
-                || "no run yet".to_owned(),
-                |r| format!("no run {r} in {}", runs.display())
-            )
-        );
-    }
+    anyhow::ensure!(
+        file.is_some() || follow,
+        "no run yet: `looper run` starts one"
+    );
     let mut offset = 0;
     if let Some(path) = &file {
         let (lines, end) = new_lines(path, 0, raw)?;
@@ -556,16 +544,7 @@ pub(super) fn replay(
     speed: Option<f64>,
     raw: bool,
 ) -> anyhow::Result<ExitCode> {
-    let runs = project.home.runs();
-    let Some(path) = read::run_files(&runs)
-        .into_iter()
-        .find(|f| f.file_stem().is_some_and(|s| s == run))
-    else {
-        anyhow::bail!(
-            "no run {run} in {}: `looper log` lists the runs",
-            runs.display()
-        );
-    };
+    let path = read::find_run(&project.home.runs(), run)?;
     if let Some(speed) = speed {
         anyhow::ensure!(
             speed.is_finite() && speed > 0.0,

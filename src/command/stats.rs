@@ -21,6 +21,22 @@ struct Spend {
 }
 
 impl Spend {
+    /// The sum of several.
+    fn total<'a>(all: impl Iterator<Item = &'a Spend>) -> Spend {
+        let mut t = Spend::default();
+        for s in all {
+            t.iterations += s.iterations;
+            t.done += s.done;
+            t.tokens.input += s.tokens.input;
+            t.tokens.cached += s.tokens.cached;
+            t.tokens.output += s.tokens.output;
+            if let Some(c) = s.cost_usd {
+                *t.cost_usd.get_or_insert(0.0) += c;
+            }
+        }
+        t
+    }
+
     fn add(&mut self, it: &Iteration) {
         self.iterations += 1;
         self.done += usize::from(it.outcome == "done");
@@ -51,11 +67,22 @@ struct Stats {
 }
 
 pub(super) fn stats(runs_dirs: &[PathBuf], as_json: bool) -> anyhow::Result<ExitCode> {
-    let mut s = Stats::default();
-    let mut durations = Vec::new();
-    for dir in runs_dirs {
-        for file in read::run_files(dir) {
-            let records = read::read(&file)?.records;
+    let files: Vec<PathBuf> = runs_dirs.iter().flat_map(|d| read::run_files(d)).collect();
+    let s = Stats::of(&files)?;
+    if as_json {
+        super::inspect::print_json(&serde_json::to_value(&s)?)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    super::history::emit(&render(&s))
+}
+
+impl Stats {
+    /// The figures of these run journals together.
+    fn of(files: &[PathBuf]) -> anyhow::Result<Stats> {
+        let mut s = Stats::default();
+        let mut durations = Vec::new();
+        for file in files {
+            let records = read::read(file)?.records;
             s.runs += 1;
             for r in &records {
                 let label = r["label"].as_str().unwrap_or("");
@@ -85,17 +112,13 @@ pub(super) fn stats(runs_dirs: &[PathBuf], as_json: bool) -> anyhow::Result<Exit
                 s.by_task.entry(it.task.clone()).or_default().add(&it);
             }
         }
+        durations.sort_unstable();
+        s.iteration_ms_median = percentile(&durations, 50);
+        s.iteration_ms_p90 = percentile(&durations, 90);
+        s.tasks = s.by_task.len();
+        s.max_iterations_per_task = s.by_task.values().map(|t| t.iterations).max().unwrap_or(0);
+        Ok(s)
     }
-    durations.sort_unstable();
-    s.iteration_ms_median = percentile(&durations, 50);
-    s.iteration_ms_p90 = percentile(&durations, 90);
-    s.tasks = s.by_task.len();
-    s.max_iterations_per_task = s.by_task.values().map(|t| t.iterations).max().unwrap_or(0);
-    if as_json {
-        super::inspect::print_json(&serde_json::to_value(&s)?)?;
-        return Ok(ExitCode::SUCCESS);
-    }
-    super::history::emit(&render(&s))
 }
 
 /// The `p`th percentile (nearest rank) of sorted values.
@@ -213,6 +236,178 @@ pub(super) fn report(
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// One side of `looper diff`: a run, how it ended, and its figures.
+#[derive(Debug, Serialize)]
+struct Side {
+    run: String,
+    started: Option<String>,
+    ended: Option<String>,
+    reason: Option<String>,
+    exit_code: Option<i64>,
+    wall_ms: Option<u64>,
+    /// Tasks this run finished (an iteration ended `done`).
+    tasks_done: usize,
+    stats: Stats,
+}
+
+impl Side {
+    fn of(path: &std::path::Path) -> anyhow::Result<Side> {
+        let stats = Stats::of(&[path.to_path_buf()])?;
+        let (records, first) = read::read_tail(path, 0)?;
+        let end = records
+            .records
+            .iter()
+            .rev()
+            .find(|r| r["type"] == "run.end");
+        let started = first
+            .as_ref()
+            .and_then(|f| f["ts"].as_str())
+            .map(str::to_owned);
+        let ended = end.and_then(|e| e["ts"].as_str()).map(str::to_owned);
+        let wall_ms = match (&started, &ended) {
+            (Some(a), Some(b)) => {
+                match (a.parse::<jiff::Timestamp>(), b.parse::<jiff::Timestamp>()) {
+                    (Ok(a), Ok(b)) => u64::try_from(b.as_millisecond() - a.as_millisecond()).ok(),
+                    _ => None,
+                }
+            }
+            _ => None,
+        };
+        Ok(Side {
+            run: path
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            started,
+            ended,
+            reason: end.and_then(|e| e["reason"].as_str()).map(str::to_owned),
+            exit_code: end.and_then(|e| e["exit_code"].as_i64()),
+            wall_ms,
+            tasks_done: stats.by_task.values().filter(|t| t.done > 0).count(),
+            stats,
+        })
+    }
+}
+
+/// `looper diff A B`: two runs side by side.
+pub(super) fn diff(
+    project: &crate::project::Project,
+    a: &str,
+    b: &str,
+    as_json: bool,
+) -> anyhow::Result<ExitCode> {
+    let runs = project.home.runs();
+    let a = Side::of(&read::find_run(&runs, a)?)?;
+    let b = Side::of(&read::find_run(&runs, b)?)?;
+    if as_json {
+        super::inspect::print_json(&serde_json::json!({"a": a, "b": b}))?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    super::history::emit(&render_diff(&a, &b))
+}
+
+fn side_rows(s: &Side) -> Vec<String> {
+    let ms = |v: Option<u64>| v.map_or_else(|| "-".into(), super::history::seconds);
+    let st = &s.stats;
+    let tokens = Spend::total(st.by_agent.values());
+    vec![
+        st.by_agent.keys().cloned().collect::<Vec<_>>().join(", "),
+        match (&s.reason, s.exit_code) {
+            (Some(r), Some(c)) => format!("{r} (exit {c})"),
+            _ => "running, or killed".into(),
+        },
+        ms(s.wall_ms),
+        s.tasks_done.to_string(),
+        format!(
+            "{} ({} done, {} not)",
+            st.iterations,
+            st.iterations_done,
+            st.iterations - st.iterations_done
+        ),
+        format!(
+            "{} (at most {})",
+            ratio(st.iterations, st.tasks),
+            st.max_iterations_per_task
+        ),
+        st.review_passes.to_string(),
+        format!(
+            "{} ({} per iteration)",
+            st.commands,
+            ratio(st.commands_in_iterations, st.iterations)
+        ),
+        format!(
+            "median {}, p90 {}",
+            ms(st.iteration_ms_median),
+            ms(st.iteration_ms_p90)
+        ),
+        format!(
+            "{} / {} / {}",
+            tokens.tokens.input, tokens.tokens.cached, tokens.tokens.output
+        ),
+        tokens
+            .cost_usd
+            .map_or_else(|| "unknown".into(), |c| format!("${c:.4}")),
+    ]
+}
+
+fn render_diff(a: &Side, b: &Side) -> String {
+    const NAMES: [&str; 11] = [
+        "agents",
+        "ended",
+        "wall time",
+        "tasks done",
+        "iterations",
+        "iterations per task",
+        "review passes",
+        "agent commands",
+        "iteration time",
+        "tokens in/cached/out",
+        "cost",
+    ];
+    let (ra, rb) = (side_rows(a), side_rows(b));
+    let width = ra
+        .iter()
+        .map(|r| r.chars().count())
+        .max()
+        .unwrap_or(0)
+        .max(a.run.len() + 3);
+    let head = format!("A: {}", a.run);
+    let mut out = format!("{:<22} {head:<width$}  B: {}\n", "", b.run);
+    for ((name, x), y) in NAMES.iter().zip(&ra).zip(&rb) {
+        let _ = writeln!(out, "{name:<22} {x:<width$}  {y}");
+    }
+    let _ = writeln!(out, "per agent spec");
+    let agents: std::collections::BTreeSet<&String> = a
+        .stats
+        .by_agent
+        .keys()
+        .chain(b.stats.by_agent.keys())
+        .collect();
+    let cell = |s: &Side, agent: &str| {
+        s.stats.by_agent.get(agent).map_or_else(
+            || "-".to_owned(),
+            |sp| {
+                format!(
+                    "{} iterations, {} done ({}%), {} tokens",
+                    sp.iterations,
+                    sp.done,
+                    sp.done * 100 / sp.iterations.max(1),
+                    sp.tokens.input + sp.tokens.output
+                )
+            },
+        )
+    };
+    for agent in agents {
+        let _ = writeln!(
+            out,
+            "  {agent:<20} {:<width$}  {}",
+            cell(a, agent),
+            cell(b, agent)
+        );
+    }
+    out
 }
 
 /// The runs directories of every project under `LOOPER_HOME`.

@@ -96,6 +96,35 @@ pub fn run_files(runs_dir: &Path) -> Vec<PathBuf> {
         .collect()
 }
 
+/// The journal of run `id` (or of the one run whose id starts with `id`).
+pub fn find_run(runs_dir: &Path, id: &str) -> anyhow::Result<PathBuf> {
+    let files = run_files(runs_dir);
+    let stem = |f: &PathBuf| {
+        f.file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    };
+    if let Some(f) = files.iter().find(|f| stem(f) == id) {
+        return Ok(f.clone());
+    }
+    let matching: Vec<&PathBuf> = files
+        .iter()
+        .filter(|f| !id.is_empty() && stem(f).starts_with(id))
+        .collect();
+    match matching.as_slice() {
+        [one] => Ok((*one).clone()),
+        [] => anyhow::bail!(
+            "no run {id} in {}: `looper log` lists the runs",
+            runs_dir.display()
+        ),
+        many => anyhow::bail!(
+            "{} runs start with {id} ({}): give more of the id",
+            many.len(),
+            many.iter().map(|f| stem(f)).collect::<Vec<_>>().join(", ")
+        ),
+    }
+}
+
 /// Every journal in `runs_dir`: the runs and the daily command journals, sorted by name.
 pub fn journal_files(runs_dir: &Path) -> Vec<PathBuf> {
     let Ok(entries) = std::fs::read_dir(runs_dir) else {

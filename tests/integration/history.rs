@@ -1,5 +1,5 @@
-//! The journal's readers: `looper log` and `looper show`, after a run and with a torn last
-//! line (as while a run is appending).
+//! The journal's readers (`log`, `show`, `status`, `tail`, `stats`, `replay`, `audit`,
+//! `diff`), after a run and with a torn last line (as while a run is appending).
 
 use std::io::Write as _;
 
@@ -7,14 +7,8 @@ use serde_json::Value;
 
 use crate::harness::Env;
 
-/// A project whose run does T1, fails T2 once (no report), then does T2.
-fn worked_project() -> std::rc::Rc<Env> {
-    let env = Env::new();
-    env.looper(&["init"]).run();
-    for t in ["First", "Second"] {
-        env.looper(&["add", t]).run();
-    }
-    let script = r#"#!/bin/sh
+/// A fake agent: does its task (T2 fails once, with no report); the review says done.
+const AGENT: &str = r#"#!/bin/sh
 prompt=$(cat)
 id=$(printf '%s\n' "$prompt" | sed -n 's/^## Your task: \([^ ]*\) .*/\1/p' | head -1)
 if [ -n "$id" ]; then
@@ -25,7 +19,15 @@ else
   echo '{"status": "reviewed", "summary": "complete", "new_tasks": [], "done": true}'
 fi
 "#;
-    env.write_executable("agents/agent", script);
+
+/// A project whose run does T1, fails T2 once (no report), then does T2.
+fn worked_project() -> std::rc::Rc<Env> {
+    let env = Env::new();
+    env.looper(&["init"]).run();
+    for t in ["First", "Second"] {
+        env.looper(&["add", t]).run();
+    }
+    env.write_executable("agents/agent", AGENT);
     env.looper(&[
         "run",
         "--worker",
@@ -46,14 +48,16 @@ fn run_journal(env: &Env) -> std::path::PathBuf {
         .unwrap()
         .path()
         .join("runs");
-    std::fs::read_dir(&runs)
+    let mut files: Vec<std::path::PathBuf> = std::fs::read_dir(&runs)
         .unwrap()
         .flatten()
         .map(|e| e.path())
-        .find(|p| {
+        .filter(|p| {
             p.extension().is_some_and(|e| e == "jsonl") && !p.to_string_lossy().contains("-cmd")
         })
-        .unwrap()
+        .collect();
+    files.sort();
+    files.remove(0)
 }
 
 fn json(out: &str) -> Vec<Value> {
@@ -423,4 +427,122 @@ fn audit_without_a_journal_says_there_is_nothing_to_start_from() {
         out.contains("no snapshot of this backlog to start from"),
         "{out}"
     );
+}
+
+#[test]
+fn diff_puts_two_runs_side_by_side() {
+    let env = Env::new();
+    env.looper(&["init"]).run();
+    for t in ["First", "Second", "Third"] {
+        env.looper(&["add", t]).run();
+    }
+    env.write_executable("agents/agent", AGENT);
+    let agent = [
+        "--worker",
+        "cmd:./agents/agent",
+        "--reviewer",
+        "cmd:./agents/agent",
+    ];
+    let mut first = vec!["run", "--max-iterations", "1"];
+    first.extend(agent);
+    env.looper(&first).status(3).run();
+    let mut second = vec!["run"];
+    second.extend(agent);
+    env.looper(&second).run();
+    let runs: Vec<String> = json(&env.looper(&["log", "--json"]).run().stdout())
+        .iter()
+        .map(|it| it["run"].as_str().unwrap().to_owned())
+        .collect();
+    let (a, b) = (runs.first().unwrap(), runs.last().unwrap());
+    assert_ne!(a, b);
+    let out = env.looper(&["diff", a, b]).run().stdout();
+    let row = |name: &str| {
+        out.lines()
+            .find(|l| l.starts_with(name))
+            .unwrap_or_else(|| panic!("no {name} row in\n{out}"))
+            .split_whitespace()
+            .skip(name.split_whitespace().count())
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    assert!(out.starts_with(&format!("{:<22} A: {a}", "")), "{out}");
+    assert_eq!(row("tasks done"), "1 2", "{out}");
+    assert_eq!(
+        row("iterations  "),
+        "1 (1 done, 0 not) 3 (2 done, 1 not)",
+        "{out}"
+    );
+    assert_eq!(row("review passes"), "0 1", "{out}");
+    assert!(
+        row("ended").contains("(exit 3)") && row("ended").ends_with("(exit 0)"),
+        "{out}"
+    );
+    // A prefix names a run when only one run starts with it; JSON has both sides.
+    let v: Value = serde_json::from_str(
+        &env.looper(&["diff", &a[..a.len() - 2], b, "--json"])
+            .run()
+            .stdout(),
+    )
+    .unwrap();
+    assert_eq!(v["a"]["run"], a.as_str());
+    assert_eq!(v["a"]["exit_code"], 3);
+    assert_eq!(v["b"]["stats"]["iterations"], 3);
+    assert_eq!(v["b"]["tasks_done"], 2);
+    env.looper(&["diff", a, "nope"])
+        .status(1)
+        .stderr_has("no run nope in")
+        .run();
+}
+
+#[test]
+fn clean_deletes_old_runs_and_audit_still_has_a_start() {
+    let env = worked_project();
+    let agent = [
+        "--worker",
+        "cmd:./agents/agent",
+        "--reviewer",
+        "cmd:./agents/agent",
+    ];
+    for _ in 0..2 {
+        let mut args = vec!["run"];
+        args.extend(agent);
+        env.looper(&args).run(); // the project is done: each run ends at once
+    }
+    let runs = run_journal(&env).parent().unwrap().to_path_buf();
+    let count = || {
+        std::fs::read_dir(&runs)
+            .unwrap()
+            .flatten()
+            .filter(|e| e.path().extension().is_some_and(|x| x == "jsonl"))
+            .count()
+    };
+    let before = count();
+    let first_run = run_journal(&env);
+    let out = env
+        .looper(&["clean", "--keep", "1", "--dry-run"])
+        .run()
+        .stdout();
+    assert!(out.contains("would delete 2 journals"), "{out}");
+    assert!(out.contains(&first_run.display().to_string()), "{out}");
+    assert_eq!(count(), before);
+    let v: Value = serde_json::from_str(
+        &env.looper(&["clean", "--keep", "1", "--json"])
+            .run()
+            .stdout(),
+    )
+    .unwrap();
+    assert_eq!(v["deleted"].as_array().unwrap().len(), 2, "{v}");
+    assert!(!first_run.exists());
+    assert_eq!(env.looper(&["log", "--json"]).run().stdout().trim(), "[]");
+    // The snapshot clean took is where the replay starts now.
+    let out = env.looper(&["audit"]).run().stdout();
+    assert!(out.contains("ok: the replay reproduces"), "{out}");
+    env.looper(&["clean"])
+        .status(2)
+        .stderr_has("say what to delete")
+        .run();
+    env.looper(&["clean", "--older-than", "soon"])
+        .status(2)
+        .stderr_has("is not an age")
+        .run();
 }
