@@ -45,58 +45,67 @@ pub struct Data {
 pub fn gather(runs_dir: &std::path::Path) -> anyhow::Result<Data> {
     let mut data = Data::default();
     for file in read::run_files(runs_dir) {
-        let records = read::read(&file)?.records;
         let mut run = Run::default();
         let mut started = false;
-        for r in &records {
-            let s = |k: &str| r.get(k).and_then(Value::as_str).unwrap_or("").to_owned();
-            match r.get("type").and_then(Value::as_str).unwrap_or("") {
-                "run.start" => {
-                    run.id = s("run");
-                    run.started = s("ts");
-                }
-                "run.end" => {
-                    run.reason = Some(s("reason"));
-                    run.exit_code = r.get("exit_code").and_then(Value::as_i64);
-                }
-                "iteration.start" if !started => {
-                    started = true;
-                    if let Some(counts) = r
-                        .get("backlog")
-                        .and_then(|b| serde_json::from_value(b.clone()).ok())
-                    {
-                        data.points.push(Point {
-                            run: s("run"),
-                            label: "start".into(),
-                            counts,
-                            review: false,
-                            start: true,
-                        });
-                    }
-                }
-                kind @ ("iteration.end" | "review.end") => {
-                    if let Some(counts) = r
-                        .get("backlog")
-                        .and_then(|b| serde_json::from_value(b.clone()).ok())
-                    {
-                        data.points.push(Point {
-                            run: s("run"),
-                            label: s("label"),
-                            counts,
-                            review: kind == "review.end",
-                            start: false,
-                        });
-                    }
-                }
-                _ => {}
+        let mut its = Vec::new();
+        let mut fold = read::Fold::new(|it| its.push(it));
+        read::stream(&file, |line| match line {
+            read::Line::Events { run, label, events } => fold.events(run, label, events),
+            read::Line::Record(r) => {
+                take(&r, &mut run, &mut started, &mut data.points);
+                fold.record(&r);
             }
-        }
+        })?;
+        fold.finish();
         if !run.id.is_empty() {
             data.runs.push(run);
         }
-        data.iterations.extend(read::iterations(&records));
+        data.iterations.extend(its);
     }
     Ok(data)
+}
+
+/// Folds one record into the run's summary and the burndown.
+fn take(r: &Value, run: &mut Run, started: &mut bool, points: &mut Vec<Point>) {
+    let s = |k: &str| r.get(k).and_then(Value::as_str).unwrap_or("").to_owned();
+    let counts = || {
+        r.get("backlog")
+            .and_then(|b| serde_json::from_value::<Counts>(b.clone()).ok())
+    };
+    match r.get("type").and_then(Value::as_str).unwrap_or("") {
+        "run.start" => {
+            run.id = s("run");
+            run.started = s("ts");
+        }
+        "run.end" => {
+            run.reason = Some(s("reason"));
+            run.exit_code = r.get("exit_code").and_then(Value::as_i64);
+        }
+        "iteration.start" if !*started => {
+            *started = true;
+            if let Some(counts) = counts() {
+                points.push(Point {
+                    run: s("run"),
+                    label: "start".into(),
+                    counts,
+                    review: false,
+                    start: true,
+                });
+            }
+        }
+        kind @ ("iteration.end" | "review.end") => {
+            if let Some(counts) = counts() {
+                points.push(Point {
+                    run: s("run"),
+                    label: s("label"),
+                    counts,
+                    review: kind == "review.end",
+                    start: false,
+                });
+            }
+        }
+        _ => {}
+    }
 }
 
 /// Colours for agent specs, in order of first use.

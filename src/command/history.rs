@@ -16,7 +16,7 @@ pub(super) use crate::term::seconds;
 fn all_iterations(project: &Project) -> anyhow::Result<Vec<Iteration>> {
     let mut out = Vec::new();
     for file in read::run_files(&project.home.runs()) {
-        out.extend(read::iterations(&read::read(&file)?.records));
+        out.extend(read::iterations_in(&file)?);
     }
     Ok(out)
 }

@@ -77,40 +77,47 @@ pub(super) fn stats(runs_dirs: &[PathBuf], as_json: bool) -> anyhow::Result<Exit
 }
 
 impl Stats {
-    /// The figures of these run journals together.
+    /// The figures of these run journals together, read in constant memory.
     fn of(files: &[PathBuf]) -> anyhow::Result<Stats> {
         let mut s = Stats::default();
         let mut durations = Vec::new();
+        s.runs = files.len();
         for file in files {
-            let records = read::read(file)?.records;
-            s.runs += 1;
-            for r in &records {
-                let label = r["label"].as_str().unwrap_or("");
-                match r["type"].as_str().unwrap_or("") {
-                    "review.start" => s.review_passes += 1,
-                    "agent.event" => {
-                        let n = r["events"]
-                            .as_array()
-                            .into_iter()
-                            .flatten()
-                            .filter(|e| e["type"] == "command")
-                            .count();
-                        s.commands += n;
-                        if label.starts_with("review-") {
-                            s.commands_in_reviews += n;
-                        }
-                    }
-                    _ => {}
-                }
-            }
-            for it in read::iterations(&records) {
+            // Each iteration is counted as soon as it ends, then dropped.
+            let mut fold = read::Fold::new(|it: Iteration| {
                 s.iterations += 1;
                 s.iterations_done += usize::from(it.outcome == "done");
                 s.commands_in_iterations += it.commands.len();
                 durations.extend(it.duration_ms);
                 s.by_agent.entry(it.agent.clone()).or_default().add(&it);
                 s.by_task.entry(it.task.clone()).or_default().add(&it);
-            }
+            });
+            let mut review_passes = 0;
+            let mut commands = 0;
+            let mut in_reviews = 0;
+            read::stream(file, |line| match line {
+                read::Line::Events { run, label, events } => {
+                    let n = events
+                        .iter()
+                        .filter(|e| matches!(e, read::Event::Command { .. }))
+                        .count();
+                    commands += n;
+                    if label.starts_with("review-") {
+                        in_reviews += n;
+                    }
+                    fold.events(run, label, events);
+                }
+                read::Line::Record(r) => {
+                    if r["type"] == "review.start" {
+                        review_passes += 1;
+                    }
+                    fold.record(&r);
+                }
+            })?;
+            fold.finish();
+            s.review_passes += review_passes;
+            s.commands += commands;
+            s.commands_in_reviews += in_reviews;
         }
         durations.sort_unstable();
         s.iteration_ms_median = percentile(&durations, 50);

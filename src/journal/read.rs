@@ -4,6 +4,8 @@
 
 use std::path::{Path, PathBuf};
 
+use anyhow::Context as _;
+
 use serde::Serialize;
 use serde_json::Value;
 
@@ -189,26 +191,253 @@ pub struct Iteration {
     pub last_action: Option<String>,
     /// The backlog's tasks by status when the iteration ended.
     pub backlog: Option<crate::backlog::doc::Counts>,
+    #[serde(skip)]
+    last: Last,
 }
 
 /// The iterations in the records of one run, in order.
 pub fn iterations(records: &[Value]) -> Vec<Iteration> {
     let mut out: Vec<Iteration> = Vec::new();
+    let mut fold = Fold::new(|it| out.push(it));
     for r in records {
+        fold.record(r);
+    }
+    fold.finish();
+    out
+}
+
+/// The iterations of one run's journal, read with [`stream`] (memory for the iterations,
+/// not for the agents' output).
+pub fn iterations_in(path: &Path) -> anyhow::Result<Vec<Iteration>> {
+    let mut out: Vec<Iteration> = Vec::new();
+    let mut fold = Fold::new(|it| out.push(it));
+    stream(path, |line| match line {
+        Line::Events { run, label, events } => fold.events(run, label, events),
+        Line::Record(r) => fold.record(&r),
+    })?;
+    fold.finish();
+    Ok(out)
+}
+
+/// Folds a run's records into iterations one record at a time, handing each iteration to
+/// `done` once the next one starts (or at [`Fold::finish`]): readers of long journals keep
+/// one iteration in memory, not the journal.
+pub struct Fold<F: FnMut(Iteration)> {
+    current: Option<Iteration>,
+    done: F,
+}
+
+impl<F: FnMut(Iteration)> Fold<F> {
+    pub fn new(done: F) -> Self {
+        Self {
+            current: None,
+            done,
+        }
+    }
+
+    /// Takes in one record.
+    pub fn record(&mut self, r: &Value) {
         let kind = r.get("type").and_then(Value::as_str).unwrap_or("");
         if kind == "iteration.start" {
-            out.push(start(r));
-            continue;
+            if let Some(mut it) = self.current.replace(start(r)) {
+                it.settle();
+                (self.done)(it);
+            }
+            return;
         }
-        let Some(it) = out.last_mut() else { continue };
-        if r.get("label").and_then(Value::as_str) != Some(it.label.as_str())
-            || r.get("run").and_then(Value::as_str) != Some(it.run.as_str())
-        {
-            continue;
+        let (run, label) = (
+            r.get("run").and_then(Value::as_str),
+            r.get("label").and_then(Value::as_str),
+        );
+        if let Some(it) = self.mine(run, label) {
+            take(it, kind, r);
         }
-        take(it, kind, r);
     }
-    out
+
+    /// Takes in the normalized events of an `agent.event` record read by [`stream`].
+    pub fn events(&mut self, run: &str, label: &str, events: Vec<Event>) {
+        if let Some(it) = self.mine(Some(run), Some(label)) {
+            for event in events {
+                event_in(it, event);
+            }
+        }
+    }
+
+    /// The current iteration, when a record of this run and step belongs to it.
+    fn mine(&mut self, run: Option<&str>, label: Option<&str>) -> Option<&mut Iteration> {
+        self.current
+            .as_mut()
+            .filter(|it| label == Some(it.label.as_str()) && run == Some(it.run.as_str()))
+    }
+
+    /// Hands over the last iteration.
+    pub fn finish(mut self) {
+        if let Some(mut it) = self.current.take() {
+            it.settle();
+            (self.done)(it);
+        }
+    }
+}
+
+/// One line of a journal as [`stream`] reads it.
+pub enum Line<'a> {
+    /// Any record but an agent's events.
+    Record(Value),
+    /// An `agent.event` record, read without its raw output line: only the normalized events.
+    Events {
+        run: &'a str,
+        label: &'a str,
+        events: Vec<Event>,
+    },
+}
+
+/// The run, step and events of an `agent.event` line as Looper's writer lays it out (header
+/// first, `events` last), without parsing the agent's raw line in between: most of a
+/// journal's bytes. `None` sends the line to the full parser.
+fn events_line(line: &[u8]) -> Option<(&str, &str, Vec<Event>)> {
+    let head = &line[..line.len().min(300)];
+    let run = plain_string(line, memchr::memmem::find(head, b"\"run\":\"")? + 7)?;
+    let label = plain_string(line, memchr::memmem::find(head, b"\"label\":\"")? + 9)?;
+    // Outside a string a quote is never escaped, so this is the record's own key.
+    let at = memchr::memmem::rfind(line, b",\"events\":")? + 10;
+    let mut values =
+        serde_json::Deserializer::from_slice(&line[at..]).into_iter::<Vec<LiteEvent<'_>>>();
+    let events = values.next()?.ok()?;
+    // The record must end right after the array.
+    let rest = &line[at + values.byte_offset()..];
+    if rest
+        .iter()
+        .filter(|b| !b.is_ascii_whitespace())
+        .ne(b"}".iter())
+    {
+        return None;
+    }
+    Some((
+        run,
+        label,
+        events
+            .into_iter()
+            .filter_map(LiteEvent::into_event)
+            .collect(),
+    ))
+}
+
+/// The JSON string starting at `start` (after its opening quote), when it has no escapes.
+fn plain_string(line: &[u8], start: usize) -> Option<&str> {
+    let len = memchr::memchr2(b'"', b'\\', line.get(start..)?)?;
+    if line[start + len] != b'"' {
+        return None;
+    }
+    std::str::from_utf8(&line[start..start + len]).ok()
+}
+
+/// A normalized event, with only what readers fold (not a command's output).
+#[derive(serde::Deserialize)]
+struct LiteEvent<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: std::borrow::Cow<'a, str>,
+    #[serde(borrow, default)]
+    cmd: Option<std::borrow::Cow<'a, str>>,
+    #[serde(default)]
+    exit_code: Option<i64>,
+    #[serde(borrow, default)]
+    text: Option<std::borrow::Cow<'a, str>>,
+    #[serde(default)]
+    input: Option<u64>,
+    #[serde(default)]
+    cached: Option<u64>,
+    /// Output tokens of a usage event (a command's output text is skipped).
+    #[serde(default, deserialize_with = "tokens_or_skip")]
+    output: Option<u64>,
+}
+
+fn tokens_or_skip<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    struct V;
+    impl serde::de::Visitor<'_> for V {
+        type Value = Option<u64>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a token count or a text")
+        }
+        fn visit_u64<E>(self, n: u64) -> Result<Option<u64>, E> {
+            Ok(Some(n))
+        }
+        fn visit_i64<E>(self, n: i64) -> Result<Option<u64>, E> {
+            Ok(u64::try_from(n).ok())
+        }
+        fn visit_f64<E>(self, _: f64) -> Result<Option<u64>, E> {
+            Ok(None)
+        }
+        fn visit_str<E>(self, _: &str) -> Result<Option<u64>, E> {
+            Ok(None)
+        }
+        fn visit_unit<E>(self) -> Result<Option<u64>, E> {
+            Ok(None)
+        }
+    }
+    d.deserialize_any(V)
+}
+
+impl LiteEvent<'_> {
+    /// The event as the fold reads it; `None` for kinds it ignores.
+    fn into_event(self) -> Option<Event> {
+        match &*self.kind {
+            "command" => Some(Event::Command {
+                cmd: self.cmd.map(String::from).unwrap_or_default(),
+                exit_code: self.exit_code,
+            }),
+            "message" => Some(Event::Message(
+                self.text.map(String::from).unwrap_or_default(),
+            )),
+            "usage" => Some(Event::Usage(Tokens {
+                input: self.input.unwrap_or(0),
+                cached: self.cached.unwrap_or(0),
+                output: self.output.unwrap_or(0),
+            })),
+            _ => None,
+        }
+    }
+}
+
+/// Reads a journal file line by line in constant memory, handing each record to `on`;
+/// `agent.event` records (most of a journal's bytes) are read light, as [`Line::Events`].
+/// Returns how many lines could not be read (torn or corrupt).
+pub fn stream(path: &Path, mut on: impl FnMut(Line<'_>)) -> anyhow::Result<usize> {
+    use std::io::BufRead as _;
+    /// How Looper's writer heads an agent's events record, within its first bytes.
+    const EVENTS: &[u8] = b",\"type\":\"agent.event\",";
+    let file = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => {
+            return Err(anyhow::Error::new(e).context(format!("cannot read {}", path.display())));
+        }
+    };
+    let mut reader = std::io::BufReader::with_capacity(1 << 20, file);
+    let mut line = Vec::new();
+    let mut skipped = 0;
+    loop {
+        line.clear();
+        let n = reader
+            .read_until(b'\n', &mut line)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        if n == 0 {
+            return Ok(skipped);
+        }
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        let head = &line[..line.len().min(300)];
+        if memchr::memmem::find(head, EVENTS).is_some()
+            && let Some((run, label, events)) = events_line(&line)
+        {
+            on(Line::Events { run, label, events });
+            continue;
+        }
+        match serde_json::from_slice::<Value>(&line) {
+            Ok(v) if v.is_object() => on(Line::Record(v)),
+            _ => skipped += 1,
+        }
+    }
 }
 
 fn text(r: &Value, key: &str) -> String {
@@ -246,37 +475,79 @@ fn start(r: &Value) -> Iteration {
         last_message: None,
         last_action: None,
         backlog: None,
+        last: Last::Nothing,
     }
 }
 
-/// Folds one normalized agent event in.
-fn event_in(it: &mut Iteration, event: &Value) {
-    let u = |k: &str| event.get(k).and_then(Value::as_u64).unwrap_or(0);
-    match event.get("type").and_then(Value::as_str) {
-        Some("command") => {
-            let command = AgentCommand {
-                command: text(event, "cmd"),
+/// A normalized agent event, as much of it as readers fold.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    Command { cmd: String, exit_code: Option<i64> },
+    Message(String),
+    Usage(Tokens),
+}
+
+impl Event {
+    /// The event in a journal record's `events`; `None` for kinds readers do not fold.
+    pub fn of(event: &Value) -> Option<Event> {
+        let u = |k: &str| event.get(k).and_then(Value::as_u64).unwrap_or(0);
+        match event.get("type").and_then(Value::as_str)? {
+            "command" => Some(Event::Command {
+                cmd: text(event, "cmd"),
                 exit_code: event.get("exit_code").and_then(Value::as_i64),
-            };
-            it.last_action = Some(format!(
-                "ran `{}` (exit {})",
-                command.command,
-                command
-                    .exit_code
-                    .map_or_else(|| "?".into(), |c| c.to_string())
-            ));
-            it.commands.push(command);
-        }
-        Some("message") => it.last_action = Some(format!("said: {}", text(event, "text"))),
-        // While the agent runs, its latest usage report stands for the total.
-        Some("usage") if it.agent_ms.is_none() => {
-            it.tokens = Tokens {
+            }),
+            "message" => Some(Event::Message(text(event, "text"))),
+            "usage" => Some(Event::Usage(Tokens {
                 input: u("input"),
                 cached: u("cached"),
                 output: u("output"),
-            };
+            })),
+            _ => None,
         }
-        _ => {}
+    }
+}
+
+/// What the agent did last, until [`Iteration::settle`] words it.
+#[derive(Debug, Clone, Default)]
+enum Last {
+    #[default]
+    Nothing,
+    /// The last of `commands`.
+    Command,
+    Said(String),
+}
+
+/// Folds one normalized agent event in.
+fn event_in(it: &mut Iteration, event: Event) {
+    match event {
+        Event::Command { cmd, exit_code } => {
+            it.commands.push(AgentCommand {
+                command: cmd,
+                exit_code,
+            });
+            it.last = Last::Command;
+        }
+        Event::Message(text) => it.last = Last::Said(text),
+        // While the agent runs, its latest usage report stands for the total.
+        Event::Usage(tokens) if it.agent_ms.is_none() => it.tokens = tokens,
+        Event::Usage(_) => {}
+    }
+}
+
+impl Iteration {
+    /// Words `last_action` from the last event folded in.
+    fn settle(&mut self) {
+        self.last_action = match std::mem::take(&mut self.last) {
+            Last::Nothing => self.last_action.take(),
+            Last::Command => self.commands.last().map(|c| {
+                format!(
+                    "ran `{}` (exit {})",
+                    c.command,
+                    c.exit_code.map_or_else(|| "?".into(), |c| c.to_string())
+                )
+            }),
+            Last::Said(text) => Some(format!("said: {text}")),
+        };
     }
 }
 
@@ -292,6 +563,7 @@ fn take(it: &mut Iteration, kind: &str, r: &Value) {
                 .and_then(Value::as_array)
                 .into_iter()
                 .flatten()
+                .filter_map(Event::of)
             {
                 event_in(it, event);
             }
@@ -349,6 +621,72 @@ fn take(it: &mut Iteration, kind: &str, r: &Value) {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    /// An agent's events with their run and step.
+    type Light = (String, String, Vec<Event>);
+
+    /// What `stream` hands over for each line of a file: the light lines, how many went to
+    /// the full parse, and how many were skipped.
+    fn streamed(path: &Path) -> (Vec<Light>, usize, usize) {
+        let mut light = Vec::new();
+        let mut full = 0;
+        let skipped = stream(path, |line| match line {
+            Line::Events { run, label, events } => {
+                light.push((run.to_owned(), label.to_owned(), events));
+            }
+            Line::Record(_) => full += 1,
+        })
+        .unwrap();
+        (light, full, skipped)
+    }
+
+    #[test]
+    fn agent_events_read_light_are_what_the_full_parse_gives() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.jsonl");
+        let journal = crate::journal::Journal::new(path.clone(), "R1".into());
+        journal.set_step(3, "iter-3");
+        let payloads = [
+            json!({"stream": "stdout", "at_ms": 1, "raw": "{\"type\":\"item\",\"events\":[1],\"x\":\"a\\\"b\"}", "events": [
+                {"type": "command", "cmd": "printf '%s\\n' \"quoted\" → ünï", "exit_code": 2, "output": "line\n\"events\":[]"},
+                {"type": "reasoning", "text": "thinking"},
+                {"type": "message", "text": "done: {\"task_id\": \"T1\"}"},
+                {"type": "usage", "input": 12, "cached": 3, "output": 4},
+            ]}),
+            json!({"stream": "stderr", "at_ms": 2, "raw": "", "events": []}),
+        ];
+        journal.append_all("agent.event", &payloads).unwrap();
+        let (light, full, skipped) = streamed(&path);
+        assert_eq!((full, skipped), (0, 0), "both lines take the light path");
+        let expected: Vec<Light> = parse_lines(&std::fs::read(&path).unwrap())
+            .records
+            .iter()
+            .map(|r| {
+                (
+                    r["run"].as_str().unwrap().to_owned(),
+                    r["label"].as_str().unwrap().to_owned(),
+                    r["events"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .filter_map(Event::of)
+                        .collect(),
+                )
+            })
+            .collect();
+        assert_eq!(light, expected);
+        assert_eq!(light[0].2.len(), 3);
+
+        // A line laid out otherwise (a field after `events`, spacing) takes the full parse;
+        // a torn one is skipped.
+        let mut text = std::fs::read_to_string(&path).unwrap();
+        text.push_str("{\"v\":1,\"run\":\"R1\",\"seq\":9,\"type\":\"agent.event\",\"label\":\"iter-3\",\"events\":[],\"later\":1}\n");
+        text.push_str("{\"v\": 1, \"run\": \"R1\", \"type\": \"agent.event\", \"label\": \"iter-3\", \"events\": []}\n");
+        text.push_str("{\"v\":1,\"run\":\"R1\",\"seq\":10,\"type\":\"agent.event\",\"label\":\"iter-3\",\"events\":[{\"type\":\"comm");
+        std::fs::write(&path, text).unwrap();
+        let (light, full, skipped) = streamed(&path);
+        assert_eq!((light.len(), full, skipped), (2, 2, 1));
+    }
 
     #[test]
     fn torn_and_corrupt_lines_are_skipped_and_counted() {

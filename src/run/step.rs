@@ -18,6 +18,7 @@ struct EventRecord<'a> {
     stream: &'static str,
     at_ms: u64,
     raw: &'a str,
+    /// Stays the last field: `journal::read::stream` finds it from the line's end.
     events: &'a [crate::agent::Event],
 }
 
