@@ -97,7 +97,10 @@ impl Ctx {
         if let Some(redactor) = self.journal.redactor() {
             redactor.value(&mut r);
         }
-        eprint!("{}", crate::journal::human::readable(&r, false).concat());
+        eprint!(
+            "{}",
+            crate::journal::human::readable(&r, false, crate::term::stderr_color()).concat()
+        );
     }
 
     /// Moves on to the step `label` (of iteration `self.iter`), for the journal too.

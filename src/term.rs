@@ -4,13 +4,43 @@ use std::io::IsTerminal;
 
 /// Whether stdout gets ANSI colour.
 pub fn stdout_color() -> bool {
+    color_for(std::io::stdout().is_terminal())
+}
+
+/// Whether stderr gets ANSI colour (`looper run`'s progress lines).
+pub fn stderr_color() -> bool {
+    color_for(std::io::stderr().is_terminal())
+}
+
+/// Colour on a terminal, never with `NO_COLOR`, always with `CLICOLOR_FORCE`.
+fn color_for(terminal: bool) -> bool {
     if std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty()) {
         return false;
     }
     if std::env::var_os("CLICOLOR_FORCE").is_some_and(|v| !v.is_empty() && v != "0") {
         return true;
     }
-    std::io::stdout().is_terminal()
+    terminal
+}
+
+/// The SGR code for a word that says how something went: green for `done`, `passed`, `ok`;
+/// red for `attempt`, `failed`, `blocked`, `broken`; yellow for what is still going or was
+/// cut short; none otherwise.
+pub fn outcome_code(word: &str) -> &'static str {
+    match word.trim().to_ascii_lowercase().as_str() {
+        "done" | "passed" | "ok" | "ok:" => "32",
+        "attempt" | "failed" | "failed:" | "blocked" | "broken" | "violation" => "31",
+        "unfinished" | "interrupted" | "running" | "doing" => "33",
+        _ => "0",
+    }
+}
+
+/// `padded` (a word already padded to its column) coloured by what `word` means.
+pub fn outcome(on: bool, word: &str, padded: &str) -> String {
+    match outcome_code(word) {
+        "0" => padded.to_owned(),
+        code => paint(on, code, padded),
+    }
 }
 
 /// Wraps `text` in an SGR colour code when `on`.

@@ -264,6 +264,11 @@ fn render(project: &Project, a: &Audit) -> String {
     } else {
         "FAILED: the chain of changes breaks (see above)".to_owned()
     };
-    let _ = writeln!(out, "{verdict}");
+    let word = if a.ok { "ok" } else { "failed" };
+    let _ = writeln!(
+        out,
+        "{}",
+        crate::term::outcome(crate::term::stdout_color(), word, &verdict)
+    );
     out
 }

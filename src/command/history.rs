@@ -41,20 +41,22 @@ pub(super) fn log(
         }
         return Ok(ExitCode::SUCCESS);
     }
-    let mut out = format!(
-        "{:<20}  {:<25}  {:<8}  {:<10}  {:<18}  {:<11}  {:>7}  {:>7}  {:>8}  COMMITS\n",
+    let color = crate::term::stdout_color();
+    let header = format!(
+        "{:<20}  {:<25}  {:<8}  {:<10}  {:<18}  {:<11}  {:>7}  {:>7}  {:>8}  COMMITS",
         "WHEN (UTC)", "RUN", "STEP", "TASK", "AGENT", "OUTCOME", "TIME", "TOKENS", "COST"
     );
+    let mut out = crate::term::paint(color, "1", &header) + "\n";
     for it in &its {
         let _ = writeln!(
             out,
-            "{:<20}  {:<25}  {:<8}  {:<10}  {:<18}  {:<11}  {:>7}  {:>7}  {:>8}  {}",
+            "{:<20}  {:<25}  {:<8}  {:<10}  {:<18}  {}  {:>7}  {:>7}  {:>8}  {}",
             when(&it.started),
             it.run,
             it.label,
             it.task,
             it.agent,
-            it.outcome,
+            crate::term::outcome(color, &it.outcome, &format!("{:<11}", it.outcome)),
             it.duration_ms.map_or_else(|| "-".into(), seconds),
             tokens(it.tokens.input + it.tokens.output),
             it.cost_usd
@@ -136,7 +138,7 @@ fn describe(project: &Project, it: &Iteration, out: &mut String) {
     let _ = writeln!(
         out,
         "  outcome   {}{}{}",
-        it.outcome,
+        crate::term::outcome(crate::term::stdout_color(), &it.outcome, &it.outcome),
         it.class
             .as_ref()
             .map(|c| format!(" (agent run: {c})"))
@@ -356,6 +358,7 @@ fn gather(project: &Project) -> anyhow::Result<StatusView> {
 }
 
 fn render(project: &Project, view: &StatusView) -> String {
+    let color = crate::term::stdout_color();
     let mut out = format!(
         "project   {} (backlog {})\n",
         project.root.display(),
@@ -370,7 +373,7 @@ fn render(project: &Project, view: &StatusView) -> String {
         let _ = writeln!(
             out,
             "progress  {} {}/{total} done · {} todo · {} doing · {} blocked{}",
-            bar(c.done, total),
+            crate::term::paint(color, "32", &bar(c.done, total)),
             c.done,
             c.todo,
             c.doing,
@@ -388,7 +391,8 @@ fn render(project: &Project, view: &StatusView) -> String {
         (Some(pid), Some(it)) => {
             let _ = writeln!(
                 out,
-                "running   pid {pid}, run {}: {} on {} with {}, {} so far, {} tokens",
+                "{}   pid {pid}, run {}: {} on {} with {}, {} so far, {} tokens",
+                crate::term::paint(color, "33", "running"),
                 it.run,
                 it.label,
                 it.task,
@@ -426,11 +430,11 @@ fn render(project: &Project, view: &StatusView) -> String {
     for (i, it) in view.recent.iter().rev().enumerate() {
         let _ = writeln!(
             out,
-            "{}{:<8} {:<10} {:<11} {:>7}  {}",
+            "{}{:<8} {:<10} {} {:>7}  {}",
             if i == 0 { "recent    " } else { "          " },
             it.label,
             it.task,
-            it.outcome,
+            crate::term::outcome(color, &it.outcome, &format!("{:<11}", it.outcome)),
             it.duration_ms.map_or_else(|| "-".into(), seconds),
             it.note
                 .as_deref()
@@ -529,7 +533,7 @@ fn new_lines(path: &std::path::Path, offset: u64, raw: bool) -> anyhow::Result<(
     let out = read::parse_lines(&bytes[..complete])
         .records
         .iter()
-        .flat_map(|r| readable(r, raw))
+        .flat_map(|r| readable(r, raw, crate::term::stdout_color()))
         .collect();
     Ok((out, offset + complete as u64))
 }
@@ -562,7 +566,7 @@ pub(super) fn replay(
             std::thread::sleep(gap.div_f64(speed).min(REPLAY_MAX_PAUSE));
         }
         previous = ts.or(previous);
-        emit(&readable(r, raw).concat())?;
+        emit(&readable(r, raw, crate::term::stdout_color()).concat())?;
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -29,20 +29,15 @@ pub fn one_line(text: &str, max: usize) -> String {
 }
 
 /// The readable lines of one record (none for records a reader skips); `raw` shows the
-/// agents' own output lines instead of their normalized events.
-pub fn readable(r: &Value, raw: bool) -> Vec<String> {
+/// agents' own output lines instead of their normalized events; `color` paints outcomes.
+pub fn readable(r: &Value, raw: bool, color: bool) -> Vec<String> {
+    use crate::term::outcome;
     let s = |k: &str| r[k].as_str().unwrap_or("").to_owned();
     let time = r["ts"].as_str().and_then(|t| t.get(11..19)).unwrap_or("");
     let step = format!("{time} {:<9}", s("label"));
     let line = |text: String| vec![format!("{step} {text}\n")];
     match r["type"].as_str().unwrap_or("") {
-        "run.start" => vec![format!("{time} ── run {} started\n", s("run"))],
-        "run.end" => vec![format!(
-            "{time} ── run {} ended: {} (exit {})\n",
-            s("run"),
-            s("reason"),
-            r["exit_code"]
-        )],
+        "run.start" | "run.end" => vec![format!("{time} {}\n", run_line(r, color))],
         "iteration.start" => line(format!(
             "{} with {} ({})",
             s("task"),
@@ -52,7 +47,7 @@ pub fn readable(r: &Value, raw: bool) -> Vec<String> {
         "iteration.end" => line(format!(
             "{} → {}{}",
             s("task"),
-            s("outcome"),
+            outcome(color, &s("outcome"), &s("outcome")),
             r["note"]
                 .as_str()
                 .map(|n| format!(": {}", one_line(n, 100)))
@@ -77,15 +72,19 @@ pub fn readable(r: &Value, raw: bool) -> Vec<String> {
             r["report"]["status"].as_str().unwrap_or("?"),
             one_line(r["report"]["summary"].as_str().unwrap_or(""), 100)
         )),
-        "report" => line(format!("report invalid: {}", s("problem"))),
+        "report" => line(format!(
+            "{}: {}",
+            outcome(color, "failed", "report invalid"),
+            s("problem")
+        )),
         "gate" => line(format!(
             "gate ({}) `{}` {}",
             s("phase"),
             r["result"]["command"].as_str().unwrap_or("?"),
             if r["result"]["passed"] == true {
-                "passed"
+                outcome(color, "passed", "passed")
             } else {
-                "FAILED"
+                outcome(color, "failed", "FAILED")
             }
         )),
         "backlog.update" => line(format!("backlog: {} {}", s("source"), r["args"])),
@@ -113,12 +112,13 @@ pub fn readable(r: &Value, raw: bool) -> Vec<String> {
             one_line(&s("summary"), 100)
         )),
         "review.end" => line(match s("verdict").as_str() {
-            "done" => "review: the project is done".to_owned(),
+            "done" => format!("review: {}", outcome(color, "done", "the project is done")),
             "newtasks" => format!("review: {} new task(s)", r["added"]),
             other => format!("review: {other}"),
         }),
         "review.violation" => line(format!(
-            "review VIOLATION: the reviewer changed {}",
+            "review {}: the reviewer changed {}",
+            outcome(color, "violation", "VIOLATION"),
             r["changed"]
         )),
         "flag" => line(format!("flag: {} {}", s("why"), r["paths"])),
@@ -145,4 +145,19 @@ fn events(r: &Value, step: &str) -> Vec<String> {
         })
         .map(|t| format!("{step} {t}\n"))
         .collect()
+}
+
+/// The line that marks a run's start or end.
+fn run_line(r: &Value, color: bool) -> String {
+    let run = r["run"].as_str().unwrap_or("");
+    let text = if r["type"] == "run.start" {
+        format!("── run {run} started")
+    } else {
+        format!(
+            "── run {run} ended: {} (exit {})",
+            r["reason"].as_str().unwrap_or(""),
+            r["exit_code"]
+        )
+    };
+    crate::term::paint(color, "1", &text)
 }

@@ -546,3 +546,50 @@ fn clean_deletes_old_runs_and_audit_still_has_a_start() {
         .stderr_has("is not an age")
         .run();
 }
+
+#[test]
+fn readers_paint_outcomes_only_for_a_terminal_and_never_with_no_color() {
+    let env = worked_project();
+    for args in [&["log"][..], &["status"][..], &["tail"][..], &["audit"][..]] {
+        let painted = env
+            .looper(args)
+            .env("NO_COLOR", "")
+            .env("CLICOLOR_FORCE", "1")
+            .run()
+            .stdout();
+        assert!(
+            painted.contains("\x1b[32m"),
+            "{args:?} shows no green:\n{painted}"
+        );
+        let plain = env.looper(args).env("CLICOLOR_FORCE", "1").run().stdout();
+        assert!(
+            !plain.contains('\x1b'),
+            "{args:?} paints with NO_COLOR:\n{plain}"
+        );
+        // Not a terminal, nothing forced: plain.
+        let piped = env.looper(args).env("NO_COLOR", "").run().stdout();
+        assert!(!piped.contains('\x1b'), "{args:?} paints into a pipe");
+        let strip = |s: &str| {
+            let mut out = String::new();
+            let mut in_code = false;
+            for c in s.chars() {
+                match (in_code, c) {
+                    (false, '\x1b') => in_code = true,
+                    (true, 'm') => in_code = false,
+                    (false, c) => out.push(c),
+                    (true, _) => {}
+                }
+            }
+            out
+        };
+        // Colour changes nothing else: columns stay aligned.
+        assert_eq!(strip(&painted), plain, "{args:?}");
+    }
+    let painted = env
+        .looper(&["log"])
+        .env("NO_COLOR", "")
+        .env("CLICOLOR_FORCE", "1")
+        .run()
+        .stdout();
+    assert!(painted.contains("\x1b[31mattempt    \x1b[0m"), "{painted}");
+}
