@@ -126,8 +126,16 @@ A program that marks a task done is refused: use `looper done ID --reason TEXT`.
         #[arg(long, required = true)]
         reason: String,
     },
-    /// Print the backlog's JSON Schema (draft 2020-12).
-    Schema,
+    /// Print the JSON Schema (draft 2020-12) of the backlog, or of a command's `--json`
+    /// output.
+    #[command(
+        after_help = "Every schema is also in the repository's schemas/ directory.\n\nExamples:\n  looper schema > to-do.schema.json\n  looper schema stats"
+    )]
+    Schema {
+        /// Whose schema: the backlog (default) or a command's `--json` output.
+        #[arg(value_enum, default_value = "backlog")]
+        what: SchemaArg,
+    },
     /// One screen on the project: backlog progress, the run going on now (its iteration,
     /// agent, time, tokens, last action) or how the last one ended, and recent outcomes.
     #[command(
@@ -285,6 +293,35 @@ A program that marks a task done is refused: use `looper done ID --reason TEXT`.
     /// The built-in demo agent, as the `demo` adapter runs it (prompt on stdin).
     #[command(hide = true)]
     DemoAgent,
+}
+
+/// What `looper schema` describes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SchemaArg {
+    Backlog,
+    Status,
+    Log,
+    Show,
+    Stats,
+    Diff,
+    Audit,
+    Clean,
+    Report,
+}
+
+impl SchemaArg {
+    /// Every schema, with the file name it has under `schemas/`.
+    pub const ALL: [(SchemaArg, &'static str); 9] = [
+        (SchemaArg::Backlog, "to-do.schema.json"),
+        (SchemaArg::Status, "status.schema.json"),
+        (SchemaArg::Log, "log.schema.json"),
+        (SchemaArg::Show, "show.schema.json"),
+        (SchemaArg::Stats, "stats.schema.json"),
+        (SchemaArg::Diff, "diff.schema.json"),
+        (SchemaArg::Audit, "audit.schema.json"),
+        (SchemaArg::Clean, "clean.schema.json"),
+        (SchemaArg::Report, "report.schema.json"),
+    ];
 }
 
 /// A task status on the command line.

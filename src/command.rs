@@ -60,7 +60,11 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             argjson,
         } => edit::update(&project()?, &program, &arg, &argjson),
         Command::Done { id, reason } => edit::done(&project()?, &id, &reason),
-        Command::Schema => inspect::schema(),
+        Command::Schema { what } => {
+            let text = schema_text(what);
+            std::io::Write::write_all(&mut std::io::stdout().lock(), text.as_bytes())?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Status { json } => history::status(&project()?, json),
         Command::Replay { run, speed, raw } => history::replay(&project()?, &run, speed, raw),
         Command::Stats { all_projects, json } => {
@@ -118,6 +122,27 @@ fn ensure_schema_file(project: &Project) -> anyhow::Result<()> {
 }
 
 /// The command line's layer of the configuration.
+/// The JSON Schema of the backlog or of a command's `--json` output, as committed under
+/// `schemas/`.
+pub fn schema_text(what: crate::cli::SchemaArg) -> String {
+    use crate::cli::SchemaArg;
+    fn of<T: schemars::JsonSchema>() -> String {
+        let generator = schemars::generate::SchemaSettings::draft2020_12().into_generator();
+        crate::backlog::format::to_pretty_string(&generator.into_root_schema_for::<T>().to_value())
+    }
+    type Iterations = Vec<crate::journal::read::Iteration>;
+    match what {
+        SchemaArg::Backlog => crate::backlog::model::backlog_schema_text(),
+        SchemaArg::Status => of::<history::StatusJson>(),
+        SchemaArg::Log | SchemaArg::Show => of::<Iterations>(),
+        SchemaArg::Stats => of::<stats::Stats>(),
+        SchemaArg::Diff => of::<stats::DiffJson>(),
+        SchemaArg::Audit => of::<audit::Audit>(),
+        SchemaArg::Clean => of::<clean::Cleaned>(),
+        SchemaArg::Report => of::<stats::ReportJson>(),
+    }
+}
+
 fn run_layer(args: crate::cli::RunArgs) -> crate::config::Layer {
     let mut layer = crate::config::Layer::default();
     layer.roles.worker = args.worker;

@@ -7,7 +7,17 @@ use serde_json::Value;
 use super::model::{Status, TaskView};
 
 /// Tasks by status, as `status`, `iteration.end` and `review.end` records show them.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    serde::Serialize,
+    serde::Deserialize,
+    schemars::JsonSchema,
+)]
 pub struct Counts {
     pub todo: usize,
     pub doing: usize,

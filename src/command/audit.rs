@@ -17,29 +17,29 @@ use crate::backlog::replay::Replayer;
 use crate::project::Project;
 
 /// Where a record is: its run, `seq` and time.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 struct At {
     run: String,
     seq: u64,
     ts: String,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 struct External {
     at: At,
     /// One line per change: `T3: status "todo" -> "doing"`.
     changes: Vec<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 struct Break {
     at: At,
     kind: String,
     problem: String,
 }
 
-#[derive(Debug, Default, Serialize)]
-struct Audit {
+#[derive(Debug, Default, Serialize, schemars::JsonSchema)]
+pub(super) struct Audit {
     backlog: PathBuf,
     journals: usize,
     snapshots: usize,

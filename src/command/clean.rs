@@ -34,8 +34,8 @@ fn parse_age(text: &str) -> Result<Duration, UsageError> {
     Ok(Duration::from_secs(n.checked_mul(secs).ok_or_else(bad)?))
 }
 
-#[derive(Debug, Default, Serialize)]
-struct Cleaned {
+#[derive(Debug, Default, Serialize, schemars::JsonSchema)]
+pub(super) struct Cleaned {
     dry_run: bool,
     /// The journals deleted (or that would be, with `--dry-run`).
     deleted: Vec<PathBuf>,

@@ -280,6 +280,29 @@ fn short(sha: Option<&str>) -> String {
 /// How many recent iterations `status` shows.
 const RECENT: usize = 5;
 
+/// `looper status --json`.
+#[derive(serde::Serialize, schemars::JsonSchema)]
+pub(super) struct StatusJson {
+    project: std::path::PathBuf,
+    backlog: std::path::PathBuf,
+    /// Why the backlog could not be read, when it could not.
+    backlog_error: Option<String>,
+    counts: Option<crate::backlog::doc::Counts>,
+    /// The run going on now, if any.
+    running: Option<Running>,
+    /// The latest run's `run.end` record (or its first record while it runs).
+    last_run: Option<Value>,
+    /// The last iterations that ended, oldest first.
+    recent: Vec<Iteration>,
+}
+
+#[derive(serde::Serialize, schemars::JsonSchema)]
+struct Running {
+    pid: String,
+    /// The iteration going on now (none between iterations).
+    iteration: Option<Iteration>,
+}
+
 /// What `status` shows, gathered.
 struct StatusView {
     counts: Option<crate::backlog::doc::Counts>,
@@ -295,16 +318,19 @@ struct StatusView {
 pub(super) fn status(project: &Project, as_json: bool) -> anyhow::Result<ExitCode> {
     let view = gather(project)?;
     if as_json {
-        let value = serde_json::json!({
-            "project": project.root,
-            "backlog": project.backlog,
-            "backlog_error": view.backlog_error,
-            "counts": view.counts,
-            "running": view.pid.as_ref().map(|pid| serde_json::json!({"pid": pid, "iteration": view.current})),
-            "last_run": view.last_run,
-            "recent": view.recent,
-        });
-        super::inspect::print_json(&value)?;
+        let value = StatusJson {
+            project: project.root.clone(),
+            backlog: project.backlog.clone(),
+            backlog_error: view.backlog_error,
+            counts: view.counts,
+            running: view.pid.map(|pid| Running {
+                pid,
+                iteration: view.current,
+            }),
+            last_run: view.last_run,
+            recent: view.recent,
+        };
+        super::inspect::print_json(&serde_json::to_value(&value)?)?;
         return Ok(ExitCode::SUCCESS);
     }
     emit(&render(project, &view))

@@ -173,13 +173,6 @@ pub(super) fn ls(
     Ok(ExitCode::SUCCESS)
 }
 
-pub(super) fn schema() -> anyhow::Result<ExitCode> {
-    let mut out = std::io::stdout().lock();
-    out.write_all(crate::backlog::model::backlog_schema_text().as_bytes())?;
-    out.flush()?;
-    Ok(ExitCode::SUCCESS)
-}
-
 /// `12 tasks: 3 todo, 1 doing, 0 blocked, 8 done`.
 pub(super) fn counts_line(statuses: impl Iterator<Item = Status>) -> String {
     let mut counts = [0usize; 4];

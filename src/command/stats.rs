@@ -12,7 +12,7 @@ use serde::Serialize;
 
 /// Tokens and cost of a group of agent steps. `cost_usd` is `None` when no step reported a
 /// cost ("unknown").
-#[derive(Debug, Default, Serialize)]
+#[derive(Debug, Default, Serialize, schemars::JsonSchema)]
 struct Spend {
     iterations: usize,
     done: usize,
@@ -49,8 +49,8 @@ impl Spend {
     }
 }
 
-#[derive(Debug, Default, Serialize)]
-struct Stats {
+#[derive(Debug, Default, Serialize, schemars::JsonSchema)]
+pub(super) struct Stats {
     runs: usize,
     iterations: usize,
     iterations_done: usize,
@@ -227,12 +227,12 @@ pub(super) fn report(
     crate::file::write_atomic(&path, html.as_bytes(), 0o644)
         .with_context(|| format!("cannot write the report to {}", path.display()))?;
     if as_json {
-        super::inspect::print_json(&serde_json::json!({
-            "path": path,
-            "bytes": html.len(),
-            "runs": data.runs.len(),
-            "iterations": data.iterations.len(),
-        }))?;
+        super::inspect::print_json(&serde_json::to_value(ReportJson {
+            path,
+            bytes: html.len(),
+            runs: data.runs.len(),
+            iterations: data.iterations.len(),
+        })?)?;
     } else {
         println!(
             "wrote {} ({} runs, {} iterations, {} KiB)",
@@ -245,8 +245,24 @@ pub(super) fn report(
     Ok(ExitCode::SUCCESS)
 }
 
+/// `looper diff --json`.
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub(super) struct DiffJson {
+    a: Side,
+    b: Side,
+}
+
+/// `looper report --json`.
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub(super) struct ReportJson {
+    path: PathBuf,
+    bytes: usize,
+    runs: usize,
+    iterations: usize,
+}
+
 /// One side of `looper diff`: a run, how it ended, and its figures.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 struct Side {
     run: String,
     started: Option<String>,
@@ -309,7 +325,7 @@ pub(super) fn diff(
     let a = Side::of(&read::find_run(&runs, a)?)?;
     let b = Side::of(&read::find_run(&runs, b)?)?;
     if as_json {
-        super::inspect::print_json(&serde_json::json!({"a": a, "b": b}))?;
+        super::inspect::print_json(&serde_json::to_value(DiffJson { a, b })?)?;
         return Ok(ExitCode::SUCCESS);
     }
     super::history::emit(&render_diff(&a, &b))

@@ -142,7 +142,7 @@ pub fn journal_files(runs_dir: &Path) -> Vec<PathBuf> {
 }
 
 /// Tokens an agent step used.
-#[derive(Debug, Default, Clone, Serialize, PartialEq)]
+#[derive(Debug, Default, Clone, Serialize, PartialEq, schemars::JsonSchema)]
 pub struct Tokens {
     pub input: u64,
     pub cached: u64,
@@ -150,14 +150,14 @@ pub struct Tokens {
 }
 
 /// A command the agent ran, as its CLI reported it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct AgentCommand {
     pub command: String,
     pub exit_code: Option<i64>,
 }
 
 /// One iteration, folded from its records.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct Iteration {
     pub run: String,
     pub iter: u64,

@@ -17,3 +17,4 @@ mod mock_server;
 mod run;
 mod run_real;
 mod schema;
+mod snapshots;

@@ -3,17 +3,26 @@
 use crate::harness::Env;
 
 #[test]
-fn committed_schema_matches_the_types() {
+fn committed_schemas_match_the_types() {
     let env = Env::new();
-    let out = env.looper(&["schema"]).run();
-    let committed = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/schemas/to-do.schema.json"
-    ))
-    .unwrap();
-    assert!(
-        out.stdout() == committed,
-        "schemas/to-do.schema.json is out of date: run `cargo run -- schema > schemas/to-do.schema.json` and commit it"
+    for (what, file) in looper::cli::SchemaArg::ALL {
+        let name = format!("{what:?}").to_lowercase();
+        let out = env.looper(&["schema", &name]).run();
+        let committed = std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("schemas")
+                .join(file),
+        )
+        .unwrap();
+        assert!(
+            out.stdout() == committed,
+            "schemas/{file} is out of date: run `cargo run -- schema {name} > schemas/{file}` and commit it"
+        );
+    }
+    // Without an argument: the backlog's.
+    assert_eq!(
+        env.looper(&["schema"]).run().stdout(),
+        env.looper(&["schema", "backlog"]).run().stdout()
     );
 }
 
