@@ -73,7 +73,16 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             } else {
                 vec![project()?.home.runs()]
             };
-            stats::stats(&dirs, json)
+            let prices = if all_projects {
+                crate::store::looper_home()
+                    .and_then(|home| {
+                        crate::config::Prices::load(&home, std::path::Path::new("/nonexistent"))
+                    })
+                    .unwrap_or_default()
+            } else {
+                prices(&project()?)
+            };
+            stats::stats(&dirs, &prices, json)
         }
         Command::Tail { follow, run, raw } => {
             history::tail(&project()?, run.as_deref(), follow, raw)
@@ -122,6 +131,17 @@ fn ensure_schema_file(project: &Project) -> anyhow::Result<()> {
 }
 
 /// The command line's layer of the configuration.
+/// The config's `[prices]` for the readers; a config that does not load means no prices (a
+/// warning says why), not a failed reader.
+fn prices(project: &Project) -> crate::config::Prices {
+    crate::store::looper_home()
+        .and_then(|home| crate::config::Prices::load(&home, &project.root))
+        .unwrap_or_else(|e| {
+            eprintln!("looper: no cost estimates: {e:#}");
+            crate::config::Prices::default()
+        })
+}
+
 /// The JSON Schema of the backlog or of a command's `--json` output, as committed under
 /// `schemas/`.
 pub fn schema_text(what: crate::cli::SchemaArg) -> String {

@@ -50,6 +50,65 @@ pub struct Layer {
     /// Named agent profiles: `[agents.glm] spec = "claude:glm-4.7", env = {...}`.
     #[serde(default)]
     pub agents: BTreeMap<String, ProfileLayer>,
+    /// US dollars per million tokens, for agents whose CLI reports tokens but no cost:
+    /// `[prices."codex:gpt-5.4"] input = 1.25, cached = 0.125, output = 10.0`.
+    #[serde(default)]
+    pub prices: BTreeMap<String, Price>,
+}
+
+/// What a model costs, in US dollars per million tokens.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Price {
+    pub input: f64,
+    /// Cached input tokens (default: the input price).
+    pub cached: Option<f64>,
+    pub output: f64,
+}
+
+/// The `[prices]` table: estimates the cost of agent steps whose CLI gave only tokens.
+#[derive(Debug, Clone, Default)]
+pub struct Prices(pub BTreeMap<String, Price>);
+
+impl Prices {
+    /// The merged `[prices]` of the config files for the project at `root` (readers need
+    /// nothing else of the config).
+    pub fn load(home: &Path, root: &Path) -> anyhow::Result<Prices> {
+        let mut prices = BTreeMap::new();
+        for path in Config::files(home, root) {
+            if let Some(layer) = Layer::read(&path)? {
+                prices.extend(layer.prices);
+            }
+        }
+        Ok(Prices(prices))
+    }
+
+    /// The price for an agent spec: by `adapter:model` (effort dropped), by the model alone,
+    /// then by the adapter.
+    pub fn of(&self, spec: &str) -> Option<Price> {
+        let base = spec.split('@').next().unwrap_or(spec);
+        let model = base.split_once(':').map(|(_, m)| m);
+        let adapter = base.split(':').next().unwrap_or(base);
+        [Some(base), model, Some(adapter)]
+            .into_iter()
+            .flatten()
+            .find_map(|k| self.0.get(k).copied())
+    }
+
+    /// Estimated US dollars for `input` tokens (of which `cached`) and `output` tokens.
+    pub fn estimate(&self, spec: &str, input: u64, cached: u64, output: u64) -> Option<f64> {
+        let p = self.of(spec)?;
+        #[expect(
+            clippy::cast_precision_loss,
+            reason = "token counts are far below 2^52"
+        )]
+        let (fresh, cached, output) = (
+            input.saturating_sub(cached) as f64,
+            cached.min(input) as f64,
+            output as f64,
+        );
+        Some((fresh * p.input + cached * p.cached.unwrap_or(p.input) + output * p.output) / 1e6)
+    }
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -211,6 +270,7 @@ impl Layer {
         set(&mut self.hooks.on_blocked, over.hooks.on_blocked);
         set(&mut self.hooks.on_end, over.hooks.on_end);
         set(&mut self.hooks.timeout, over.hooks.timeout);
+        self.prices.extend(over.prices);
         for (name, profile) in over.agents {
             let slot = self.agents.entry(name).or_default();
             set(&mut slot.spec, profile.spec);
@@ -286,6 +346,17 @@ pub struct Config {
 impl Config {
     /// Reads and merges every layer for the project at `root`, then checks the result.
     /// `flags` is the command line's layer.
+    /// The config files that may apply, in layering order: `$LOOPER_HOME/config.toml`, then
+    /// the project's `looper.toml` (or `.looper/looper.toml`).
+    fn files(home: &Path, root: &Path) -> Vec<PathBuf> {
+        let project_file = [root.join("looper.toml"), root.join(".looper/looper.toml")]
+            .into_iter()
+            .find(|p| p.exists());
+        std::iter::once(home.join("config.toml"))
+            .chain(project_file)
+            .collect()
+    }
+
     pub fn resolve(home: &Path, root: &Path, flags: Layer) -> anyhow::Result<Config> {
         Self::resolve_with(home, root, flags, &|k| std::env::var(k).ok())
     }
@@ -298,10 +369,7 @@ impl Config {
     ) -> anyhow::Result<Config> {
         let mut merged = Layer::default();
         let mut sources = Vec::new();
-        let project_file = [root.join("looper.toml"), root.join(".looper/looper.toml")]
-            .into_iter()
-            .find(|p| p.exists());
-        for path in std::iter::once(home.join("config.toml")).chain(project_file) {
+        for path in Self::files(home, root) {
             if let Some(layer) = Layer::read(&path)? {
                 merged.merge(layer);
                 sources.push(path);

@@ -42,7 +42,7 @@ pub struct Data {
 }
 
 /// Reads every run of a project's journal, oldest first.
-pub fn gather(runs_dir: &std::path::Path) -> anyhow::Result<Data> {
+pub fn gather(runs_dir: &std::path::Path, prices: &crate::config::Prices) -> anyhow::Result<Data> {
     let mut data = Data::default();
     for file in read::run_files(runs_dir) {
         let mut run = Run::default();
@@ -60,7 +60,10 @@ pub fn gather(runs_dir: &std::path::Path) -> anyhow::Result<Data> {
         if !run.id.is_empty() {
             data.runs.push(run);
         }
-        data.iterations.extend(its);
+        data.iterations.extend(its.into_iter().map(|mut it| {
+            it.estimate(prices);
+            it
+        }));
     }
     Ok(data)
 }
@@ -208,6 +211,7 @@ fn cards(data: &Data, h: &mut String) {
         .map(|it| it.tokens.input + it.tokens.output)
         .sum();
     let cost: Option<f64> = its.iter().filter_map(|it| it.cost_usd).reduce(|a, b| a + b);
+    let estimated = its.iter().any(|it| it.cost_estimated);
     let ms: u64 = its.iter().filter_map(|it| it.duration_ms).sum();
     let reviews = data.points.iter().filter(|p| p.review).count();
     let mut cards: Vec<(String, &str)> = Vec::new();
@@ -228,8 +232,8 @@ fn cards(data: &Data, h: &mut String) {
     card(reviews.to_string(), "review passes");
     card(tokens.to_string(), "tokens in + out");
     card(
-        cost.map_or_else(|| "unknown".into(), |c| format!("${c:.2}")),
-        "cost (as the CLIs report it)",
+        crate::term::cost(cost, estimated),
+        "cost (as the CLIs report it, or estimated from [prices])",
     );
     card(crate::term::seconds(ms), "time in iterations");
     h.push_str("<div class=\"cards\">");
@@ -468,6 +472,7 @@ fn models(its: &[Iteration], h: &mut String) {
         cached: u64,
         output: u64,
         cost: Option<f64>,
+        estimated: bool,
     }
     let mut by: BTreeMap<&str, Sum> = BTreeMap::new();
     for it in its {
@@ -479,6 +484,7 @@ fn models(its: &[Iteration], h: &mut String) {
         if let Some(c) = it.cost_usd {
             *s.cost.get_or_insert(0.0) += c;
         }
+        s.estimated |= it.cost_estimated;
     }
     if by.is_empty() {
         h.push_str("<p class=\"muted\">No agent has run yet.</p>\n");
@@ -539,8 +545,7 @@ fn models(its: &[Iteration], h: &mut String) {
             s.input,
             s.cached,
             s.output,
-            s.cost
-                .map_or_else(|| "unknown".into(), |c| format!("${c:.4}"))
+            crate::term::cost(s.cost, s.estimated)
         );
     }
     h.push_str("</table>\n");

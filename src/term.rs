@@ -43,6 +43,16 @@ pub fn outcome(on: bool, word: &str, padded: &str) -> String {
     }
 }
 
+/// A cost for people: `$0.0123`, `$0.0123 (estimated)` when a price table made it up from
+/// tokens, `unknown` when there is none.
+pub fn cost(usd: Option<f64>, estimated: bool) -> String {
+    match usd {
+        None => "unknown".into(),
+        Some(c) if estimated => format!("${c:.4} (estimated)"),
+        Some(c) => format!("${c:.4}"),
+    }
+}
+
 /// Wraps `text` in an SGR colour code when `on`.
 pub fn paint(on: bool, code: &str, text: &str) -> String {
     if on {

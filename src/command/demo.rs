@@ -33,7 +33,7 @@ pub(super) fn demo(dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     heading("looper log");
     super::history::log(&project, None, false)?;
     heading("looper stats");
-    super::stats::stats(&[project.home.runs()], false)?;
+    super::stats::stats(&[project.home.runs()], &super::prices(&project), false)?;
     heading("looper report");
     super::stats::report(&project, Some(project.root.join("report.html")), false)?;
     let root = project.root.display();

@@ -15,8 +15,12 @@ pub(super) use crate::term::seconds;
 /// Every iteration of the project's runs, oldest first.
 fn all_iterations(project: &Project) -> anyhow::Result<Vec<Iteration>> {
     let mut out = Vec::new();
+    let prices = super::prices(project);
     for file in read::run_files(&project.home.runs()) {
-        out.extend(read::iterations_in(&file)?);
+        out.extend(read::iterations_in(&file)?.into_iter().map(|mut it| {
+            it.estimate(&prices);
+            it
+        }));
     }
     Ok(out)
 }
@@ -59,8 +63,11 @@ pub(super) fn log(
             crate::term::outcome(color, &it.outcome, &format!("{:<11}", it.outcome)),
             it.duration_ms.map_or_else(|| "-".into(), seconds),
             tokens(it.tokens.input + it.tokens.output),
-            it.cost_usd
-                .map_or_else(|| "-".into(), |c| format!("${c:.2}")),
+            match it.cost_usd {
+                None => "-".into(),
+                Some(c) if it.cost_estimated => format!("~${c:.2}"),
+                Some(c) => format!("${c:.2}"),
+            },
             it.commits
                 .iter()
                 .map(|c| c.chars().take(8).collect::<String>())
@@ -154,8 +161,7 @@ fn describe(project: &Project, it: &Iteration, out: &mut String) {
         it.tokens.input,
         it.tokens.cached,
         it.tokens.output,
-        it.cost_usd
-            .map_or_else(|| "unknown".into(), |c| format!("${c:.4}"))
+        crate::term::cost(it.cost_usd, it.cost_estimated)
     );
     let _ = writeln!(out, "  commands  {}", it.commands.len());
     for c in &it.commands {

@@ -18,6 +18,8 @@ struct Spend {
     done: usize,
     tokens: Tokens,
     cost_usd: Option<f64>,
+    /// Whether any of the cost is an estimate from `[prices]`.
+    cost_estimated: bool,
 }
 
 impl Spend {
@@ -33,6 +35,7 @@ impl Spend {
             if let Some(c) = s.cost_usd {
                 *t.cost_usd.get_or_insert(0.0) += c;
             }
+            t.cost_estimated |= s.cost_estimated;
         }
         t
     }
@@ -46,6 +49,7 @@ impl Spend {
         if let Some(c) = it.cost_usd {
             *self.cost_usd.get_or_insert(0.0) += c;
         }
+        self.cost_estimated |= it.cost_estimated;
     }
 }
 
@@ -66,9 +70,13 @@ pub(super) struct Stats {
     by_task: BTreeMap<String, Spend>,
 }
 
-pub(super) fn stats(runs_dirs: &[PathBuf], as_json: bool) -> anyhow::Result<ExitCode> {
+pub(super) fn stats(
+    runs_dirs: &[PathBuf],
+    prices: &crate::config::Prices,
+    as_json: bool,
+) -> anyhow::Result<ExitCode> {
     let files: Vec<PathBuf> = runs_dirs.iter().flat_map(|d| read::run_files(d)).collect();
-    let s = Stats::of(&files)?;
+    let s = Stats::of(&files, prices)?;
     if as_json {
         super::inspect::print_json(&serde_json::to_value(&s)?)?;
         return Ok(ExitCode::SUCCESS);
@@ -78,13 +86,14 @@ pub(super) fn stats(runs_dirs: &[PathBuf], as_json: bool) -> anyhow::Result<Exit
 
 impl Stats {
     /// The figures of these run journals together, read in constant memory.
-    fn of(files: &[PathBuf]) -> anyhow::Result<Stats> {
+    fn of(files: &[PathBuf], prices: &crate::config::Prices) -> anyhow::Result<Stats> {
         let mut s = Stats::default();
         let mut durations = Vec::new();
         s.runs = files.len();
         for file in files {
             // Each iteration is counted as soon as it ends, then dropped.
-            let mut fold = read::Fold::new(|it: Iteration| {
+            let mut fold = read::Fold::new(|mut it: Iteration| {
+                it.estimate(prices);
                 s.iterations += 1;
                 s.iterations_done += usize::from(it.outcome == "done");
                 s.commands_in_iterations += it.commands.len();
@@ -152,8 +161,7 @@ fn spend_line(name: &str, sp: &Spend) -> String {
         sp.tokens.input,
         sp.tokens.cached,
         sp.tokens.output,
-        sp.cost_usd
-            .map_or_else(|| "unknown".into(), |c| format!("${c:.4}"))
+        crate::term::cost(sp.cost_usd, sp.cost_estimated)
     )
 }
 
@@ -207,7 +215,7 @@ pub(super) fn report(
     as_json: bool,
 ) -> anyhow::Result<ExitCode> {
     use anyhow::Context as _;
-    let mut data = crate::report::gather(&project.home.runs())?;
+    let mut data = crate::report::gather(&project.home.runs(), &super::prices(project))?;
     data.project = project.root.file_name().map_or_else(
         || project.root.display().to_string(),
         |n| n.to_string_lossy().into_owned(),
@@ -276,8 +284,8 @@ struct Side {
 }
 
 impl Side {
-    fn of(path: &std::path::Path) -> anyhow::Result<Side> {
-        let stats = Stats::of(&[path.to_path_buf()])?;
+    fn of(path: &std::path::Path, prices: &crate::config::Prices) -> anyhow::Result<Side> {
+        let stats = Stats::of(&[path.to_path_buf()], prices)?;
         let (records, first) = read::read_tail(path, 0)?;
         let end = records
             .records
@@ -322,8 +330,9 @@ pub(super) fn diff(
     as_json: bool,
 ) -> anyhow::Result<ExitCode> {
     let runs = project.home.runs();
-    let a = Side::of(&read::find_run(&runs, a)?)?;
-    let b = Side::of(&read::find_run(&runs, b)?)?;
+    let prices = super::prices(project);
+    let a = Side::of(&read::find_run(&runs, a)?, &prices)?;
+    let b = Side::of(&read::find_run(&runs, b)?, &prices)?;
     if as_json {
         super::inspect::print_json(&serde_json::to_value(DiffJson { a, b })?)?;
         return Ok(ExitCode::SUCCESS);
@@ -369,9 +378,7 @@ fn side_rows(s: &Side) -> Vec<String> {
             "{} / {} / {}",
             tokens.tokens.input, tokens.tokens.cached, tokens.tokens.output
         ),
-        tokens
-            .cost_usd
-            .map_or_else(|| "unknown".into(), |c| format!("${c:.4}")),
+        crate::term::cost(tokens.cost_usd, tokens.cost_estimated),
     ]
 }
 

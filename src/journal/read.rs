@@ -177,6 +177,9 @@ pub struct Iteration {
     pub class: Option<String>,
     pub tokens: Tokens,
     pub cost_usd: Option<f64>,
+    /// Whether `cost_usd` is an estimate from the config's `[prices]` (the CLI gave only
+    /// tokens).
+    pub cost_estimated: bool,
     pub commands: Vec<AgentCommand>,
     pub changed: Vec<String>,
     pub commits: Vec<String>,
@@ -464,6 +467,7 @@ fn start(r: &Value) -> Iteration {
         class: None,
         tokens: Tokens::default(),
         cost_usd: None,
+        cost_estimated: false,
         commands: Vec::new(),
         changed: Vec::new(),
         commits: Vec::new(),
@@ -535,6 +539,21 @@ fn event_in(it: &mut Iteration, event: Event) {
 }
 
 impl Iteration {
+    /// Estimates the cost from the tokens when the CLI reported none and `prices` has one.
+    pub fn estimate(&mut self, prices: &crate::config::Prices) {
+        if self.cost_usd.is_none()
+            && let Some(c) = prices.estimate(
+                &self.agent,
+                self.tokens.input,
+                self.tokens.cached,
+                self.tokens.output,
+            )
+        {
+            self.cost_usd = Some(c);
+            self.cost_estimated = true;
+        }
+    }
+
     /// Words `last_action` from the last event folded in.
     fn settle(&mut self) {
         self.last_action = match std::mem::take(&mut self.last) {

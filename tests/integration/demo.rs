@@ -235,3 +235,40 @@ fn report_without_runs_says_so_and_json_says_where() {
         "{out}"
     );
 }
+
+#[test]
+fn a_price_table_turns_tokens_into_an_estimated_cost() {
+    let (env, ran) = demo();
+    assert!(ran.stdout().contains("cost unknown"), "{}", ran.stdout());
+    let config = env.read("demo/looper.toml");
+    env.write(
+        "demo/looper.toml",
+        format!("{config}\n[prices.demo]\ninput = 1.0\ncached = 0.5\noutput = 2.0\n"),
+    );
+    let stats = env.looper(&["-C", "demo", "stats"]).run().stdout();
+    assert!(stats.contains(" (estimated)"), "{stats}");
+    assert!(!stats.contains("unknown"), "{stats}");
+    let v: Value =
+        serde_json::from_str(&env.looper(&["-C", "demo", "log", "--json"]).run().stdout()).unwrap();
+    for it in v.as_array().unwrap() {
+        let t = &it["tokens"];
+        let expected = (t["input"].as_f64().unwrap() - t["cached"].as_f64().unwrap())
+            + t["cached"].as_f64().unwrap() * 0.5
+            + t["output"].as_f64().unwrap() * 2.0;
+        let got = it["cost_usd"].as_f64().unwrap() * 1e6;
+        assert!((got - expected).abs() < 1e-6, "{it}");
+        assert_eq!(it["cost_estimated"], true);
+    }
+    let log = env.looper(&["-C", "demo", "log"]).run().stdout();
+    assert!(log.contains("~$0.00"), "{log}");
+    // A price for another model changes nothing.
+    env.write(
+        "demo/looper.toml",
+        format!("{config}\n[prices.\"codex:gpt-5.4\"]\ninput = 1.0\noutput = 2.0\n"),
+    );
+    let stats = env.looper(&["-C", "demo", "stats"]).run().stdout();
+    assert!(
+        stats.contains("cost unknown") && !stats.contains("estimated"),
+        "{stats}"
+    );
+}
