@@ -161,6 +161,9 @@ A program that marks a task done is refused: use `looper done ID --reason TEXT`.
         /// The agents' raw output lines instead of their normalized events.
         #[arg(long)]
         raw: bool,
+        /// The journal's records themselves, one JSON object per line (JSONL).
+        #[arg(long, conflicts_with = "raw")]
+        json: bool,
     },
     /// The loop in figures: iterations and review passes, agent commands per iteration and
     /// per review pass, iteration time (median, p90), iterations per task, and success,
@@ -188,16 +191,23 @@ A program that marks a task done is refused: use `looper done ID --reason TEXT`.
         /// The agents' raw output lines instead of their normalized events.
         #[arg(long)]
         raw: bool,
+        /// The journal's records themselves, one JSON object per line (JSONL).
+        #[arg(long, conflicts_with = "raw")]
+        json: bool,
     },
     /// One line per iteration across every run: when, run, step, task, agent, outcome,
     /// duration, tokens, cost and commits.
     #[command(
-        after_help = "Examples:\n  looper log\n  looper log --task T3\n  looper log --json | jq '.[] | select(.outcome != \"done\")'"
+        after_help = "Examples:\n  looper log\n  looper log --task T3\n  looper log --since 2h\n  looper log --json | jq '.[] | select(.outcome != \"done\")'"
     )]
     Log {
         /// Only the iterations of this task.
         #[arg(long, value_name = "ID")]
         task: Option<String>,
+        /// Only iterations started since a time (`2026-11-30`, `2026-11-30T14:00:00Z`, UTC) or
+        /// within an age (`2h`, `3d`).
+        #[arg(long, value_name = "WHEN")]
+        since: Option<String>,
         /// Print the iterations as a JSON array.
         #[arg(long)]
         json: bool,

@@ -66,7 +66,12 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Status { json } => history::status(&project()?, json),
-        Command::Replay { run, speed, raw } => history::replay(&project()?, &run, speed, raw),
+        Command::Replay {
+            run,
+            speed,
+            raw,
+            json,
+        } => history::replay(&project()?, &run, speed, mode(raw, json)),
         Command::Stats { all_projects, json } => {
             let dirs = if all_projects {
                 stats::all_projects()?
@@ -84,10 +89,15 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             stats::stats(&dirs, &prices, json)
         }
-        Command::Tail { follow, run, raw } => {
-            history::tail(&project()?, run.as_deref(), follow, raw)
+        Command::Tail {
+            follow,
+            run,
+            raw,
+            json,
+        } => history::tail(&project()?, run.as_deref(), follow, mode(raw, json)),
+        Command::Log { task, since, json } => {
+            history::log(&project()?, task.as_deref(), since.as_deref(), json)
         }
-        Command::Log { task, json } => history::log(&project()?, task.as_deref(), json),
         Command::Show { target, run, json } => {
             history::show(&project()?, &target, run.as_deref(), json)
         }
@@ -131,6 +141,14 @@ fn ensure_schema_file(project: &Project) -> anyhow::Result<()> {
 }
 
 /// The command line's layer of the configuration.
+fn mode(raw: bool, json: bool) -> history::Mode {
+    if json {
+        history::Mode::Json
+    } else {
+        history::Mode::Lines { raw }
+    }
+}
+
 /// The config's `[prices]` for the readers; a config that does not load means no prices (a
 /// warning says why), not a failed reader.
 fn prices(project: &Project) -> crate::config::Prices {

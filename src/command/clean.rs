@@ -14,7 +14,7 @@ use crate::journal::read;
 use crate::project::Project;
 
 /// `30d`, `12h`, `2w`, `90m`, `45s`.
-fn parse_age(text: &str) -> Result<Duration, UsageError> {
+pub(super) fn parse_age(text: &str) -> Result<Duration, UsageError> {
     let bad = || {
         UsageError::new(format!(
             "--older-than {text:?} is not an age: write a number and a unit, e.g. 30d, 12h, 2w"

@@ -31,7 +31,7 @@ pub(super) fn demo(dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     heading("looper status");
     super::history::status(&project, false)?;
     heading("looper log");
-    super::history::log(&project, None, false)?;
+    super::history::log(&project, None, None, false)?;
     heading("looper stats");
     super::stats::stats(&[project.home.runs()], &super::prices(&project), false)?;
     heading("looper report");

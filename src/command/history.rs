@@ -28,11 +28,16 @@ fn all_iterations(project: &Project) -> anyhow::Result<Vec<Iteration>> {
 pub(super) fn log(
     project: &Project,
     task: Option<&str>,
+    since: Option<&str>,
     as_json: bool,
 ) -> anyhow::Result<ExitCode> {
+    let since = since.map(parse_since).transpose()?;
     let its: Vec<Iteration> = all_iterations(project)?
         .into_iter()
         .filter(|it| task.is_none_or(|t| it.task == t))
+        .filter(|it| {
+            since.is_none_or(|s| it.started.parse::<jiff::Timestamp>().is_ok_and(|t| t >= s))
+        })
         .collect();
     if as_json {
         super::inspect::print_json(&serde_json::to_value(&its)?)?;
@@ -124,6 +129,29 @@ pub(super) fn show(
         describe(project, it, &mut out);
     }
     emit(&out)
+}
+
+/// `--since`: a time (`2026-11-30`, `2026-11-30T14:00:00Z`, UTC) or an age (`2h`, `3d`).
+fn parse_since(text: &str) -> anyhow::Result<jiff::Timestamp> {
+    if let Ok(age) = super::clean::parse_age(text) {
+        let age = jiff::SignedDuration::try_from(age)?;
+        return Ok(jiff::Timestamp::now() - age);
+    }
+    if let Ok(t) = text.parse::<jiff::Timestamp>() {
+        return Ok(t);
+    }
+    if let Ok(d) = text.parse::<jiff::civil::DateTime>() {
+        return Ok(jiff::tz::TimeZone::UTC.to_timestamp(d)?);
+    }
+    if let Ok(d) = text.parse::<jiff::civil::Date>() {
+        return Ok(
+            jiff::tz::TimeZone::UTC.to_timestamp(d.to_datetime(jiff::civil::Time::midnight()))?
+        );
+    }
+    Err(crate::error::UsageError::new(format!(
+        "--since {text:?} is neither a time nor an age: write e.g. 2026-11-30, 2026-11-30T14:00:00Z, 2h or 3d"
+    ))
+    .into())
 }
 
 /// Everything about one iteration, as text.
@@ -498,11 +526,29 @@ const TAIL_LINES: usize = 40;
 /// How often `tail -f` looks for new records.
 const FOLLOW_POLL: std::time::Duration = std::time::Duration::from_millis(200);
 
+/// How `tail` and `replay` print records.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Mode {
+    /// Readable lines; `raw` shows the agents' own output lines.
+    Lines { raw: bool },
+    /// Each record as one line of JSON (JSONL), as the journal holds it.
+    Json,
+}
+
+impl Mode {
+    fn render(self, r: &Value) -> Vec<String> {
+        match self {
+            Mode::Lines { raw } => readable(r, raw, crate::term::stdout_color()),
+            Mode::Json => vec![format!("{r}\n")],
+        }
+    }
+}
+
 pub(super) fn tail(
     project: &Project,
     run: Option<&str>,
     follow: bool,
-    raw: bool,
+    mode: Mode,
 ) -> anyhow::Result<ExitCode> {
     let runs = project.home.runs();
     let mut file = match run {
@@ -515,7 +561,7 @@ pub(super) fn tail(
     );
     let mut offset = 0;
     if let Some(path) = &file {
-        let (lines, end) = new_lines(path, 0, raw)?;
+        let (lines, end) = new_lines(path, 0, mode)?;
         offset = end;
         let start = lines
             .len()
@@ -528,7 +574,7 @@ pub(super) fn tail(
     loop {
         std::thread::sleep(FOLLOW_POLL);
         if let Some(path) = &file {
-            let (lines, end) = new_lines(path, offset, raw)?;
+            let (lines, end) = new_lines(path, offset, mode)?;
             offset = end;
             emit(&lines.concat())?;
         }
@@ -537,7 +583,7 @@ pub(super) fn tail(
             let newest = read::run_files(&runs).last().cloned();
             if newest.is_some() && newest != file {
                 if let Some(path) = &file {
-                    let (lines, _) = new_lines(path, offset, raw)?;
+                    let (lines, _) = new_lines(path, offset, mode)?;
                     emit(&lines.concat())?;
                 }
                 file = newest;
@@ -548,7 +594,11 @@ pub(super) fn tail(
 }
 
 /// The readable lines of the complete records after `offset`, and the offset after them.
-fn new_lines(path: &std::path::Path, offset: u64, raw: bool) -> anyhow::Result<(Vec<String>, u64)> {
+fn new_lines(
+    path: &std::path::Path,
+    offset: u64,
+    mode: Mode,
+) -> anyhow::Result<(Vec<String>, u64)> {
     use std::io::{Read as _, Seek as _};
     let mut f = match std::fs::File::open(path) {
         Ok(f) => f,
@@ -565,7 +615,7 @@ fn new_lines(path: &std::path::Path, offset: u64, raw: bool) -> anyhow::Result<(
     let out = read::parse_lines(&bytes[..complete])
         .records
         .iter()
-        .flat_map(|r| readable(r, raw, crate::term::stdout_color()))
+        .flat_map(|r| mode.render(r))
         .collect();
     Ok((out, offset + complete as u64))
 }
@@ -578,7 +628,7 @@ pub(super) fn replay(
     project: &Project,
     run: &str,
     speed: Option<f64>,
-    raw: bool,
+    mode: Mode,
 ) -> anyhow::Result<ExitCode> {
     let path = read::find_run(&project.home.runs(), run)?;
     if let Some(speed) = speed {
@@ -598,7 +648,7 @@ pub(super) fn replay(
             std::thread::sleep(gap.div_f64(speed).min(REPLAY_MAX_PAUSE));
         }
         previous = ts.or(previous);
-        emit(&readable(r, raw, crate::term::stdout_color()).concat())?;
+        emit(&mode.render(r).concat())?;
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -593,3 +593,49 @@ fn readers_paint_outcomes_only_for_a_terminal_and_never_with_no_color() {
         .stdout();
     assert!(painted.contains("\x1b[31mattempt    \x1b[0m"), "{painted}");
 }
+
+#[test]
+fn log_since_and_tail_and_replay_as_jsonl() {
+    let env = worked_project();
+    let all = json(&env.looper(&["log", "--json"]).run().stdout()).len();
+    assert_eq!(all, 3);
+    let recent = json(
+        &env.looper(&["log", "--since", "1h", "--json"])
+            .run()
+            .stdout(),
+    )
+    .len();
+    assert_eq!(recent, 3);
+    let later = json(
+        &env.looper(&["log", "--since", "2999-01-01", "--json"])
+            .run()
+            .stdout(),
+    )
+    .len();
+    assert_eq!(later, 0);
+    let earlier = json(
+        &env.looper(&["log", "--since", "2020-01-01T00:00:00Z", "--json"])
+            .run()
+            .stdout(),
+    )
+    .len();
+    assert_eq!(earlier, 3);
+    env.looper(&["log", "--since", "last tuesday"])
+        .status(2)
+        .stderr_has("is neither a time nor an age")
+        .run();
+    // tail --json: the journal's records, one per line, as they are in the file.
+    let out = env.looper(&["tail", "--json"]).run().stdout();
+    let records: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(!records.is_empty());
+    assert_eq!(records.last().unwrap()["type"], "run.end");
+    let run = records[0]["run"].as_str().unwrap().to_owned();
+    let replayed = env.looper(&["replay", &run, "--json"]).run().stdout();
+    let file = std::fs::read_to_string(run_journal(&env)).unwrap();
+    assert_eq!(replayed.lines().count(), file.lines().count());
+    let first: Value = serde_json::from_str(replayed.lines().next().unwrap()).unwrap();
+    assert_eq!(first["type"], "run.start");
+}
