@@ -300,6 +300,17 @@ A program that marks a task done is refused: use `looper done ID --reason TEXT`.
         #[arg(long, value_name = "DIR")]
         dir: Option<std::path::PathBuf>,
     },
+    /// Print a shell completion script: bash, zsh, fish, powershell or elvish.
+    #[command(
+        after_help = "Examples:\n  looper completions bash > ~/.local/share/bash-completion/completions/looper\n  looper completions zsh > \"${fpath[1]}/_looper\"\n  looper completions fish > ~/.config/fish/completions/looper.fish"
+    )]
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff), e.g. `looper man | man -l -`.
+    #[command(hide = true)]
+    Man,
     /// The built-in demo agent, as the `demo` adapter runs it (prompt on stdin).
     #[command(hide = true)]
     DemoAgent,

@@ -112,6 +112,12 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Audit { json } => audit::audit(&project()?, json),
         Command::Demo { dir } => demo::demo(dir),
         Command::DemoAgent => crate::demo::agent(),
+        Command::Completions { shell } => Ok(completions(shell)),
+        Command::Man => {
+            let cmd = <Cli as clap::CommandFactory>::command();
+            clap_mangen::Man::new(cmd).render(&mut std::io::stdout().lock())?;
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 
@@ -141,6 +147,18 @@ fn ensure_schema_file(project: &Project) -> anyhow::Result<()> {
 }
 
 /// The command line's layer of the configuration.
+/// `looper completions SHELL`.
+fn completions(shell: clap_complete::Shell) -> ExitCode {
+    // Hidden commands (the demo agent's, `man`) are left out: the generators would offer them.
+    let full = <Cli as clap::CommandFactory>::command();
+    let mut cmd = clap::Command::new("looper")
+        .about(full.get_about().cloned().unwrap_or_default())
+        .args(full.get_arguments().cloned())
+        .subcommands(full.get_subcommands().filter(|c| !c.is_hide_set()).cloned());
+    clap_complete::generate(shell, &mut cmd, "looper", &mut std::io::stdout());
+    ExitCode::SUCCESS
+}
+
 fn mode(raw: bool, json: bool) -> history::Mode {
     if json {
         history::Mode::Json

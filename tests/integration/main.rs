@@ -18,3 +18,4 @@ mod run;
 mod run_real;
 mod schema;
 mod snapshots;
+mod surface;
