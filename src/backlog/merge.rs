@@ -67,6 +67,14 @@ impl Diff {
         *self == Diff::default()
     }
 
+    /// [`Diff::summary_lines`], each cut to `max` characters.
+    pub fn summary_lines_cut(&self, max: usize) -> Vec<String> {
+        self.summary_lines()
+            .into_iter()
+            .map(|line| crate::journal::human::one_line(&line, max))
+            .collect()
+    }
+
     /// One line per change, for people: `T3: status "todo" -> "doing"`.
     pub fn summary_lines(&self) -> Vec<String> {
         let mut out = Vec::new();

@@ -195,6 +195,30 @@ impl BacklogStore {
         )
     }
 
+    /// The `backlog.update` record of an applied change.
+    fn update_record(
+        &self,
+        change: &Change,
+        [before_sha256, after_sha256]: [&str; 2],
+        diff: &Diff,
+        conflicts: &[merge::Conflict],
+    ) -> anyhow::Result<Map<String, Value>> {
+        let mut record = Map::new();
+        record.insert("id".into(), json!(update_id()));
+        record.insert("source".into(), json!(change.source));
+        record.insert("path".into(), json!(self.path));
+        record.insert("program".into(), json!(change.program));
+        record.insert("args".into(), change.args_json());
+        record.insert("before_sha256".into(), json!(before_sha256));
+        record.insert("after_sha256".into(), json!(after_sha256));
+        // What changed, for people (`looper show`); the replay needs only the program.
+        record.insert("changes".into(), json!(diff.summary_lines_cut(200)));
+        if !conflicts.is_empty() {
+            record.insert("conflicts".into(), serde_json::to_value(conflicts)?);
+        }
+        Ok(record)
+    }
+
     /// Applies `change` under the lock; see the module docs for the steps.
     pub fn update(&self, change: &Change, journal: &Journal) -> anyhow::Result<Applied> {
         let _lock = self.lock()?;
@@ -256,17 +280,8 @@ impl BacklogStore {
         let diff = merge::diff(pre, doc.value());
         let written = text.as_bytes() != loaded.raw.as_slice();
 
-        let mut record = Map::new();
-        record.insert("id".into(), json!(update_id()));
-        record.insert("source".into(), json!(change.source));
-        record.insert("path".into(), json!(self.path));
-        record.insert("program".into(), json!(change.program));
-        record.insert("args".into(), change.args_json());
-        record.insert("before_sha256".into(), json!(before_sha256));
-        record.insert("after_sha256".into(), json!(after_sha256));
-        if !conflicts.is_empty() {
-            record.insert("conflicts".into(), serde_json::to_value(&conflicts)?);
-        }
+        let record =
+            self.update_record(change, [&before_sha256, &after_sha256], &diff, &conflicts)?;
         if written {
             let pending =
                 json!({"after_sha256": after_sha256, "record": Value::Object(record.clone())});

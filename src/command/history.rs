@@ -258,6 +258,9 @@ fn describe_checks(it: &Iteration, out: &mut String) {
             one_line(u["program"].as_str().unwrap_or(""), 60),
             u["args"]
         );
+        for change in u["changes"].as_array().into_iter().flatten() {
+            let _ = writeln!(out, "            {}", change.as_str().unwrap_or(""));
+        }
     }
     if let Some(p) = &it.prompt {
         let text = p["text"].as_str().unwrap_or("");

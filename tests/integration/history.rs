@@ -119,6 +119,8 @@ fn show_tells_everything_about_an_iteration_or_a_task() {
         .stdout_has("outcome   attempt")
         .stdout_has("report    invalid:")
         .stdout_has("backlog   status ")
+        .stdout_has("            T2: status \"todo\" -> \"doing\"")
+        .stdout_has("            T2: attempts ")
         .stdout_has("prompt    sha256 ")
         .stdout_has("    | ## Your task: T2 ")
         .run();
