@@ -272,3 +272,135 @@ fn a_price_table_turns_tokens_into_an_estimated_cost() {
         "{stats}"
     );
 }
+
+/// A tmux server of its own (killed when dropped), for what a person sees in a terminal.
+struct Tmux {
+    socket: String,
+}
+
+impl Tmux {
+    fn start() -> Option<Tmux> {
+        if std::process::Command::new("tmux")
+            .arg("-V")
+            .output()
+            .is_err()
+        {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "tmux is not installed (CI must run the terminal test): run scripts/test"
+            );
+            eprintln!("SKIPPED: tmux is not installed: apt-get install tmux");
+            return None;
+        }
+        Some(Tmux {
+            socket: format!("looper-test-{}", std::process::id()),
+        })
+    }
+
+    fn tmux(&self, args: &[&str]) -> String {
+        let out = std::process::Command::new("tmux")
+            .arg("-L")
+            .arg(&self.socket)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "tmux {args:?}: {out:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Runs `shell` in a new 120×50 window and returns the whole pane, with colours, once
+    /// the command has ended.
+    fn run(&self, name: &str, shell: &str) -> String {
+        let script = format!("{shell}; echo END-OF-TEST=$?; sleep 600");
+        self.tmux(&[
+            "new-session",
+            "-d",
+            "-s",
+            name,
+            "-x",
+            "120",
+            "-y",
+            "50",
+            &script,
+        ]);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            let pane = self.tmux(&["capture-pane", "-p", "-e", "-S", "-300", "-t", name]);
+            if pane.contains("END-OF-TEST=") {
+                return pane;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{name} did not end:\n{pane}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("tmux")
+            .arg("-L")
+            .arg(&self.socket)
+            .arg("kill-server")
+            .output();
+    }
+}
+
+#[test]
+fn demo_and_status_in_a_terminal_as_a_person_sees_them() {
+    let Some(tmux) = Tmux::start() else { return };
+    let env = Env::new();
+    let home = env.home();
+    let dir = env.path("demo");
+    let vars = format!(
+        "env -u NO_COLOR LOOPER_HOME='{}' HOME='{}' TERM=xterm-256color",
+        home.display(),
+        env.path("..").display()
+    );
+    let pane = tmux.run(
+        "demo",
+        &format!(
+            "{vars} {} demo --dir '{}'",
+            crate::harness::BIN,
+            dir.display()
+        ),
+    );
+    assert!(pane.contains("END-OF-TEST=0"), "{pane}");
+    let plain = crate::harness::strip_ansi(&pane);
+    for line in [
+        "== looper run",
+        "bootstrap plan: 3 tasks",
+        "T2 → attempt: iter-2: done not accepted",
+        "review: the project is done",
+        "== looper status",
+        "progress  [####################] 4/4 done · 0 todo · 0 doing · 0 blocked · project done",
+        "== looper log",
+        "== looper stats",
+        "wrote ",
+    ] {
+        assert!(
+            plain.contains(line),
+            "the terminal does not show {line:?}:\n{plain}"
+        );
+    }
+    // On a terminal the outcomes are in colour: a red attempt, green dones.
+    assert!(pane.contains("\x1b[31m"), "no red on the terminal:\n{pane}");
+    assert!(
+        pane.contains("\x1b[32m"),
+        "no green on the terminal:\n{pane}"
+    );
+
+    let pane = tmux.run(
+        "status",
+        &format!(
+            "cd '{}' && {vars} {} status",
+            dir.display(),
+            crate::harness::BIN
+        ),
+    );
+    assert!(pane.contains("END-OF-TEST=0"), "{pane}");
+    assert!(pane.contains("project done"), "{pane}");
+    assert!(pane.contains("recent    iter-5"), "{pane}");
+}

@@ -249,3 +249,18 @@ pub(crate) fn backlog_with(n: usize) -> String {
     s.push('\n');
     s
 }
+
+/// `text` without its ANSI colour codes (`ESC [ ... m`).
+pub(crate) fn strip_ansi(text: &str) -> String {
+    let mut out = String::new();
+    let mut in_code = false;
+    for c in text.chars() {
+        match (in_code, c) {
+            (false, '\x1b') => in_code = true,
+            (true, 'm') => in_code = false,
+            (false, c) => out.push(c),
+            (true, _) => {}
+        }
+    }
+    out
+}

@@ -571,21 +571,8 @@ fn readers_paint_outcomes_only_for_a_terminal_and_never_with_no_color() {
         // Not a terminal, nothing forced: plain.
         let piped = env.looper(args).env("NO_COLOR", "").run().stdout();
         assert!(!piped.contains('\x1b'), "{args:?} paints into a pipe");
-        let strip = |s: &str| {
-            let mut out = String::new();
-            let mut in_code = false;
-            for c in s.chars() {
-                match (in_code, c) {
-                    (false, '\x1b') => in_code = true,
-                    (true, 'm') => in_code = false,
-                    (false, c) => out.push(c),
-                    (true, _) => {}
-                }
-            }
-            out
-        };
         // Colour changes nothing else: columns stay aligned.
-        assert_eq!(strip(&painted), plain, "{args:?}");
+        assert_eq!(crate::harness::strip_ansi(&painted), plain, "{args:?}");
     }
     let painted = env
         .looper(&["log"])
