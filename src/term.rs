@@ -62,11 +62,14 @@ pub fn paint(on: bool, code: &str, text: &str) -> String {
     }
 }
 
-/// The terminal width from `COLUMNS`, or 100.
+/// The terminal width: `COLUMNS`, else the size of the terminal on stdout, else 100.
 pub fn width() -> usize {
     std::env::var("COLUMNS")
         .ok()
         .and_then(|c| c.parse().ok())
+        .or_else(|| {
+            terminal_size::terminal_size_of(std::io::stdout()).map(|(w, _)| usize::from(w.0))
+        })
         .filter(|w| *w >= 40)
         .unwrap_or(100)
 }

@@ -51,17 +51,44 @@ pub(super) fn log(
         return Ok(ExitCode::SUCCESS);
     }
     let color = crate::term::stdout_color();
+    // A terminal narrower than the whole table gets the runs as headings instead of a column.
+    let by_run =
+        std::io::IsTerminal::is_terminal(&std::io::stdout()) && crate::term::width() < LOG_WIDTH;
+    let run_col = |run: &str| {
+        if by_run {
+            String::new()
+        } else {
+            format!("{run:<25}  ")
+        }
+    };
     let header = format!(
-        "{:<20}  {:<25}  {:<8}  {:<10}  {:<18}  {:<11}  {:>7}  {:>7}  {:>8}  COMMITS",
-        "WHEN (UTC)", "RUN", "STEP", "TASK", "AGENT", "OUTCOME", "TIME", "TOKENS", "COST"
+        "{:<20}  {}{:<8}  {:<10}  {:<18}  {:<11}  {:>7}  {:>7}  {:>8}  COMMITS",
+        "WHEN (UTC)",
+        run_col("RUN"),
+        "STEP",
+        "TASK",
+        "AGENT",
+        "OUTCOME",
+        "TIME",
+        "TOKENS",
+        "COST"
     );
     let mut out = crate::term::paint(color, "1", &header) + "\n";
+    let mut last_run = "";
     for it in &its {
+        if by_run && it.run != last_run {
+            let _ = writeln!(
+                out,
+                "{}",
+                crate::term::paint(color, "1", &format!("── run {}", it.run))
+            );
+            last_run = &it.run;
+        }
         let _ = writeln!(
             out,
-            "{:<20}  {:<25}  {:<8}  {:<10}  {:<18}  {}  {:>7}  {:>7}  {:>8}  {}",
+            "{:<20}  {}{:<8}  {:<10}  {:<18}  {}  {:>7}  {:>7}  {:>8}  {}",
             when(&it.started),
-            it.run,
+            run_col(&it.run),
             it.label,
             it.task,
             it.agent,
@@ -130,6 +157,9 @@ pub(super) fn show(
     }
     emit(&out)
 }
+
+/// The width of `log`'s table with its RUN column and one commit.
+const LOG_WIDTH: usize = 140;
 
 /// `--since`: a time (`2026-11-30`, `2026-11-30T14:00:00Z`, UTC) or an age (`2h`, `3d`).
 fn parse_since(text: &str) -> anyhow::Result<jiff::Timestamp> {

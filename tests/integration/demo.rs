@@ -325,7 +325,8 @@ impl Tmux {
         ]);
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
         loop {
-            let pane = self.tmux(&["capture-pane", "-p", "-e", "-S", "-300", "-t", name]);
+            // -J joins wrapped lines back, so a line too wide for the pane shows as one.
+            let pane = self.tmux(&["capture-pane", "-p", "-e", "-J", "-S", "-300", "-t", name]);
             if pane.contains("END-OF-TEST=") {
                 return pane;
             }
@@ -383,6 +384,19 @@ fn demo_and_status_in_a_terminal_as_a_person_sees_them() {
         assert!(
             plain.contains(line),
             "the terminal does not show {line:?}:\n{plain}"
+        );
+    }
+    // The log's table fits the 120 columns: the run is a heading, not a column.
+    let log: Vec<&str> = plain
+        .lines()
+        .skip_while(|l| !l.starts_with("== looper log"))
+        .take_while(|l| !l.starts_with("== looper stats"))
+        .collect();
+    assert!(log.iter().any(|l| l.starts_with("── run ")), "{log:#?}");
+    for line in &log {
+        assert!(
+            line.trim_end().chars().count() <= 120,
+            "too wide for the pane: {line}"
         );
     }
     // On a terminal the outcomes are in colour: a red attempt, green dones.
