@@ -300,6 +300,10 @@ A program that marks a task done is refused: use `looper done ID --reason TEXT`.
         #[arg(long, value_name = "DIR")]
         dir: Option<std::path::PathBuf>,
     },
+    /// Check what a run needs: the config, each configured agent's CLI (found, its version
+    /// against the tested one, credentials), git, the backlog, the journal directory and the
+    /// sandbox mode. Exit 1 on a problem, naming the fix.
+    Doctor,
     /// Print a shell completion script: bash, zsh, fish, powershell or elvish.
     #[command(
         after_help = "Examples:\n  looper completions bash > ~/.local/share/bash-completion/completions/looper\n  looper completions zsh > \"${fpath[1]}/_looper\"\n  looper completions fish > ~/.config/fish/completions/looper.fish"

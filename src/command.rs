@@ -5,6 +5,7 @@
 mod audit;
 mod clean;
 mod demo;
+mod doctor;
 mod edit;
 mod history;
 mod init;
@@ -112,6 +113,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Audit { json } => audit::audit(&project()?, json),
         Command::Demo { dir } => demo::demo(dir),
         Command::DemoAgent => crate::demo::agent(),
+        Command::Doctor => doctor::doctor(&project()?),
         Command::Completions { shell } => Ok(completions(shell)),
         Command::Man => {
             let cmd = <Cli as clap::CommandFactory>::command();

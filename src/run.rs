@@ -156,34 +156,51 @@ fn preflight(config: &Config, root: &Path) -> anyhow::Result<()> {
         .chain(config.reviewers.iter().map(|r| ("reviewer", r)))
         .chain([("bootstrap", &config.bootstrap), ("repair", &config.repair)]);
     for (role, agent) in roles {
-        let program = crate::agent::invocation(&crate::agent::Request {
-            spec: &agent.spec,
-            role: crate::agent::Role::Worker,
-            sandbox: config.sandbox,
-            prompt: "",
-            cwd: root,
-            program: agent.program.as_deref(),
-        })
-        .program;
-        if !on_path(&program) {
-            let hint = match &agent.spec.adapter {
-                crate::agent::Adapter::Cmd(_) => "check the path (relative paths start at the project root) and that it is executable".to_owned(),
-                adapter => format!(
-                    "install the {} CLI, or point [agents.{}] program = \"/path/to/{}\" at it in looper.toml",
-                    adapter.name(),
-                    agent.name,
-                    adapter.name()
-                ),
-            };
-            return Err(crate::error::UsageError::new(format!(
-                "the {role} agent `{}` needs `{}`, which is not found: {hint}",
-                agent.name,
-                program.display()
-            ))
-            .into());
+        if let Err(missing) = agent_program(agent, config, root) {
+            return Err(
+                crate::error::UsageError::new(format!("the {role} agent {missing}")).into(),
+            );
         }
     }
     Ok(())
+}
+
+/// The program an agent runs, or why it cannot: `` `NAME` needs `PROGRAM`, which is not
+/// found: <what to do> ``.
+pub(crate) fn agent_program(
+    agent: &crate::config::Agent,
+    config: &Config,
+    root: &Path,
+) -> Result<PathBuf, String> {
+    let program = crate::agent::invocation(&crate::agent::Request {
+        spec: &agent.spec,
+        role: crate::agent::Role::Worker,
+        sandbox: config.sandbox,
+        prompt: "",
+        cwd: root,
+        program: agent.program.as_deref(),
+    })
+    .program;
+    if on_path(&program) {
+        return Ok(program);
+    }
+    let hint = match &agent.spec.adapter {
+        crate::agent::Adapter::Cmd(_) => {
+            "check the path (relative paths start at the project root) and that it is executable"
+                .to_owned()
+        }
+        adapter => format!(
+            "install the {} CLI, or point [agents.{}] program = \"/path/to/{}\" at it in looper.toml",
+            adapter.name(),
+            agent.name,
+            adapter.name()
+        ),
+    };
+    Err(format!(
+        "`{}` needs `{}`, which is not found: {hint}",
+        agent.name,
+        program.display()
+    ))
 }
 
 /// Whether `program` names an executable file, directly or on `PATH`.

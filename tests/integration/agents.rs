@@ -21,7 +21,7 @@ const PINNED: &str = include_str!("../../scripts/agents.tsv");
 /// One installed CLI.
 pub(crate) struct Cli {
     name: &'static str,
-    exe: PathBuf,
+    pub(crate) exe: PathBuf,
 }
 
 impl Cli {

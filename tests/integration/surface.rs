@@ -46,3 +46,51 @@ fn the_man_page_documents_the_commands() {
         );
     }
 }
+
+#[test]
+fn doctor_checks_agents_git_backlog_and_journal() {
+    let env = Env::new();
+    env.looper(&["init"]).run();
+    // A codex that reports another version than the tested one, and a reviewer that is missing.
+    env.write_executable("bin/codex", "#!/bin/sh\necho 'codex-cli 0.100.0'\n");
+    env.write(
+        "looper.toml",
+        format!(
+            "sandbox = \"none\"\n[roles]\nworker = \"cx\"\nreviewer = \"claude\"\n[agents.cx]\nspec = \"codex\"\nprogram = \"{}\"\n",
+            env.path("bin/codex").display()
+        ),
+    );
+    let out = env.looper(&["doctor"]).status(1).run().stdout();
+    for line in [
+        "warn    worker `cx`: codex 0.100.0, but Looper is tested with 0.169.0",
+        "warn    worker `cx`: no codex credentials found: set OPENAI_API_KEY, or set CODEX_API_KEY, or log in (~/.codex/auth.json)",
+        "PROBLEM reviewer `claude` needs `claude`, which is not found: install the claude CLI",
+        "warn    sandbox = \"none\"",
+        "ok      backlog to-do.json: valid, 0 tasks",
+        "ok      journal directory ",
+        "1 problem(s): fix them before `looper run`",
+    ] {
+        assert!(out.contains(line), "doctor does not say {line:?}:\n{out}");
+    }
+    // The real codex at the pinned version, with a key: nothing to say but ok.
+    let Some(codex) = crate::agents::cli("codex") else {
+        return;
+    };
+    env.write(
+        "looper.toml",
+        format!(
+            "[roles]\nworker = \"cx\"\nreviewer = \"cx\"\nbootstrap = \"cx\"\nrepair = \"cx\"\n[agents.cx]\nspec = \"codex\"\nprogram = \"{}\"\n",
+            codex.exe.display()
+        ),
+    );
+    let out = env
+        .looper(&["doctor"])
+        .env("OPENAI_API_KEY", "sk-test")
+        .run()
+        .stdout();
+    assert!(
+        out.contains("ok      worker `cx`: codex 0.169.0 (the version Looper is tested with)"),
+        "{out}"
+    );
+    assert!(out.ends_with("no problems\n"), "{out}");
+}
