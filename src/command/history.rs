@@ -506,10 +506,10 @@ fn render(project: &Project, view: &StatusView) -> String {
                 .as_ref()
                 .filter(|r| r["type"] == "run.end")
                 .map_or_else(
-                    || "no run has ended yet".to_owned(),
+                    || "no\nlast run  none has ended yet".to_owned(),
                     |r| {
                         format!(
-                            "last run {} ended {}: {} (exit {})",
+                            "no\nlast run  {} ended {}: {} (exit {})",
                             r["run"].as_str().unwrap_or("?"),
                             when(r["ts"].as_str().unwrap_or("")),
                             r["reason"].as_str().unwrap_or("?"),
@@ -517,9 +517,15 @@ fn render(project: &Project, view: &StatusView) -> String {
                         )
                     },
                 );
-            let _ = writeln!(out, "running   no; {ended}");
+            let _ = writeln!(out, "running   {ended}");
         }
     }
+    // The note fills the rest of a terminal's line (51 columns before it, 1 for the "…").
+    let note_width = if std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+        crate::term::width().saturating_sub(53).max(20)
+    } else {
+        70
+    };
     for (i, it) in view.recent.iter().rev().enumerate() {
         let _ = writeln!(
             out,
@@ -531,7 +537,7 @@ fn render(project: &Project, view: &StatusView) -> String {
             it.duration_ms.map_or_else(|| "-".into(), seconds),
             it.note
                 .as_deref()
-                .map(|n| one_line(n, 70))
+                .map(|n| one_line(n, note_width))
                 .unwrap_or_default()
         );
     }

@@ -399,6 +399,24 @@ fn demo_and_status_in_a_terminal_as_a_person_sees_them() {
             "too wide for the pane: {line}"
         );
     }
+    // So do the status screen's lines.
+    let status: Vec<&str> = plain
+        .lines()
+        .skip_while(|l| !l.starts_with("== looper status"))
+        .take_while(|l| !l.starts_with("== looper log"))
+        .collect();
+    assert!(
+        status
+            .iter()
+            .any(|l| l.contains("iter-2: done not accepted")),
+        "{status:#?}"
+    );
+    for line in &status {
+        assert!(
+            line.trim_end().chars().count() <= 120,
+            "too wide for the pane: {line}"
+        );
+    }
     // On a terminal the outcomes are in colour: a red attempt, green dones.
     assert!(pane.contains("\x1b[31m"), "no red on the terminal:\n{pane}");
     assert!(

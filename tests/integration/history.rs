@@ -234,7 +234,7 @@ fn status_shows_the_iteration_going_on_now() {
     );
     assert!(out.contains("0/1 done · 0 todo · 1 doing"), "{out}");
     env.looper(&["status"])
-        .stdout_has("running   no; last run ")
+        .stdout_has("running   no\nlast run  ")
         .run();
 }
 
