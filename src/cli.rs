@@ -332,11 +332,13 @@ pub enum SchemaArg {
     Audit,
     Clean,
     Report,
+    /// A journal record, as `tail --json` and `replay --json` print them.
+    Record,
 }
 
 impl SchemaArg {
     /// Every schema, with the file name it has under `schemas/`.
-    pub const ALL: [(SchemaArg, &'static str); 9] = [
+    pub const ALL: [(SchemaArg, &'static str); 10] = [
         (SchemaArg::Backlog, "to-do.schema.json"),
         (SchemaArg::Status, "status.schema.json"),
         (SchemaArg::Log, "log.schema.json"),
@@ -346,6 +348,7 @@ impl SchemaArg {
         (SchemaArg::Audit, "audit.schema.json"),
         (SchemaArg::Clean, "clean.schema.json"),
         (SchemaArg::Report, "report.schema.json"),
+        (SchemaArg::Record, "record.schema.json"),
     ];
 }
 

@@ -198,6 +198,7 @@ pub fn schema_text(what: crate::cli::SchemaArg) -> String {
         SchemaArg::Audit => of::<audit::Audit>(),
         SchemaArg::Clean => of::<clean::Cleaned>(),
         SchemaArg::Report => of::<stats::ReportJson>(),
+        SchemaArg::Record => of::<crate::journal::writer::RecordHeader>(),
     }
 }
 

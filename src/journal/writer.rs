@@ -14,6 +14,27 @@ use serde_json::{Map, Value};
 /// Version of the record format (`"v"`).
 pub const JOURNAL_VERSION: u64 = 1;
 
+/// The header every journal record starts with (DESIGN §7); the payload's fields follow and
+/// depend on `type`. Published as `looper schema record` (what `tail --json` prints).
+#[derive(Debug, serde::Serialize, schemars::JsonSchema)]
+pub struct RecordHeader {
+    /// The journal format's version.
+    pub v: u64,
+    /// When the record was written (RFC 3339, UTC).
+    pub ts: String,
+    /// The run's id (`<day>-cmd` for commands run outside `looper run`).
+    pub run: String,
+    /// The record's number in its file: one more than the one before.
+    pub seq: u64,
+    /// What the record is: `run.start`, `iteration.start`, `agent.event`, `backlog.update`, ...
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The iteration it belongs to (0 outside iterations).
+    pub iter: Option<u64>,
+    /// The step: `run`, `bootstrap`, `iter-3`, `review-1`, ...
+    pub label: Option<String>,
+}
+
 /// A journal file and the run it belongs to.
 #[derive(Debug, Clone)]
 pub struct Journal {

@@ -120,6 +120,17 @@ fn json_output_of_every_reader_matches_its_published_schema() {
         let out: Value = serde_json::from_str(&env.looper(args).run().stdout()).unwrap();
         validate(&env, what, &out);
     }
+    // tail and replay print records: each line is one, with its header.
+    for args in [
+        &["tail", "--json", "--run", RUN_B][..],
+        &["replay", RUN_A, "--json"][..],
+    ] {
+        let out = env.looper(args).run().stdout();
+        assert!(out.lines().count() > 5, "{out}");
+        for line in out.lines() {
+            validate(&env, "record", &serde_json::from_str(line).unwrap());
+        }
+    }
     // The schemas are strict enough to catch a wrong shape.
     let schema: Value =
         serde_json::from_str(&env.looper(&["schema", "stats"]).run().stdout()).unwrap();
