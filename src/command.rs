@@ -165,7 +165,10 @@ fn mode(raw: bool, json: bool) -> history::Mode {
     if json {
         history::Mode::Json
     } else {
-        history::Mode::Lines { raw }
+        history::Mode::Lines {
+            raw,
+            color: crate::term::stdout_color(),
+        }
     }
 }
 

@@ -49,12 +49,11 @@ pub fn gather(runs_dir: &std::path::Path, prices: &crate::config::Prices) -> any
         let mut started = false;
         let mut its = Vec::new();
         let mut fold = read::Fold::new(|it| its.push(it));
-        read::stream(&file, |line| match line {
-            read::Line::Events { run, label, events } => fold.events(run, label, events),
-            read::Line::Record(r) => {
-                take(&r, &mut run, &mut started, &mut data.points);
-                fold.record(&r);
+        read::stream(&file, |line| {
+            if let read::Line::Record(r) = &line {
+                take(r, &mut run, &mut started, &mut data.points);
             }
+            fold.line(line);
         })?;
         fold.finish();
         if !run.id.is_empty() {
@@ -365,13 +364,7 @@ fn burndown(points: &[Point], h: &mut String) {
 
 /// Milliseconds from `from` to `to` (RFC 3339), 0 when either does not parse.
 fn between(from: &str, to: &str) -> u64 {
-    match (
-        from.parse::<jiff::Timestamp>(),
-        to.parse::<jiff::Timestamp>(),
-    ) {
-        (Ok(a), Ok(b)) => u64::try_from(b.as_millisecond() - a.as_millisecond()).unwrap_or(0),
-        _ => 0,
-    }
+    read::ms_between(from, to).unwrap_or(0)
 }
 
 /// A bar of the timeline: start and length in ms since its run started.

@@ -568,8 +568,8 @@ const FOLLOW_POLL: std::time::Duration = std::time::Duration::from_millis(200);
 /// How `tail` and `replay` print records.
 #[derive(Debug, Clone, Copy)]
 pub(super) enum Mode {
-    /// Readable lines; `raw` shows the agents' own output lines.
-    Lines { raw: bool },
+    /// Readable lines; `raw` shows the agents' own output lines, `color` paints outcomes.
+    Lines { raw: bool, color: bool },
     /// Each record as one line of JSON (JSONL), as the journal holds it.
     Json,
 }
@@ -577,7 +577,7 @@ pub(super) enum Mode {
 impl Mode {
     fn render(self, r: &Value) -> Vec<String> {
         match self {
-            Mode::Lines { raw } => readable(r, raw, crate::term::stdout_color()),
+            Mode::Lines { raw, color } => readable(r, raw, color),
             Mode::Json => vec![format!("{r}\n")],
         }
     }

@@ -297,15 +297,10 @@ impl Side {
             .and_then(|f| f["ts"].as_str())
             .map(str::to_owned);
         let ended = end.and_then(|e| e["ts"].as_str()).map(str::to_owned);
-        let wall_ms = match (&started, &ended) {
-            (Some(a), Some(b)) => {
-                match (a.parse::<jiff::Timestamp>(), b.parse::<jiff::Timestamp>()) {
-                    (Ok(a), Ok(b)) => u64::try_from(b.as_millisecond() - a.as_millisecond()).ok(),
-                    _ => None,
-                }
-            }
-            _ => None,
-        };
+        let wall_ms = started
+            .as_deref()
+            .zip(ended.as_deref())
+            .and_then(|(a, b)| read::ms_between(a, b));
         Ok(Side {
             run: path
                 .file_stem()

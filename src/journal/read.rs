@@ -214,10 +214,7 @@ pub fn iterations(records: &[Value]) -> Vec<Iteration> {
 pub fn iterations_in(path: &Path) -> anyhow::Result<Vec<Iteration>> {
     let mut out: Vec<Iteration> = Vec::new();
     let mut fold = Fold::new(|it| out.push(it));
-    stream(path, |line| match line {
-        Line::Events { run, label, events } => fold.events(run, label, events),
-        Line::Record(r) => fold.record(&r),
-    })?;
+    stream(path, |line| fold.line(line))?;
     fold.finish();
     Ok(out)
 }
@@ -254,6 +251,14 @@ impl<F: FnMut(Iteration)> Fold<F> {
         );
         if let Some(it) = self.mine(run, label) {
             take(it, kind, r);
+        }
+    }
+
+    /// Takes in one line read by [`stream`].
+    pub fn line(&mut self, line: Line<'_>) {
+        match line {
+            Line::Events { run, label, events } => self.events(run, label, events),
+            Line::Record(r) => self.record(&r),
         }
     }
 
@@ -399,6 +404,16 @@ impl LiteEvent<'_> {
             _ => None,
         }
     }
+}
+
+/// Milliseconds from one RFC 3339 timestamp to a later one; `None` when either does not
+/// parse or `to` is earlier.
+pub fn ms_between(from: &str, to: &str) -> Option<u64> {
+    let (a, b) = (
+        from.parse::<jiff::Timestamp>().ok()?,
+        to.parse::<jiff::Timestamp>().ok()?,
+    );
+    u64::try_from(b.as_millisecond() - a.as_millisecond()).ok()
 }
 
 /// Reads a journal file line by line in constant memory, handing each record to `on`;
