@@ -312,6 +312,21 @@ A program that marks a task done is refused: use `looper done ID --reason TEXT`.
         /// The shell.
         shell: clap_complete::Shell,
     },
+    /// Install, remove or print the skill that teaches codex and claude Looper's report
+    /// and the read-only looper commands they may call.
+    #[command(after_help = "\
+Examples:
+  looper skills install                  # ~/.agents/skills (codex) and ~/.claude/skills (claude)
+  looper skills install --agent claude --project
+  looper skills uninstall
+  looper skills show
+
+Installing again updates the skill in place; a SKILL.md that Looper did not write is never
+replaced or removed.")]
+    Skills {
+        #[command(subcommand)]
+        action: SkillsAction,
+    },
     /// Print the man page (roff), e.g. `looper man | man -l -`.
     #[command(hide = true)]
     Man,
@@ -404,4 +419,36 @@ pub struct RunArgs {
 pub enum SandboxArg {
     Default,
     None,
+}
+
+/// `looper skills` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum SkillsAction {
+    /// Install the skill (again: update it in place).
+    Install(SkillsWhere),
+    /// Remove the skill Looper installed.
+    Uninstall(SkillsWhere),
+    /// Print the skill (SKILL.md).
+    Show,
+}
+
+/// Where `looper skills` installs or removes the skill.
+#[derive(Debug, Args)]
+pub struct SkillsWhere {
+    /// Only for this agent (repeatable; default: codex and claude).
+    #[arg(long, value_enum)]
+    pub agent: Vec<SkillAgent>,
+    /// In the project (`.agents/skills`, `.claude/skills`) instead of your home directory.
+    #[arg(long, conflicts_with = "dir")]
+    pub project: bool,
+    /// In this skills directory instead (the skill goes to DIR/looper/SKILL.md).
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+}
+
+/// The agents whose skill directories `looper skills` knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SkillAgent {
+    Codex,
+    Claude,
 }

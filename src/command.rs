@@ -10,6 +10,7 @@ mod edit;
 mod history;
 mod init;
 mod inspect;
+mod skills;
 mod stats;
 
 use std::process::ExitCode;
@@ -115,6 +116,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::DemoAgent => crate::demo::agent(),
         Command::Doctor => doctor::doctor(&project()?),
         Command::Completions { shell } => Ok(completions(shell)),
+        Command::Skills { action } => skills::run(action, project),
         Command::Man => {
             let cmd = <Cli as clap::CommandFactory>::command();
             clap_mangen::Man::new(cmd).render(&mut std::io::stdout().lock())?;

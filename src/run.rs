@@ -14,7 +14,7 @@ mod gates;
 mod hooks;
 mod iteration;
 mod prompt;
-mod reports;
+pub(crate) mod reports;
 mod review;
 mod step;
 mod stop;

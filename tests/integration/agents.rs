@@ -92,7 +92,7 @@ impl Sandboxed {
         self.tmp.path().join("work")
     }
 
-    fn home(&self) -> PathBuf {
+    pub(crate) fn home(&self) -> PathBuf {
         self.tmp.path().join("home")
     }
 

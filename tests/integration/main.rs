@@ -17,5 +17,6 @@ mod mock_server;
 mod run;
 mod run_real;
 mod schema;
+mod skills;
 mod snapshots;
 mod surface;

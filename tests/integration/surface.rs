@@ -94,3 +94,36 @@ fn doctor_checks_agents_git_backlog_and_journal() {
     );
     assert!(out.ends_with("no problems\n"), "{out}");
 }
+
+/// The Homebrew formula builds the version in Cargo.toml, is valid Ruby, and calls only
+/// commands this binary has.
+#[test]
+fn the_homebrew_formula_matches_the_crate() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let formula = std::fs::read_to_string(root.join("packaging/looper.rb")).unwrap();
+    let version = env!("CARGO_PKG_VERSION");
+    assert!(
+        formula.contains(&format!("/archive/refs/tags/v{version}.tar.gz\"")),
+        "packaging/looper.rb does not build v{version}: update it (RELEASE.md step 8)"
+    );
+    assert!(formula.contains("license \"MIT\"") && root.join("LICENSE").is_file());
+    let env = Env::new();
+    // The install and test blocks' commands exist and do what the formula expects.
+    env.looper(&["completions", "zsh"]).stdout_has("#compdef looper").run();
+    env.looper(&["man"]).stdout_has(".TH looper").run();
+    env.looper(&["--version"]).stdout_has(version).run();
+    match std::process::Command::new("ruby")
+        .arg("-c")
+        .arg(root.join("packaging/looper.rb"))
+        .output()
+    {
+        Ok(out) => assert!(out.status.success(), "ruby -c: {out:?}"),
+        Err(e) => {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "ruby is missing ({e}); scripts/test installs it"
+            );
+            eprintln!("SKIPPED: ruby -c (ruby is not installed: {e})");
+        }
+    }
+}
