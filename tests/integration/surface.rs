@@ -109,7 +109,9 @@ fn the_homebrew_formula_matches_the_crate() {
     assert!(formula.contains("license \"MIT\"") && root.join("LICENSE").is_file());
     let env = Env::new();
     // The install and test blocks' commands exist and do what the formula expects.
-    env.looper(&["completions", "zsh"]).stdout_has("#compdef looper").run();
+    env.looper(&["completions", "zsh"])
+        .stdout_has("#compdef looper")
+        .run();
     env.looper(&["man"]).stdout_has(".TH looper").run();
     env.looper(&["--version"]).stdout_has(version).run();
     match std::process::Command::new("ruby")
