@@ -170,6 +170,9 @@ fn isolate_codex(home: &Path, url: &str, env: &mut Vec<(String, String)>) -> &'s
         &codex_home.join("config.toml"),
         &format!(
             r#"model_provider = "mock"
+# The model when the spec names none (`looper run` with plain `codex`), as a user's config
+# would set it; the mock serves the tools codex offers this one.
+model = "gpt-5.5"
 
 [model_providers.mock]
 name = "Mock LLM"

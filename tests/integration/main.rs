@@ -14,6 +14,7 @@ mod history;
 mod merge;
 mod mock;
 mod mock_server;
+mod readme;
 mod run;
 mod run_real;
 mod schema;

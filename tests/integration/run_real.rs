@@ -12,7 +12,7 @@ use crate::agents::{Sandboxed, cli};
 use crate::harness::Env;
 use crate::mock::{Mock, Route, Script, Step};
 
-fn worker_route(id: &str, file: &str) -> Route {
+pub(crate) fn worker_route(id: &str, file: &str) -> Route {
     Route::new(
         format!("## Your task: {id} —"),
         Script::new(format!(
