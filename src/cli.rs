@@ -43,7 +43,7 @@ Examples:
 
 Configuration comes from looper.toml (see `looper init`), $LOOPER_HOME/config.toml,
 LOOPER_WORKER / LOOPER_REVIEWER / LOOPER_MAX_ITERATIONS, and these flags, in rising order.")]
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Create the backlog, its schema and a commented looper.toml in the project.
     #[command(after_help = "Example:\n  looper init --name my-app")]
     Init {
@@ -389,6 +389,23 @@ pub struct RunArgs {
     /// Agent spec or profile for the review pass (repeat for an ensemble).
     #[arg(long, value_name = "SPEC")]
     pub reviewer: Vec<String>,
+    /// Workers taking turns: `odd-even` (see [roles] odd/even) or a list, e.g.
+    /// `claude,claude,codex` (round-robin over task iterations).
+    #[arg(long, value_name = "odd-even|SPEC,SPEC,...")]
+    pub schedule: Option<String>,
+    /// The worker for a task after `escalate_after` failed attempts (default 2).
+    #[arg(long, value_name = "SPEC")]
+    pub escalate: Option<String>,
+    /// An agent to use when the chosen one is rate-limited, refused or missing (repeatable,
+    /// tried in order).
+    #[arg(long, value_name = "SPEC")]
+    pub fallback: Vec<String>,
+    /// The agent that plans the backlog when there is none (default: the worker).
+    #[arg(long, value_name = "SPEC")]
+    pub bootstrap_agent: Option<String>,
+    /// The agent that repairs an invalid backlog (default: the worker).
+    #[arg(long, value_name = "SPEC")]
+    pub repair_agent: Option<String>,
     /// Stop after this many iterations (default 50).
     #[arg(long, value_name = "N")]
     pub max_iterations: Option<u32>,

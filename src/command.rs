@@ -25,13 +25,11 @@ use crate::project::Project;
 /// Runs the parsed command line.
 pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     let project = || Project::discover(cli.global.dir.as_deref(), cli.global.backlog.as_deref());
-    let command = cli
-        .command
-        .unwrap_or(Command::Run(crate::cli::RunArgs::default()));
+    let command = cli.command.unwrap_or_else(|| Command::Run(Box::default()));
     match command {
         Command::Run(args) => {
             let idea = args.prompt.clone();
-            crate::run::run(&project()?, run_layer(args), idea.as_deref())
+            crate::run::run(&project()?, run_layer(*args), idea.as_deref())
         }
         Command::Stop => crate::run::request_stop(&project()?),
         Command::Init { force, name } => init::run(&project()?, force, name.as_deref()),
@@ -213,6 +211,13 @@ fn run_layer(args: crate::cli::RunArgs) -> crate::config::Layer {
     if !args.reviewer.is_empty() {
         layer.roles.reviewer = Some(crate::config::OneOrMany::Many(args.reviewer));
     }
+    layer.roles.schedule = args.schedule.map(crate::config::OneOrMany::One);
+    layer.roles.escalate = args.escalate;
+    if !args.fallback.is_empty() {
+        layer.roles.fallback = Some(crate::config::OneOrMany::Many(args.fallback));
+    }
+    layer.roles.bootstrap = args.bootstrap_agent;
+    layer.roles.repair = args.repair_agent;
     layer.looping.max_iterations = args.max_iterations;
     layer.looping.retry_limit = args.retry_limit;
     layer.looping.max_tokens = args.max_tokens;

@@ -118,6 +118,18 @@ pub struct RolesLayer {
     pub reviewer: Option<OneOrMany>,
     pub bootstrap: Option<String>,
     pub repair: Option<String>,
+    /// Workers taken in turn: `"odd-even"` (`odd`, then `even`), or a list of specs
+    /// (round-robin; `"claude,claude,codex"` as one string works too).
+    pub schedule: Option<OneOrMany>,
+    /// The odd iterations' worker under `schedule = "odd-even"` (default: `worker`).
+    pub odd: Option<String>,
+    /// The even iterations' worker under `schedule = "odd-even"` (default: `claude`).
+    pub even: Option<String>,
+    /// The worker for a task that failed `loop.escalate_after` attempts.
+    pub escalate: Option<String>,
+    /// Agents to use, in order, when the chosen one is rate-limited, refused its
+    /// credentials, or its CLI is missing.
+    pub fallback: Option<OneOrMany>,
 }
 
 /// A reviewer list may be written as one spec.
@@ -134,6 +146,17 @@ impl OneOrMany {
             Self::One(s) => vec![s],
             Self::Many(v) => v,
         }
+    }
+
+    /// The specs, with a single string split at commas (`"claude,claude,codex"`).
+    fn into_specs(self) -> Vec<String> {
+        self.into_vec()
+            .iter()
+            .flat_map(|s| s.split(','))
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect()
     }
 }
 
@@ -152,6 +175,8 @@ pub struct LoopLayer {
     pub max_duration: Option<String>,
     /// Seconds to wait between iterations.
     pub delay: Option<u64>,
+    /// Failed attempts on a task after which its iterations use `roles.escalate`.
+    pub escalate_after: Option<u32>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -245,6 +270,15 @@ impl Layer {
         set(&mut self.roles.reviewer, over.roles.reviewer);
         set(&mut self.roles.bootstrap, over.roles.bootstrap);
         set(&mut self.roles.repair, over.roles.repair);
+        set(&mut self.roles.schedule, over.roles.schedule);
+        set(&mut self.roles.odd, over.roles.odd);
+        set(&mut self.roles.even, over.roles.even);
+        set(&mut self.roles.escalate, over.roles.escalate);
+        set(&mut self.roles.fallback, over.roles.fallback);
+        set(
+            &mut self.looping.escalate_after,
+            over.looping.escalate_after,
+        );
         set(
             &mut self.looping.max_iterations,
             over.looping.max_iterations,
@@ -312,10 +346,67 @@ pub struct Agent {
     pub env: Vec<(String, String)>,
 }
 
+/// How workers take turns (DESIGN §6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScheduleKind {
+    /// One worker for every iteration.
+    Single,
+    /// `odd` on odd iterations, `even` on even ones.
+    OddEven,
+    /// A list taken in turn.
+    RoundRobin,
+}
+
+impl ScheduleKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Single => "single",
+            Self::OddEven => "odd-even",
+            Self::RoundRobin => "round-robin",
+        }
+    }
+}
+
+/// The workers and the order they take task iterations in.
+#[derive(Debug, Clone)]
+pub struct Schedule {
+    pub kind: ScheduleKind,
+    /// Never empty.
+    pub agents: Vec<Agent>,
+}
+
+impl Schedule {
+    /// The worker of the `n`th task iteration (1-based), and why.
+    pub fn nth(&self, n: u32) -> (&Agent, String) {
+        let len = u32::try_from(self.agents.len()).unwrap_or(u32::MAX).max(1);
+        let slot = (n.max(1) - 1) % len;
+        let agent = &self.agents[slot as usize];
+        let why = match self.kind {
+            ScheduleKind::Single => "the worker".to_owned(),
+            ScheduleKind::OddEven if slot == 0 => format!("odd-even: task iteration {n} is odd"),
+            ScheduleKind::OddEven => format!("odd-even: task iteration {n} is even"),
+            ScheduleKind::RoundRobin => {
+                format!(
+                    "round-robin: task iteration {n} takes turn {} of {len}",
+                    slot + 1
+                )
+            }
+        };
+        (agent, why)
+    }
+}
+
 /// The resolved configuration of a run.
 #[derive(Debug, Clone)]
 pub struct Config {
+    /// The first worker of the schedule (bootstrap and repair default to it).
     pub worker: Agent,
+    pub schedule: Schedule,
+    pub escalate: Option<Agent>,
+    pub escalate_after: u32,
+    pub fallback: Vec<Agent>,
+    /// Named profiles, for a task's `agent` pin.
+    pub profiles: BTreeMap<String, ProfileLayer>,
     pub reviewers: Vec<Agent>,
     pub bootstrap: Agent,
     pub repair: Agent,
@@ -357,6 +448,34 @@ impl Config {
             .collect()
     }
 
+    /// Every agent the config names, with its role: the schedule's workers, the escalation,
+    /// the fallbacks, the reviewers, bootstrap and repair; each name once.
+    pub fn agents(&self) -> Vec<(&'static str, &Agent)> {
+        let all = self
+            .schedule
+            .agents
+            .iter()
+            .map(|a| ("worker", a))
+            .chain(self.escalate.iter().map(|a| ("escalation", a)))
+            .chain(self.fallback.iter().map(|a| ("fallback", a)))
+            .chain(self.reviewers.iter().map(|a| ("reviewer", a)))
+            .chain([("bootstrap", &self.bootstrap), ("repair", &self.repair)]);
+        let mut seen = Vec::new();
+        all.filter(|(_, a)| {
+            let new = !seen.contains(&a.name);
+            if new {
+                seen.push(a.name.clone());
+            }
+            new
+        })
+        .collect()
+    }
+
+    /// The agent a task's `agent` field names: a profile or a spec.
+    pub fn agent_named(&self, name: &str) -> anyhow::Result<Agent> {
+        resolve_agent(name, &self.profiles, &|k| std::env::var(k).ok())
+    }
+
     pub fn resolve(home: &Path, root: &Path, flags: Layer) -> anyhow::Result<Config> {
         Self::resolve_with(home, root, flags, &|k| std::env::var(k).ok())
     }
@@ -379,7 +498,19 @@ impl Config {
         merged.merge(flags);
         let profiles = merged.agents.clone();
         let agent = |name: &str| resolve_agent(name, &profiles, get);
-        let worker = agent(merged.roles.worker.as_deref().unwrap_or("codex"))?;
+        let worker_name = merged.roles.worker.as_deref().unwrap_or("codex");
+        let schedule = resolve_schedule(&merged.roles, worker_name, &agent)?;
+        let worker = schedule.agents[0].clone();
+        let escalate = merged.roles.escalate.as_deref().map(&agent).transpose()?;
+        let fallback = merged
+            .roles
+            .fallback
+            .clone()
+            .map(OneOrMany::into_specs)
+            .unwrap_or_default()
+            .iter()
+            .map(|name| agent(name))
+            .collect::<anyhow::Result<Vec<_>>>()?;
         let reviewers = merged
             .roles
             .reviewer
@@ -411,32 +542,14 @@ impl Config {
                 Ok(Duration::from_secs(s))
             }
         };
-        let max_duration = merged
-            .looping
-            .max_duration
-            .as_deref()
-            .map(|text| {
-                text.parse::<jiff::SignedDuration>()
-                    .ok()
-                    .and_then(|d| Duration::try_from(d).ok())
-                    .filter(|d| !d.is_zero())
-                    .ok_or_else(|| {
-                        UsageError::new(format!(
-                            "loop.max_duration = {text:?} is not a duration: write e.g. \"90m\" or \"2h 30m\""
-                        ))
-                    })
-            })
-            .transpose()?;
-        if let Some(cost) = merged.looping.max_cost
-            && !(cost.is_finite() && cost > 0.0)
-        {
-            return Err(UsageError::new(format!(
-                "loop.max_cost = {cost}: give a number of US dollars above 0"
-            ))
-            .into());
-        }
+        let max_duration = check_budgets(&merged.looping)?;
         Ok(Config {
             worker,
+            schedule,
+            escalate,
+            escalate_after: merged.looping.escalate_after.unwrap_or(2).max(1),
+            fallback,
+            profiles,
             reviewers,
             bootstrap,
             repair,
@@ -462,8 +575,66 @@ impl Config {
     }
 }
 
+/// `loop.max_duration` read, `loop.max_cost` checked.
+fn check_budgets(looping: &LoopLayer) -> anyhow::Result<Option<Duration>> {
+    let max_duration = looping
+            .max_duration
+            .as_deref()
+            .map(|text| {
+                text.parse::<jiff::SignedDuration>()
+                    .ok()
+                    .and_then(|d| Duration::try_from(d).ok())
+                    .filter(|d| !d.is_zero())
+                    .ok_or_else(|| {
+                        UsageError::new(format!(
+                            "loop.max_duration = {text:?} is not a duration: write e.g. \"90m\" or \"2h 30m\""
+                        ))
+                    })
+            })
+            .transpose()?;
+    if let Some(cost) = looping.max_cost
+        && !(cost.is_finite() && cost > 0.0)
+    {
+        return Err(UsageError::new(format!(
+            "loop.max_cost = {cost}: give a number of US dollars above 0"
+        ))
+        .into());
+    }
+    Ok(max_duration)
+}
+
+/// `[roles] schedule` (with `odd` and `even`), or the single `worker`.
+fn resolve_schedule(
+    roles: &RolesLayer,
+    worker: &str,
+    agent: &dyn Fn(&str) -> anyhow::Result<Agent>,
+) -> anyhow::Result<Schedule> {
+    let (kind, names) = match roles.schedule.clone() {
+        None => (ScheduleKind::Single, vec![worker.to_owned()]),
+        Some(OneOrMany::One(text)) if text.trim() == "odd-even" => (
+            ScheduleKind::OddEven,
+            vec![
+                roles.odd.clone().unwrap_or_else(|| worker.to_owned()),
+                roles.even.clone().unwrap_or_else(|| "claude".to_owned()),
+            ],
+        ),
+        Some(list) => (ScheduleKind::RoundRobin, list.into_specs()),
+    };
+    if names.is_empty() {
+        return Err(UsageError::new(
+            "roles.schedule is empty: write \"odd-even\" or a list of agents, e.g. [\"claude\", \"codex\"]",
+        )
+        .into());
+    }
+    let agents = names
+        .iter()
+        .map(|name| agent(name).context("in roles.schedule"))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    Ok(Schedule { kind, agents })
+}
+
 /// A profile name or a spec, with the profile's program and expanded environment.
-fn resolve_agent(
+pub fn resolve_agent(
     name: &str,
     profiles: &BTreeMap<String, ProfileLayer>,
     get: &dyn Fn(&str) -> Option<String>,

@@ -13,9 +13,11 @@ mod ensure;
 mod gates;
 mod hooks;
 mod iteration;
+mod limits;
 mod prompt;
 pub(crate) mod reports;
 mod review;
+mod schedule;
 mod step;
 mod stop;
 mod workspace;
@@ -70,6 +72,12 @@ pub struct Ctx {
     pub cost_usd: f64,
     /// Whether the project is a git work tree (asked once per run).
     pub git: bool,
+    /// Task iterations whose agent ran (not deferred by a rate limit): the schedule's count.
+    pub worked: u32,
+    /// The agents' rate limits, kept across runs.
+    pub(crate) limits: limits::Limits,
+    /// Agents that cannot run for the rest of this run (refused credentials), and why.
+    pub(crate) unavailable: BTreeMap<String, String>,
 }
 
 impl Ctx {
@@ -150,19 +158,24 @@ impl Ctx {
 }
 
 /// Every configured agent's program exists, so a missing CLI stops the run before it
-/// touches the backlog (exit 2), with what to do.
-fn preflight(config: &Config, root: &Path) -> anyhow::Result<()> {
-    let roles = std::iter::once(("worker", &config.worker))
-        .chain(config.reviewers.iter().map(|r| ("reviewer", r)))
-        .chain([("bootstrap", &config.bootstrap), ("repair", &config.repair)]);
-    for (role, agent) in roles {
+/// touches the backlog (exit 2), with what to do. With a `fallback` whose CLI is there, a
+/// missing one is only a warning (its turns go to the fallback); the warnings are returned.
+fn preflight(config: &Config, root: &Path) -> anyhow::Result<Vec<String>> {
+    let fallback_ready = config
+        .fallback
+        .iter()
+        .any(|a| agent_program(a, config, root).is_ok());
+    let mut warnings = Vec::new();
+    for (role, agent) in config.agents() {
         if let Err(missing) = agent_program(agent, config, root) {
-            return Err(
-                crate::error::UsageError::new(format!("the {role} agent {missing}")).into(),
-            );
+            let text = format!("the {role} agent {missing}");
+            if !fallback_ready {
+                return Err(crate::error::UsageError::new(text).into());
+            }
+            warnings.push(format!("{text}; its turns go to the fallback"));
         }
     }
-    Ok(())
+    Ok(warnings)
 }
 
 /// The program an agent runs, or why it cannot: `` `NAME` needs `PROGRAM`, which is not
@@ -242,7 +255,10 @@ fn source_files_text(doc: &Doc) -> String {
 pub fn run(project: &Project, flags: Layer, idea: Option<&str>) -> anyhow::Result<ExitCode> {
     let home = crate::store::looper_home()?;
     let config = Config::resolve(&home, &project.root, flags)?;
-    preflight(&config, &project.root)?;
+    let warnings = preflight(&config, &project.root)?;
+    for warning in &warnings {
+        eprintln!("looper: warning: {warning}");
+    }
     crate::file::create_private_dir(&project.home.state())?;
     let _lock = lock(&project.home.state().join("run.lock"))?;
     let stop = stop::Stop::install(&project.home.state())?;
@@ -268,12 +284,16 @@ pub fn run(project: &Project, flags: Layer, idea: Option<&str>) -> anyhow::Resul
         tokens: 0,
         cost_usd: 0.0,
         git: workspace::is_git(&project.root),
+        worked: 0,
+        limits: limits::Limits::load(&project.home.state())?,
+        unavailable: BTreeMap::new(),
     };
     ctx.journal.set_step(0, "run");
-    let profile_values: Vec<String> = std::iter::once(&ctx.config.worker)
-        .chain(&ctx.config.reviewers)
-        .chain([&ctx.config.bootstrap, &ctx.config.repair])
-        .flat_map(|a| a.env.iter().map(|(_, v)| v.clone()))
+    let profile_values: Vec<String> = ctx
+        .config
+        .agents()
+        .iter()
+        .flat_map(|(_, a)| a.env.iter().map(|(_, v)| v.clone()))
         .collect();
     ctx.journal.set_redactor(crate::journal::Redactor::new(
         std::env::vars(),
@@ -288,7 +308,15 @@ pub fn run(project: &Project, flags: Layer, idea: Option<&str>) -> anyhow::Resul
             "backlog": ctx.backlog,
             "config_files": ctx.config.sources,
             "worker": ctx.config.worker.spec.to_string(),
+            "schedule": {
+                "kind": ctx.config.schedule.kind.as_str(),
+                "agents": ctx.config.schedule.agents.iter().map(|a| a.spec.to_string()).collect::<Vec<_>>(),
+            },
+            "escalate": ctx.config.escalate.as_ref().map(|a| a.spec.to_string()),
+            "escalate_after": ctx.config.escalate_after,
+            "fallback": ctx.config.fallback.iter().map(|a| a.spec.to_string()).collect::<Vec<_>>(),
             "reviewers": ctx.config.reviewers.iter().map(|r| r.spec.to_string()).collect::<Vec<_>>(),
+            "warnings": warnings,
             "max_iterations": ctx.config.max_iterations,
         }),
     )?;
@@ -330,8 +358,20 @@ fn drive(ctx: &mut Ctx, idea: Option<&str>) -> anyhow::Result<(&'static str, u8)
         ) => ensure::repair(ctx, &e)?,
         Err(e) => return Err(e.into()),
     };
-    if doc.marker().is_some() {
-        return Ok(("the project is already done", EXIT_DONE));
+    if let Some(marker) = doc.marker() {
+        let tasks = doc.tasks();
+        if crate::backlog::select::select(&tasks, ctx.config.retry_limit).is_none() {
+            return Ok(("the project is already done", EXIT_DONE));
+        }
+        // Work was added after the review declared the project done: it is not done.
+        let id = marker.id.to_owned();
+        drop(tasks);
+        ctx.store
+            .update(&crate::backlog::ops::reopen(&id), &ctx.journal)?;
+        ctx.record(
+            "project.reopened",
+            json!({"marker": id, "why": "tasks were added after the review declared the project done"}),
+        )?;
     }
     baseline(ctx)?;
     let mut reviews = 0;
@@ -348,17 +388,35 @@ fn drive(ctx: &mut Ctx, idea: Option<&str>) -> anyhow::Result<(&'static str, u8)
             if ctx.iter >= ctx.config.max_iterations {
                 return Ok(("the iteration cap was reached with work left", EXIT_CAP));
             }
+            let task = doc.task(&id).map_or(Value::Null, |t| t.value.clone());
+            let (agent, why) = match schedule::worker(ctx, &task)? {
+                schedule::Pick::Run { agent, why } => (agent, why),
+                schedule::Pick::Wait { until, why } => {
+                    if let Some(end) = wait(ctx, until, &why)? {
+                        return Ok(end);
+                    }
+                    continue;
+                }
+                schedule::Pick::Stuck { why } => {
+                    return Err(Failure {
+                        message: format!("no agent can work on task {id}: {why}"),
+                        code: crate::error::EXIT_ERROR,
+                    }
+                    .into());
+                }
+            };
             if ctx.iter > 0 && !ctx.config.delay.is_zero() {
                 pause(ctx);
             }
             ctx.iter += 1;
             ctx.set_step(&format!("iter-{}", ctx.iter));
-            iteration::iterate(ctx, &id, reason)?;
+            iteration::iterate(ctx, &id, reason, &agent, &why)?;
             continue;
         }
         reviews += 1;
         ctx.set_step(&format!("review-{reviews}"));
         match review::review(ctx)? {
+            review::Verdict::Ended(reason, code) => return Ok((reason, code)),
             review::Verdict::Done => {
                 return Ok(("the review declared the project done", EXIT_DONE));
             }
@@ -405,6 +463,45 @@ fn should_end(ctx: &Ctx) -> Option<(&'static str, u8)> {
         return Some(("the time budget was reached with work left", EXIT_CAP));
     }
     None
+}
+
+/// Waits until `until`, when every agent that could take the next step is rate-limited;
+/// returns why the run must end instead, if it must (a stop request, or a reset beyond the
+/// time budget). The wait is journaled (`agent.wait`), so `status` and `tail` show it; the
+/// limits are on disk, so a restarted run waits for the same reset.
+fn wait(
+    ctx: &mut Ctx,
+    until: jiff::Timestamp,
+    why: &str,
+) -> anyhow::Result<Option<(&'static str, u8)>> {
+    let left = |until: jiff::Timestamp| {
+        std::time::Duration::try_from(until.duration_since(jiff::Timestamp::now()))
+            .unwrap_or_default()
+    };
+    let beyond_budget = ctx
+        .config
+        .max_duration
+        .is_some_and(|max| ctx.started.elapsed() + left(until) > max);
+    ctx.record(
+        "agent.wait",
+        json!({"until": until, "why": why, "beyond_budget": beyond_budget}),
+    )?;
+    if beyond_budget {
+        return Ok(Some((
+            "every agent is rate-limited past the time budget",
+            EXIT_CAP,
+        )));
+    }
+    loop {
+        if let Some(end) = should_end(ctx) {
+            return Ok(Some(end));
+        }
+        let remaining = left(until);
+        if remaining.is_zero() {
+            return Ok(None);
+        }
+        std::thread::sleep(remaining.min(std::time::Duration::from_millis(200)));
+    }
 }
 
 /// Waits `delay` between iterations, unless asked to stop.

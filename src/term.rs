@@ -30,7 +30,7 @@ pub fn outcome_code(word: &str) -> &'static str {
     match word.trim().to_ascii_lowercase().as_str() {
         "done" | "passed" | "ok" | "ok:" => "32",
         "attempt" | "failed" | "failed:" | "blocked" | "broken" | "violation" => "31",
-        "unfinished" | "interrupted" | "running" | "doing" => "33",
+        "unfinished" | "interrupted" | "running" | "doing" | "deferred" | "waiting" => "33",
         _ => "0",
     }
 }
@@ -88,4 +88,9 @@ pub fn seconds(ms: u64) -> String {
     } else {
         format!("{}m{:02}s", ms / 60_000, (ms / 1000) % 60)
     }
+}
+
+/// A moment for people, in UTC: `2026-11-30 14:05:09 UTC`.
+pub fn clock(at: jiff::Timestamp) -> String {
+    at.strftime("%Y-%m-%d %H:%M:%S UTC").to_string()
 }

@@ -246,6 +246,16 @@ pub fn mark_project_done(marker_id: &str, note: &str) -> Change {
     change
 }
 
+/// Removes the project-done marker, when tasks were added after it (the marker's record
+/// stays in the journal).
+pub fn reopen(marker_id: &str) -> Change {
+    Change::new(
+        "reopen",
+        ".tasks |= map(select(.id != $marker_id))",
+        vec![("marker_id".into(), json!(marker_id))],
+    )
+}
+
 pub fn format() -> Change {
     Change::new("fmt", IDENTITY, Vec::new())
 }

@@ -147,15 +147,7 @@ pub(super) fn doctor(project: &Project) -> anyhow::Result<ExitCode> {
     match Config::resolve(&home, &project.root, Layer::default()) {
         Err(e) => r.say(Level::Problem, format!("config: {e:#}")),
         Ok(config) => {
-            let mut seen = Vec::new();
-            let roles = std::iter::once(("worker", &config.worker))
-                .chain(config.reviewers.iter().map(|a| ("reviewer", a)))
-                .chain([("bootstrap", &config.bootstrap), ("repair", &config.repair)]);
-            for (role, agent) in roles {
-                if seen.contains(&agent.name) {
-                    continue;
-                }
-                seen.push(agent.name.clone());
+            for (role, agent) in config.agents() {
                 check_agent(&mut r, role, agent, &config, &project.root);
             }
             if config.sandbox == crate::agent::Sandbox::None {

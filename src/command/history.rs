@@ -368,6 +368,9 @@ struct Running {
     pid: String,
     /// The iteration going on now (none between iterations).
     iteration: Option<Iteration>,
+    /// The run is waiting for an agent's rate limit to lift: the `agent.wait` record
+    /// (`until`, `why`).
+    waiting: Option<Value>,
 }
 
 /// What `status` shows, gathered.
@@ -377,6 +380,8 @@ struct StatusView {
     pid: Option<String>,
     /// The iteration going on now.
     current: Option<Iteration>,
+    /// The latest run's last record, when it is an `agent.wait` (the run is waiting).
+    waiting: Option<Value>,
     /// The latest run's `run.end` (or its first record while it runs).
     last_run: Option<Value>,
     recent: Vec<Iteration>,
@@ -393,6 +398,7 @@ pub(super) fn status(project: &Project, as_json: bool) -> anyhow::Result<ExitCod
             running: view.pid.map(|pid| Running {
                 pid,
                 iteration: view.current,
+                waiting: view.waiting,
             }),
             last_run: view.last_run,
             recent: view.recent,
@@ -409,6 +415,7 @@ fn gather(project: &Project) -> anyhow::Result<StatusView> {
     // The latest run says what is going on now; older runs only fill the recent list.
     let mut recent: Vec<Iteration> = Vec::new();
     let mut last_run = None;
+    let mut waiting = None;
     for (i, file) in read::run_files(&project.home.runs())
         .iter()
         .rev()
@@ -423,6 +430,10 @@ fn gather(project: &Project) -> anyhow::Result<StatusView> {
                 .find(|r| r["type"] == "run.end")
                 .cloned()
                 .or(first);
+            waiting = records
+                .last()
+                .filter(|r| r["type"] == "agent.wait")
+                .cloned();
         }
         let mut its = read::iterations(&records);
         its.append(&mut recent);
@@ -440,14 +451,81 @@ fn gather(project: &Project) -> anyhow::Result<StatusView> {
         recent.pop();
     }
     let recent = recent[recent.len().saturating_sub(RECENT)..].to_vec();
+    let waiting = waiting.filter(|_| pid.is_some());
     Ok(StatusView {
         counts,
         backlog_error: backlog.err().map(|e| e.to_string()),
         pid,
         current,
+        waiting,
         last_run,
         recent,
     })
+}
+
+/// The `running` (or `waiting`) line of `status`, with `last run` when nothing runs.
+fn running_lines(view: &StatusView, color: bool) -> String {
+    let mut out = String::new();
+    match (&view.pid, &view.current) {
+        (Some(pid), Some(it)) => {
+            let _ = writeln!(
+                out,
+                "{}   pid {pid}, run {}: {} on {} with {}, {} so far, {} tokens",
+                crate::term::paint(color, "33", "running"),
+                it.run,
+                it.label,
+                it.task,
+                it.agent,
+                since(&it.started),
+                tokens(it.tokens.input + it.tokens.output)
+            );
+            if let Some(action) = &it.last_action {
+                let _ = writeln!(out, "          last: {}", one_line(action, 100));
+            }
+        }
+        (Some(pid), None) => match &view.waiting {
+            Some(wait) => {
+                let until = wait["until"].as_str().unwrap_or("?");
+                let left = until
+                    .parse::<jiff::Timestamp>()
+                    .ok()
+                    .and_then(|u| {
+                        u64::try_from(u.duration_since(jiff::Timestamp::now()).as_millis()).ok()
+                    })
+                    .map_or_else(|| "0s".to_owned(), crate::term::seconds);
+                let _ = writeln!(
+                    out,
+                    "{}   pid {pid}, every agent is rate-limited: next try at {} ({left} left)\n          why: {}",
+                    crate::term::paint(color, "33", "waiting"),
+                    when(until),
+                    one_line(wait["why"].as_str().unwrap_or(""), 100)
+                );
+            }
+            None => {
+                let _ = writeln!(out, "running   pid {pid}, between iterations");
+            }
+        },
+        (None, _) => {
+            let ended = view
+                .last_run
+                .as_ref()
+                .filter(|r| r["type"] == "run.end")
+                .map_or_else(
+                    || "no\nlast run  none has ended yet".to_owned(),
+                    |r| {
+                        format!(
+                            "no\nlast run  {} ended {}: {} (exit {})",
+                            r["run"].as_str().unwrap_or("?"),
+                            when(r["ts"].as_str().unwrap_or("")),
+                            r["reason"].as_str().unwrap_or("?"),
+                            r["exit_code"]
+                        )
+                    },
+                );
+            let _ = writeln!(out, "running   {ended}");
+        }
+    }
+    out
 }
 
 fn render(project: &Project, view: &StatusView) -> String {
@@ -480,46 +558,7 @@ fn render(project: &Project, view: &StatusView) -> String {
     } else if let Some(e) = &view.backlog_error {
         let _ = writeln!(out, "progress  unknown: {e}");
     }
-    match (&view.pid, &view.current) {
-        (Some(pid), Some(it)) => {
-            let _ = writeln!(
-                out,
-                "{}   pid {pid}, run {}: {} on {} with {}, {} so far, {} tokens",
-                crate::term::paint(color, "33", "running"),
-                it.run,
-                it.label,
-                it.task,
-                it.agent,
-                since(&it.started),
-                tokens(it.tokens.input + it.tokens.output)
-            );
-            if let Some(action) = &it.last_action {
-                let _ = writeln!(out, "          last: {}", one_line(action, 100));
-            }
-        }
-        (Some(pid), None) => {
-            let _ = writeln!(out, "running   pid {pid}, between iterations");
-        }
-        (None, _) => {
-            let ended = view
-                .last_run
-                .as_ref()
-                .filter(|r| r["type"] == "run.end")
-                .map_or_else(
-                    || "no\nlast run  none has ended yet".to_owned(),
-                    |r| {
-                        format!(
-                            "no\nlast run  {} ended {}: {} (exit {})",
-                            r["run"].as_str().unwrap_or("?"),
-                            when(r["ts"].as_str().unwrap_or("")),
-                            r["reason"].as_str().unwrap_or("?"),
-                            r["exit_code"]
-                        )
-                    },
-                );
-            let _ = writeln!(out, "running   {ended}");
-        }
-    }
+    out.push_str(&running_lines(view, color));
     // The note fills the rest of a terminal's line (51 columns before it, 1 for the "…").
     let note_width = if std::io::IsTerminal::is_terminal(&std::io::stdout()) {
         crate::term::width().saturating_sub(53).max(20)

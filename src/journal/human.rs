@@ -6,7 +6,7 @@ use serde_json::Value;
 use crate::term::seconds;
 
 /// Record types `looper run` prints as it goes (the rest is for `tail`).
-pub const PROGRESS: [&str; 9] = [
+pub const PROGRESS: [&str; 15] = [
     "run.start",
     "bootstrap.end",
     "iteration.start",
@@ -16,6 +16,12 @@ pub const PROGRESS: [&str; 9] = [
     "review.report",
     "review.end",
     "review.violation",
+    "review.fallback",
+    "agent.limited",
+    "agent.unavailable",
+    "agent.wait",
+    "project.reopened",
+    "warning",
 ];
 
 /// `text` on one line (whitespace runs become one space), cut to `max` characters.
@@ -39,19 +45,14 @@ pub fn readable(r: &Value, raw: bool, color: bool) -> Vec<String> {
     match r["type"].as_str().unwrap_or("") {
         "run.start" | "run.end" => vec![format!("{time} {}\n", run_line(r, color))],
         "iteration.start" => line(format!(
-            "{} with {} ({})",
+            "{} with {} ({}{})",
             s("task"),
             s("agent"),
-            s("reason")
-        )),
-        "iteration.end" => line(format!(
-            "{} → {}{}",
-            s("task"),
-            outcome(color, &s("outcome"), &s("outcome")),
-            r["note"]
-                .as_str()
-                .map(|n| format!(": {}", one_line(n, 100)))
-                .unwrap_or_default()
+            s("reason"),
+            match r["why"].as_str() {
+                None | Some("" | "the worker") => String::new(),
+                Some(why) => format!("; {}", one_line(why, 100)),
+            }
         )),
         "agent.spawn" => line(format!(
             "{} starts: {}",
@@ -122,7 +123,60 @@ pub fn readable(r: &Value, raw: bool, color: bool) -> Vec<String> {
             r["changed"]
         )),
         "flag" => line(format!("flag: {} {}", s("why"), r["paths"])),
-        _ => Vec::new(),
+        kind => resilience(kind, r, color).map(line).unwrap_or_default(),
+    }
+}
+
+/// The records of rate limits, fallbacks and waits (#6), as one line each.
+fn resilience(kind: &str, r: &Value, color: bool) -> Option<String> {
+    use crate::term::outcome;
+    let s = |k: &str| r[k].as_str().unwrap_or("").to_owned();
+    match kind {
+        "agent.limited" => Some(format!(
+            "{}: `{}` {} until {}",
+            outcome(color, "attempt", "rate limit"),
+            s("agent"),
+            s("reason"),
+            s("until")
+        )),
+        "agent.unavailable" => Some(format!(
+            "{}: `{}` {}",
+            outcome(color, "failed", "unavailable"),
+            s("agent"),
+            s("why")
+        )),
+        "agent.wait" if r["beyond_budget"] == true => Some(format!(
+            "every agent is rate-limited until {}, past the time budget: {}",
+            s("until"),
+            one_line(&s("why"), 100)
+        )),
+        "agent.wait" => Some(format!(
+            "waiting until {}: {}",
+            s("until"),
+            one_line(&s("why"), 100)
+        )),
+        "review.fallback" => Some(format!(
+            "review: {} stands in for {} ({})",
+            s("agent"),
+            s("reviewer"),
+            one_line(&s("why"), 100)
+        )),
+        "project.reopened" => Some(format!("project reopened: {}", s("why"))),
+        "warning" => Some(format!(
+            "{}: {}",
+            outcome(color, "attempt", "warning"),
+            one_line(&s("message"), 140)
+        )),
+        "iteration.end" => Some(format!(
+            "{} → {}{}",
+            s("task"),
+            outcome(color, &s("outcome"), &s("outcome")),
+            r["note"]
+                .as_str()
+                .map(|n| format!(": {}", one_line(n, 100)))
+                .unwrap_or_default()
+        )),
+        _ => None,
     }
 }
 

@@ -7,13 +7,13 @@ use std::fmt::Write as _;
 use serde_json::{Value, json};
 
 use super::reports::{self, WorkStatus, WorkerReport};
-use super::{Ctx, gates, hooks, prompt, source_files_text, step, workspace};
+use super::{Ctx, gates, hooks, prompt, schedule, source_files_text, step, workspace};
 use crate::agent::Role;
 use crate::agent::supervise::Class;
 use crate::backlog::Status;
 use crate::backlog::ops::{self, NewTask};
 use crate::backlog::select::Reason;
-use crate::config::GitCommit;
+use crate::config::{Agent, GitCommit};
 
 /// How an iteration ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,15 +21,23 @@ pub(crate) enum Outcome {
     Done,
     Attempt(String),
     Interrupted,
+    /// The agent was rate-limited or refused its credentials: no attempt; the task goes
+    /// back to `todo` and the next iteration picks another agent (or waits).
+    Deferred(String),
 }
 
-/// Works on task `id`.
-pub(crate) fn iterate(ctx: &mut Ctx, id: &str, reason: Reason) -> anyhow::Result<Outcome> {
-    let agent = ctx.config.worker.clone();
+/// Works on task `id` with `agent`, picked for the reason `why`.
+pub(crate) fn iterate(
+    ctx: &mut Ctx,
+    id: &str,
+    reason: Reason,
+    agent: &Agent,
+    why: &str,
+) -> anyhow::Result<Outcome> {
     let doc = ctx.load()?;
     ctx.record(
         "iteration.start",
-        json!({"task": id, "agent": agent.spec.to_string(), "reason": reason.as_str(), "backlog": doc.counts()}),
+        json!({"task": id, "agent": agent.spec.to_string(), "agent_name": agent.name, "why": why, "reason": reason.as_str(), "backlog": doc.counts()}),
     )?;
     let task = doc.task(id).map_or(Value::Null, |t| t.value.clone());
     if task.get("status").and_then(Value::as_str) != Some("doing") {
@@ -39,7 +47,7 @@ pub(crate) fn iterate(ctx: &mut Ctx, id: &str, reason: Reason) -> anyhow::Result
     let before = workspace::snapshot(&ctx.root, &ctx.own_files(), ctx.git)?;
     ctx.record("git", json!({"phase": "before", "head": before.head()}))?;
     let text = worker_prompt(ctx, id, &task, &doc)?;
-    let result = step::run_agent(ctx, &agent, Role::Worker, &text, ctx.config.worker_timeout)?;
+    let result = step::run_agent(ctx, agent, Role::Worker, &text, ctx.config.worker_timeout)?;
     let after = workspace::snapshot(&ctx.root, &ctx.own_files(), ctx.git)?;
     ctx.record("git", json!({"phase": "after", "head": after.head()}))?;
     let changed = workspace::changed(&ctx.root, &before, &after, &ctx.own_files());
@@ -51,6 +59,17 @@ pub(crate) fn iterate(ctx: &mut Ctx, id: &str, reason: Reason) -> anyhow::Result
         )?;
         return Ok(Outcome::Interrupted);
     }
+    if let Some(why) = schedule::note_run(ctx, agent, &result)? {
+        ctx.store
+            .update(&ops::set_status(id, Status::Todo), &ctx.journal)?;
+        let doc = ctx.load()?;
+        ctx.record(
+            "iteration.end",
+            json!({"task": id, "outcome": "deferred", "note": why, "changed": changed, "backlog": doc.counts()}),
+        )?;
+        return Ok(Outcome::Deferred(why));
+    }
+    ctx.worked += 1;
 
     let report = if result.class == Class::Ok {
         reports::read::<WorkerReport>(result.outcome.final_text.as_deref())
@@ -78,8 +97,8 @@ pub(crate) fn iterate(ctx: &mut Ctx, id: &str, reason: Reason) -> anyhow::Result
         "iteration.end",
         json!({
             "task": id,
-            "outcome": match &outcome { Outcome::Done => "done", Outcome::Attempt(_) => "attempt", Outcome::Interrupted => "interrupted" },
-            "note": match &outcome { Outcome::Attempt(n) => Some(n), Outcome::Done | Outcome::Interrupted => None },
+            "outcome": match &outcome { Outcome::Done => "done", Outcome::Attempt(_) => "attempt", Outcome::Interrupted => "interrupted", Outcome::Deferred(_) => "deferred" },
+            "note": match &outcome { Outcome::Attempt(n) | Outcome::Deferred(n) => Some(n), Outcome::Done | Outcome::Interrupted => None },
             "changed": changed,
             "backlog": doc.counts(),
         }),
@@ -270,11 +289,12 @@ pub(super) fn add_task(
     source: &str,
 ) -> anyhow::Result<bool> {
     let title = title.trim();
+    let key = title_key(title);
     let exists = ctx
         .load()?
         .tasks()
         .iter()
-        .any(|t| t.title.trim().eq_ignore_ascii_case(title));
+        .any(|t| title_key(t.title) == key);
     if exists || title.is_empty() {
         ctx.record(
             "task.dropped",
@@ -292,6 +312,22 @@ pub(super) fn add_task(
     let style = ops::IdStyle::of(ctx.load()?.value());
     ctx.store.update(&ops::add(&task, &style), &ctx.journal)?;
     Ok(true)
+}
+
+/// What makes two task titles the same task: case, punctuation, spacing and a plural `s`
+/// aside (`Add tests for the parser.` = `add  test for the Parser`).
+fn title_key(title: &str) -> Vec<String> {
+    title
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(|w| {
+            let w = w.to_lowercase();
+            match w.strip_suffix('s') {
+                Some(stem) if stem.len() >= 3 && !stem.ends_with('s') => stem.to_owned(),
+                _ => w,
+            }
+        })
+        .collect()
 }
 
 fn report_json(report: &WorkerReport) -> Value {

@@ -8,11 +8,12 @@ use serde_json::json;
 
 use super::iteration::add_task;
 use super::reports::{self, ReviewReport};
-use super::{Ctx, gates, prompt, source_files_text, step, workspace};
+use super::{Ctx, gates, prompt, schedule, source_files_text, step, workspace};
 use crate::agent::Role;
 use crate::agent::supervise::Class;
 use crate::backlog::model::PROJECT_DONE_ID;
 use crate::backlog::ops;
+use crate::config::Agent;
 
 /// What a review pass decided.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,6 +21,8 @@ pub(crate) enum Verdict {
     Done,
     NewTasks,
     Inconclusive,
+    /// The run must end while waiting for a rate-limited reviewer: why, and the exit code.
+    Ended(&'static str, u8),
 }
 
 /// Runs every reviewer once.
@@ -28,16 +31,27 @@ pub(crate) fn review(ctx: &mut Ctx) -> anyhow::Result<Verdict> {
     let mut all_done = true;
     let mut summaries = Vec::new();
     let mut proposed = Vec::new();
-    for reviewer in ctx.config.reviewers.clone() {
+    let names: Vec<String> = ctx
+        .config
+        .reviewers
+        .iter()
+        .map(|r| r.name.clone())
+        .collect();
+    for configured in ctx.config.reviewers.clone() {
         let before = workspace::snapshot(&ctx.root, &ctx.own_files(), ctx.git)?;
         let text = review_prompt(ctx)?;
-        let result = step::run_agent(
-            ctx,
-            &reviewer,
-            Role::Reviewer,
-            &text,
-            ctx.config.reviewer_timeout,
-        )?;
+        let (reviewer, result) = match run_reviewer(ctx, &configured, &names, &text)? {
+            Ran::Result(reviewer, result) => (reviewer, *result),
+            Ran::Ended(reason, code) => return Ok(Verdict::Ended(reason, code)),
+            Ran::Stuck(why) => {
+                ctx.record(
+                    "review.report",
+                    json!({"reviewer": configured.name, "valid": false, "problem": format!("no agent can review: {why}")}),
+                )?;
+                all_done = false;
+                continue;
+            }
+        };
         let after = workspace::snapshot(&ctx.root, &ctx.own_files(), ctx.git)?;
         let changed = workspace::changed(&ctx.root, &before, &after, &ctx.own_files());
         if !changed.is_empty() {
@@ -107,6 +121,56 @@ pub(crate) fn review(ctx: &mut Ctx) -> anyhow::Result<Verdict> {
         json!({"verdict": format!("{verdict:?}").to_lowercase(), "added": added, "backlog": ctx.load()?.counts()}),
     )?;
     Ok(verdict)
+}
+
+/// How a reviewer's turn went.
+enum Ran {
+    Result(Agent, Box<crate::agent::supervise::RunResult>),
+    Ended(&'static str, u8),
+    Stuck(String),
+}
+
+/// Runs `configured`, or the fallback that stands in for it while it is rate-limited or
+/// refused; waits when every candidate is rate-limited.
+fn run_reviewer(
+    ctx: &mut Ctx,
+    configured: &Agent,
+    reviewers: &[String],
+    text: &str,
+) -> anyhow::Result<Ran> {
+    let others: Vec<String> = reviewers
+        .iter()
+        .filter(|n| **n != configured.name)
+        .cloned()
+        .collect();
+    loop {
+        match schedule::reviewer(ctx, configured, &others) {
+            schedule::Pick::Run { agent, why } => {
+                if agent.name != configured.name {
+                    ctx.record(
+                        "review.fallback",
+                        json!({"reviewer": configured.name, "agent": agent.name, "why": why}),
+                    )?;
+                }
+                let result = step::run_agent(
+                    ctx,
+                    &agent,
+                    Role::Reviewer,
+                    text,
+                    ctx.config.reviewer_timeout,
+                )?;
+                if schedule::note_run(ctx, &agent, &result)?.is_none() {
+                    return Ok(Ran::Result(agent, Box::new(result)));
+                }
+            }
+            schedule::Pick::Wait { until, why } => {
+                if let Some((reason, code)) = super::wait(ctx, until, &why)? {
+                    return Ok(Ran::Ended(reason, code));
+                }
+            }
+            schedule::Pick::Stuck { why } => return Ok(Ran::Stuck(why)),
+        }
+    }
 }
 
 /// Every configured gate passes now.

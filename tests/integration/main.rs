@@ -17,6 +17,7 @@ mod mock_server;
 mod readme;
 mod run;
 mod run_real;
+mod schedule;
 mod schema;
 mod skills;
 mod snapshots;

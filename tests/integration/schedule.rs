@@ -1,0 +1,455 @@
+//! Interleaving and resilience (#6, DESIGN §6): worker schedules, task pins, escalation,
+//! fallback on a rate limit, refused credentials or a missing CLI, waits for a persisted
+//! reset that survive a restart, and the reviewer ensemble's union.
+
+use std::rc::Rc;
+
+use serde_json::Value;
+
+use crate::harness::Env;
+
+/// A fake agent speaking codex's JSONL (so Looper's codex parser classifies its failures):
+/// `agents/NAME`, run through a `[agents.NAME]` profile with `spec = "codex"`. While the file
+/// `agents/NAME.limit` exists and holds a number, each run fails with a rate limit of that
+/// many seconds (and removes the file when it holds `once`); `agents/NAME.auth` makes it fail
+/// with a 401. Otherwise it runs `work` (with `$id` set) and reports done.
+fn codex_agent(env: &Env, name: &str, work: &str) -> String {
+    let script = format!(
+        r#"#!/bin/sh
+prompt=$(cat)
+id=$(printf '%s\n' "$prompt" | sed -n 's/^## Your task: \([^ ]*\) .*/\1/p' | head -1)
+echo '{{"type":"thread.started","thread_id":"t"}}'
+echo '{{"type":"turn.started"}}'
+if [ -f agents/{name}.limit ]; then
+  secs=$(head -1 agents/{name}.limit)
+  grep -q once agents/{name}.limit && rm agents/{name}.limit
+  echo '{{"type":"turn.failed","error":{{"message":"Rate limit reached for gpt-5 on tokens per min. Please try again in '"${{secs%% *}}"'s."}}}}'
+  exit 1
+fi
+if [ -f agents/{name}.auth ]; then
+  echo '{{"type":"turn.failed","error":{{"message":"unexpected status 401 Unauthorized: Missing bearer or basic authentication in header"}}}}'
+  exit 1
+fi
+{work}
+if [ -n "$id" ]; then
+  text='{{\"task_id\": \"'"$id"'\", \"status\": \"done\", \"summary\": \"by {name}\"}}'
+else
+  text='{{\"status\": \"reviewed\", \"summary\": \"fine\", \"new_tasks\": [], \"done\": true}}'
+fi
+echo '{{"type":"item.completed","item":{{"id":"i0","type":"agent_message","text":"'"$text"'"}}}}'
+echo '{{"type":"turn.completed","usage":{{"input_tokens":10,"cached_input_tokens":0,"output_tokens":5}}}}'
+"#
+    );
+    env.write_executable(&format!("agents/{name}"), script);
+    format!(
+        "[agents.{name}]\nspec = \"codex\"\nprogram = \"{}\"\n",
+        env.path(&format!("agents/{name}")).display()
+    )
+}
+
+/// A `cmd:` worker that writes `out-<id>.txt` (with its own name) and reports done.
+fn cmd_worker(env: &Env, name: &str) -> String {
+    let script = format!(
+        r#"#!/bin/sh
+prompt=$(cat)
+id=$(printf '%s\n' "$prompt" | sed -n 's/^## Your task: \([^ ]*\) .*/\1/p' | head -1)
+echo {name} >> "out-$id.txt"
+printf '{{"task_id": "%s", "status": "done", "summary": "by {name}"}}\n' "$id"
+"#
+    );
+    env.write_executable(&format!("agents/{name}"), script);
+    format!("cmd:./agents/{name}")
+}
+
+const DONE_REVIEWER: &str =
+    r#"echo '{"status": "reviewed", "summary": "complete", "new_tasks": [], "done": true}'"#;
+
+fn project(titles: &[&str], config: &str) -> Rc<Env> {
+    let env = Env::new();
+    env.looper(&["init"]).run();
+    for t in titles {
+        env.looper(&["add", t]).run();
+    }
+    env.write_executable(
+        "agents/reviewer",
+        format!("#!/bin/sh\ncat >/dev/null\n{DONE_REVIEWER}\n"),
+    );
+    env.write(
+        "looper.toml",
+        format!("[roles]\nreviewer = \"cmd:./agents/reviewer\"\n{config}"),
+    );
+    env
+}
+
+/// `(task, agent spec, why)` of every iteration, in order.
+fn iterations(env: &Env) -> Vec<(String, String, String)> {
+    env.records("iteration.start")
+        .iter()
+        .map(|r| {
+            let s = |k: &str| r[k].as_str().unwrap_or_default().to_owned();
+            (s("task"), s("agent"), s("why"))
+        })
+        .collect()
+}
+
+fn agents_of(env: &Env) -> Vec<String> {
+    iterations(env).into_iter().map(|(_, a, _)| a).collect()
+}
+
+fn task(env: &Env, id: &str) -> Value {
+    env.read_json("to-do.json")["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["id"] == id)
+        .cloned()
+        .unwrap()
+}
+
+#[test]
+fn odd_even_alternates_and_a_review_does_not_shift_the_turn() {
+    let env = project(&["One", "Two"], "");
+    let a = cmd_worker(&env, "a");
+    let b = cmd_worker(&env, "b");
+    // The first review asks for a third task; the second says done.
+    env.write_executable(
+        "agents/reviewer",
+        r#"#!/bin/sh
+cat >/dev/null
+if [ -f out-T3.txt ]; then
+  echo '{"status": "reviewed", "summary": "complete", "new_tasks": [], "done": true}'
+else
+  echo '{"status": "reviewed", "summary": "one more", "new_tasks": [{"title": "Three"}], "done": false}'
+fi
+"#,
+    );
+    env.write(
+        "looper.toml",
+        format!(
+            "[roles]\nreviewer = \"cmd:./agents/reviewer\"\nschedule = \"odd-even\"\nodd = \"{a}\"\neven = \"{b}\"\n"
+        ),
+    );
+    env.looper(&["run"]).run();
+    assert_eq!(agents_of(&env), [a.as_str(), &b, &a]);
+    let whys: Vec<String> = iterations(&env).into_iter().map(|(_, _, w)| w).collect();
+    assert_eq!(
+        whys,
+        [
+            "odd-even: task iteration 1 is odd",
+            "odd-even: task iteration 2 is even",
+            "odd-even: task iteration 3 is odd"
+        ]
+    );
+    assert_eq!(env.read("out-T3.txt"), "a\n");
+}
+
+#[test]
+fn a_round_robin_list_from_the_flag_takes_turns() {
+    let env = project(&["One", "Two", "Three", "Four"], "");
+    let a = cmd_worker(&env, "a");
+    let b = cmd_worker(&env, "b");
+    env.looper(&["run", "--schedule", &format!("{a},{a},{b}")])
+        .run();
+    assert_eq!(agents_of(&env), [a.as_str(), &a, &b, &a]);
+    let start = env.records("run.start");
+    assert_eq!(start[0]["schedule"]["kind"], "round-robin");
+}
+
+#[test]
+fn a_task_pin_wins_and_escalation_follows_failed_attempts() {
+    let env = project(&["Pinned", "Hard"], "");
+    let b = cmd_worker(&env, "b");
+    // `weak` never finishes T2 (no file changed, no reason): two attempts, then `strong`.
+    env.write_executable(
+        "agents/weak",
+        r#"#!/bin/sh
+prompt=$(cat)
+id=$(printf '%s\n' "$prompt" | sed -n 's/^## Your task: \([^ ]*\) .*/\1/p' | head -1)
+printf '{"task_id": "%s", "status": "done", "summary": "claimed"}\n' "$id"
+"#,
+    );
+    let strong = cmd_worker(&env, "strong");
+    env.looper(&[
+        "update",
+        "--arg",
+        "agent",
+        &b,
+        r#"(.tasks[] | select(.id == "T1") | .agent) = $agent"#,
+    ])
+    .run();
+    env.write(
+        "looper.toml",
+        format!(
+            "[roles]\nreviewer = \"cmd:./agents/reviewer\"\nworker = \"cmd:./agents/weak\"\nescalate = \"{strong}\"\n[loop]\nescalate_after = 2\n"
+        ),
+    );
+    env.looper(&["run"]).run();
+    let its = iterations(&env);
+    assert_eq!(its[0].0, "T1");
+    assert_eq!(its[0].1, b);
+    assert!(
+        its[0].2.starts_with("pinned: task T1 names agent"),
+        "{its:?}"
+    );
+    let t2: Vec<_> = its.iter().filter(|(t, _, _)| t == "T2").collect();
+    assert_eq!(t2.len(), 3, "{its:?}");
+    assert_eq!(t2[0].1, "cmd:./agents/weak");
+    assert_eq!(t2[1].1, "cmd:./agents/weak");
+    assert_eq!(t2[2].1, strong);
+    assert_eq!(t2[2].2, "escalated: task T2 failed 2 attempt(s)");
+    assert_eq!(task(&env, "T2")["status"], "done");
+    assert_eq!(env.read("out-T2.txt"), "strong\n");
+}
+
+#[test]
+fn a_rate_limited_worker_falls_back_without_spending_an_attempt() {
+    let env = Env::new();
+    env.looper(&["init"]).run();
+    env.looper(&["add", "One"]).run();
+    env.looper(&["add", "Two"]).run();
+    let profile = codex_agent(&env, "lim", r#"echo lim >> "out-$id.txt""#);
+    env.write("agents/lim.limit", "300");
+    let good = cmd_worker(&env, "good");
+    env.write_executable(
+        "agents/reviewer",
+        format!("#!/bin/sh\ncat >/dev/null\n{DONE_REVIEWER}\n"),
+    );
+    env.write(
+        "looper.toml",
+        format!(
+            "[roles]\nworker = \"lim\"\nfallback = [\"{good}\"]\nreviewer = \"cmd:./agents/reviewer\"\n{profile}"
+        ),
+    );
+    env.looper(&["run"])
+        .stderr_has("the review declared the project done")
+        .run();
+    // iter-1: lim is limited (deferred, no attempt); iter-2 and 3: the fallback.
+    let its = iterations(&env);
+    assert_eq!(its.len(), 3, "{its:?}");
+    assert_eq!(its[0].1, "codex");
+    assert_eq!(its[1].1, good);
+    assert!(
+        its[1]
+            .2
+            .starts_with("fallback: `lim` is rate-limited, retry after 300s"),
+        "{its:?}"
+    );
+    let ends = env.records("iteration.end");
+    assert_eq!(ends[0]["outcome"], "deferred");
+    assert!(
+        task(&env, "T1").get("attempts").is_none(),
+        "{}",
+        task(&env, "T1")
+    );
+    assert_eq!(env.records("agent.limited")[0]["agent"], "lim");
+    // The limit is on disk for the next run, about 300 s away.
+    let limits: Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            std::fs::read_dir(env.home().join("projects"))
+                .unwrap()
+                .next()
+                .unwrap()
+                .unwrap()
+                .path()
+                .join("state/limits.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let until: jiff::Timestamp = limits["limits"]["lim"]["until"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let left = until.duration_since(jiff::Timestamp::now()).as_secs();
+    assert!((250..=300).contains(&left), "{limits}");
+}
+
+#[test]
+fn refused_credentials_and_a_missing_cli_fall_back() {
+    let env = Env::new();
+    env.looper(&["init"]).run();
+    env.looper(&["add", "One"]).run();
+    let profile = codex_agent(&env, "locked", "true");
+    env.write("agents/locked.auth", "");
+    let good = cmd_worker(&env, "good");
+    env.write_executable(
+        "agents/reviewer",
+        format!("#!/bin/sh\ncat >/dev/null\n{DONE_REVIEWER}\n"),
+    );
+    env.write(
+        "looper.toml",
+        format!(
+            "[roles]\nworker = \"locked\"\nfallback = [\"{good}\"]\nreviewer = \"cmd:./agents/reviewer\"\n{profile}"
+        ),
+    );
+    env.looper(&["run"]).run();
+    let its = iterations(&env);
+    assert_eq!(its.len(), 2, "{its:?}");
+    assert!(
+        its[1].2.contains("`locked` refused its credentials"),
+        "{its:?}"
+    );
+    assert_eq!(env.records("agent.unavailable").len(), 1);
+
+    // A worker whose CLI is not installed: a warning, and the fallback works from the start.
+    env.looper(&["add", "Two"]).run();
+    env.looper(&[
+        "run",
+        "--worker",
+        "claude:opus",
+        "--fallback",
+        &good,
+        "--reviewer",
+        "cmd:./agents/reviewer",
+    ])
+    .env("PATH", "/usr/bin:/bin")
+    .stderr_has("warning: the worker agent `claude:opus` needs `claude`, which is not found")
+    .run();
+    let its = iterations(&env);
+    let last = its.last().unwrap();
+    assert_eq!(last.1, good);
+    assert!(last.2.contains("`claude:opus` needs `claude`"), "{its:?}");
+
+    // Without a fallback, refused credentials end the run with what to do.
+    env.write(
+        "looper.toml",
+        format!("[roles]\nworker = \"locked\"\nreviewer = \"cmd:./agents/reviewer\"\n{profile}"),
+    );
+    env.looper(&["add", "Three"]).run();
+    env.looper(&["run"])
+        .status(1)
+        .stderr_has("no agent can work on task T3: `locked` refused its credentials: log in to the codex CLI")
+        .run();
+    assert_eq!(task(&env, "T3")["status"], "todo");
+}
+
+/// Every agent limited: the run waits for the reset, journaled; killed while waiting, the next
+/// run waits for the same reset instead of calling the agent again; a reset beyond the time
+/// budget ends the run at once with exit 3.
+#[test]
+fn a_wait_for_a_reset_survives_a_restart() {
+    let env = Env::new();
+    env.looper(&["init"]).run();
+    env.looper(&["add", "One"]).run();
+    let profile = codex_agent(&env, "lim", r#"echo lim >> "out-$id.txt""#);
+    env.write("agents/lim.limit", "4 once");
+    env.write_executable(
+        "agents/reviewer",
+        format!("#!/bin/sh\ncat >/dev/null\n{DONE_REVIEWER}\n"),
+    );
+    env.write(
+        "looper.toml",
+        format!("[roles]\nworker = \"lim\"\nreviewer = \"cmd:./agents/reviewer\"\n{profile}"),
+    );
+    let mut child = env
+        .command(&["run"])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    env.wait_for_records("agent.wait", 1);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let wait = &env.records("agent.wait")[0];
+    let until: jiff::Timestamp = wait["until"].as_str().unwrap().parse().unwrap();
+    assert!(
+        wait["why"]
+            .as_str()
+            .unwrap()
+            .contains("`lim` is rate-limited, retry after 4s"),
+        "{wait}"
+    );
+
+    let ran = env.looper(&["run"]).run();
+    let finished = jiff::Timestamp::now();
+    assert!(
+        finished >= until,
+        "the restarted run did not wait for {until}"
+    );
+    assert!(
+        ran.stderr()
+            .contains("the review declared the project done")
+    );
+    // Two waits (one per run), one limited agent run, then one good one.
+    assert_eq!(env.records("agent.wait").len(), 2);
+    assert_eq!(env.records("agent.limited").len(), 1);
+    assert_eq!(env.read("out-T1.txt"), "lim\n");
+    // The second run's spawn of the worker came after the reset.
+    let spawns = env.records("agent.spawn");
+    let last_worker: jiff::Timestamp = spawns.iter().rev().find(|r| r["role"] == "worker").unwrap()
+        ["ts"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(last_worker >= until, "{last_worker} < {until}");
+
+    // A reset beyond --max-duration: exit 3 at once.
+    env.looper(&["add", "Two"]).run();
+    env.write("agents/lim.limit", "600");
+    let started = std::time::Instant::now();
+    env.looper(&["run", "--max-duration", "30s"])
+        .status(3)
+        .stderr_has("every agent is rate-limited past the time budget")
+        .run();
+    assert!(started.elapsed().as_secs() < 20);
+}
+
+#[test]
+fn the_ensemble_merges_near_duplicate_titles() {
+    let env = project(&["First"], "");
+    let worker = cmd_worker(&env, "w");
+    for (name, titles) in [
+        (
+            "ra",
+            r#"[{"title": "Add tests for the parser."}, {"title": "Write docs"}]"#,
+        ),
+        (
+            "rb",
+            r#"[{"title": "add  tests for the Parser"}, {"title": "Document the CLI"}]"#,
+        ),
+    ] {
+        env.write_executable(
+            &format!("agents/{name}"),
+            format!(
+                r#"#!/bin/sh
+cat >/dev/null
+if [ -f out-T2.txt ]; then
+  echo '{{"status": "reviewed", "summary": "ok", "new_tasks": [], "done": true}}'
+else
+  echo '{{"status": "reviewed", "summary": "more", "new_tasks": {titles}, "done": false}}'
+fi
+"#
+            ),
+        );
+    }
+    env.looper(&[
+        "run",
+        "--worker",
+        &worker,
+        "--reviewer",
+        "cmd:./agents/ra",
+        "--reviewer",
+        "cmd:./agents/rb",
+    ])
+    .run();
+    let titles: Vec<String> = env.read_json("to-do.json")["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["title"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        titles,
+        [
+            "First",
+            "Add tests for the parser.",
+            "Write docs",
+            "Document the CLI",
+            "Project done"
+        ]
+    );
+    let dropped = env.records("task.dropped");
+    assert_eq!(dropped.len(), 1, "{dropped:?}");
+    assert_eq!(dropped[0]["title"], "add  tests for the Parser");
+}
