@@ -238,3 +238,89 @@ fn codex_from_a_spec_to_a_reviewed_done() {
 fn claude_works_and_codex_reviews() {
     full_run("claude", "codex");
 }
+
+/// #6: claude works, codex reviews and stands by as the fallback. claude's mock answers every
+/// request with HTTP 429: the first iteration is deferred (no attempt), the limit is persisted,
+/// and codex takes every task; the run still reaches a reviewed done.
+#[test]
+fn a_rate_limited_claude_falls_back_to_codex() {
+    let (Some(claude), Some(codex)) = (cli("claude"), cli("codex")) else {
+        return;
+    };
+    let limited = Sandboxed::new(Script::new("never sent").then(Step::Http {
+        status: 429,
+        retry_after: Some(600),
+        message: "rate limit exceeded for claude".into(),
+    }));
+    let sb = Sandboxed::with_mock(Mock::start_routed(
+        routes(),
+        Script::new("unexpected prompt"),
+    ));
+    let env = Env::new();
+    env.write(
+        "SPEC.md",
+        "# Files\nCreate one.txt, two.txt and three.txt, and document them.\n",
+    );
+    init_repo(&env, "spec");
+    let (claude_spec, mut vars) = limited.isolate(&claude);
+    let (codex_spec, codex_vars) = sb.isolate(&codex);
+    vars.extend(codex_vars);
+    env.write(
+        ".looper/looper.toml",
+        format!(
+            "[roles]\nbootstrap = \"r\"\nworker = \"w\"\nreviewer = [\"r\"]\nfallback = [\"r\"]\n\n[verify]\ncommands = [\"test -f SPEC.md\"]\n\n[timeouts]\nworker = 120\nreviewer = 120\nidle = 60\n\n[agents.w]\nspec = \"{claude_spec}\"\nprogram = \"{}\"\n\n[agents.r]\nspec = \"{codex_spec}\"\nprogram = \"{}\"\n",
+            claude.exe().display(),
+            codex.exe().display()
+        ),
+    );
+    env.write(".gitignore", ".looper/\n");
+    let mut run = env.looper(&["run"]);
+    for (k, v) in &vars {
+        run = run.env(k, v);
+    }
+    run.stderr_has("the review declared the project done").run();
+    for (file, id) in [
+        ("one.txt", "T1"),
+        ("two.txt", "T2"),
+        ("three.txt", "T3"),
+        ("docs.txt", "T4"),
+    ] {
+        assert_eq!(env.read(file), format!("{id}\n"));
+    }
+    let starts = env.records("iteration.start");
+    let agents: Vec<&str> = starts
+        .iter()
+        .map(|r| r["agent_name"].as_str().unwrap())
+        .collect();
+    assert_eq!(agents, ["w", "r", "r", "r", "r"], "{starts:?}");
+    assert!(
+        starts[1]["why"]
+            .as_str()
+            .unwrap()
+            .starts_with("fallback: `w` is rate-limited"),
+        "{}",
+        starts[1]["why"]
+    );
+    assert_eq!(env.records("iteration.end")[0]["outcome"], "deferred");
+    assert_eq!(env.records("agent.limited").len(), 1);
+    // No task paid an attempt for the limit.
+    let doc = env.read_json("to-do.json");
+    assert!(
+        doc["tasks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|t| t.get("attempts").is_none()),
+        "{doc}"
+    );
+    // Only one request reached claude's mock: the limit was remembered.
+    assert_eq!(
+        limited
+            .mock
+            .requests()
+            .iter()
+            .filter(|r| r.path.starts_with("/v1/messages"))
+            .count(),
+        1
+    );
+}
