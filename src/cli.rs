@@ -42,7 +42,17 @@ Examples:
   looper run --worker cmd:./my-agent.sh --max-iterations 5
 
 Configuration comes from looper.toml (see `looper init`), $LOOPER_HOME/config.toml,
-LOOPER_WORKER / LOOPER_REVIEWER / LOOPER_MAX_ITERATIONS, and these flags, in rising order.")]
+LOOPER_WORKER / LOOPER_REVIEWER / LOOPER_MAX_ITERATIONS, and these flags, in rising order.
+
+Migrating from the original looper.sh: its forms work unchanged as aliases: `looper
+[--interleave] [--iter-schedule codex|claude|odd-even|round-robin] [--odd-agent A]
+[--even-agent A] [--rr-agents A,B] [--review-agent A] [--repair-agent A] [--all A] [--smart]
+[--claude-bin P] [--claude-model M] [to-do.json]`, `looper --ls STATUS`, `looper --tail
+[--follow]`, `looper --doctor`, and its variables (MAX_ITERATIONS, LOOPER_ITER_SCHEDULE,
+LOOPER_ITER_ODD_AGENT, LOOPER_ITER_EVEN_AGENT, LOOPER_ITER_RR_AGENTS, LOOPER_REVIEW_AGENT,
+LOOPER_REPAIR_AGENT, LOOPER_INTERLEAVE, LOOPER_ALL_AGENT, CODEX_MODEL, CODEX_SMART_MODEL,
+CODEX_REASONING_EFFORT, CODEX_SMART_REASONING_EFFORT, CODEX_BIN, CLAUDE_MODEL, CLAUDE_BIN,
+LOOP_DELAY_SECONDS, LOOPER_VERIFY_COMMAND, LOOPER_HOOK, LOOPER_BASE_DIR, TODO_FILE).")]
     Run(Box<RunArgs>),
     /// Create the backlog, its schema and a commented looper.toml in the project.
     #[command(after_help = "Example:\n  looper init --name my-app")]
@@ -430,6 +440,37 @@ pub struct RunArgs {
     /// `none` runs the worker without the agent CLIs' own sandboxes (only inside a container or VM).
     #[arg(long, value_enum, value_name = "MODE")]
     pub sandbox: Option<SandboxArg>,
+    /// The original looper's flags (see `--help`'s migration note).
+    #[command(flatten)]
+    pub legacy: LegacyArgs,
+}
+
+/// The original looper.sh's run flags, accepted as aliases and hidden from the help.
+#[derive(Debug, Default, Args)]
+pub struct LegacyArgs {
+    #[arg(long, hide = true)]
+    pub interleave: bool,
+    #[arg(long, hide = true, value_name = "SCHEDULE")]
+    pub iter_schedule: Option<String>,
+    #[arg(long, hide = true, value_name = "AGENT")]
+    pub odd_agent: Option<String>,
+    #[arg(long, hide = true, value_name = "AGENT")]
+    pub even_agent: Option<String>,
+    #[arg(long, hide = true, value_name = "LIST")]
+    pub rr_agents: Option<String>,
+    #[arg(long, hide = true, value_name = "AGENT")]
+    pub review_agent: Option<String>,
+    #[arg(long, hide = true, value_name = "AGENT")]
+    pub all: Option<String>,
+    #[arg(short = 's', long, hide = true)]
+    pub smart: bool,
+    #[arg(long, hide = true, value_name = "PATH")]
+    pub claude_bin: Option<PathBuf>,
+    #[arg(long, hide = true, value_name = "MODEL")]
+    pub claude_model: Option<String>,
+    /// The backlog, as the original's positional `to-do.json`.
+    #[arg(hide = true, value_name = "TODO_FILE")]
+    pub todo_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

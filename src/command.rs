@@ -27,10 +27,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     let project = || Project::discover(cli.global.dir.as_deref(), cli.global.backlog.as_deref());
     let command = cli.command.unwrap_or_else(|| Command::Run(Box::default()));
     match command {
-        Command::Run(args) => {
-            let idea = args.prompt.clone();
-            crate::run::run(&project()?, run_layer(*args), idea.as_deref())
-        }
+        Command::Run(args) => run(&cli.global, *args),
         Command::Stop => crate::run::request_stop(&project()?),
         Command::Init { force, name } => init::run(&project()?, force, name.as_deref()),
         Command::Validate { json } => inspect::validate(&project()?, json),
@@ -205,19 +202,55 @@ pub fn schema_text(what: crate::cli::SchemaArg) -> String {
     }
 }
 
-fn run_layer(args: crate::cli::RunArgs) -> crate::config::Layer {
+/// `looper run`: the original's positional `to-do.json`, or its `TODO_FILE`, names the
+/// backlog when `--backlog` does not.
+fn run(global: &crate::cli::Global, args: crate::cli::RunArgs) -> anyhow::Result<ExitCode> {
+    let idea = args.prompt.clone();
+    let backlog = global
+        .backlog
+        .clone()
+        .or_else(|| args.legacy.todo_file.clone())
+        .or_else(|| std::env::var_os("TODO_FILE").map(Into::into));
+    let project = Project::discover(global.dir.as_deref(), backlog.as_deref())?;
+    crate::run::run(&project, run_layer(args)?, idea.as_deref())
+}
+
+fn run_layer(args: crate::cli::RunArgs) -> anyhow::Result<crate::config::Layer> {
     let mut layer = crate::config::Layer::default();
-    layer.roles.worker = args.worker;
+    // The original looper's flags first; Looper's own flags win over them.
+    let l = args.legacy;
+    crate::compat::Legacy {
+        interleave: l.interleave,
+        iter_schedule: l.iter_schedule,
+        odd_agent: l.odd_agent,
+        even_agent: l.even_agent,
+        rr_agents: l.rr_agents,
+        review_agent: l.review_agent,
+        repair_agent: args.repair_agent.clone(),
+        all: l.all,
+        smart: l.smart,
+        claude_bin: l.claude_bin,
+        claude_model: l.claude_model,
+        ..crate::compat::Legacy::default()
+    }
+    .apply(&mut layer, &|k| std::env::var(k).ok())?;
+    if args.worker.is_some() {
+        layer.roles.worker = args.worker;
+    }
     if !args.reviewer.is_empty() {
         layer.roles.reviewer = Some(crate::config::OneOrMany::Many(args.reviewer));
     }
-    layer.roles.schedule = args.schedule.map(crate::config::OneOrMany::One);
+    if let Some(schedule) = args.schedule {
+        layer.roles.schedule = Some(crate::config::OneOrMany::One(schedule));
+    }
     layer.roles.escalate = args.escalate;
     if !args.fallback.is_empty() {
         layer.roles.fallback = Some(crate::config::OneOrMany::Many(args.fallback));
     }
     layer.roles.bootstrap = args.bootstrap_agent;
-    layer.roles.repair = args.repair_agent;
+    if args.repair_agent.is_some() {
+        layer.roles.repair = args.repair_agent;
+    }
     layer.looping.max_iterations = args.max_iterations;
     layer.looping.retry_limit = args.retry_limit;
     layer.looping.max_tokens = args.max_tokens;
@@ -231,5 +264,5 @@ fn run_layer(args: crate::cli::RunArgs) -> crate::config::Layer {
         crate::cli::SandboxArg::Default => crate::agent::Sandbox::Default,
         crate::cli::SandboxArg::None => crate::agent::Sandbox::None,
     });
-    layer
+    Ok(layer)
 }

@@ -318,11 +318,31 @@ impl Layer {
     /// original looper's `MAX_ITERATIONS`.
     fn from_env(get: &dyn Fn(&str) -> Option<String>) -> anyhow::Result<Layer> {
         let mut layer = Layer::default();
-        layer.roles.worker = get("LOOPER_WORKER");
-        layer.roles.bootstrap = get("LOOPER_BOOTSTRAP");
-        layer.roles.repair = get("LOOPER_REPAIR");
-        layer.roles.reviewer = get("LOOPER_REVIEWER")
-            .map(|v| OneOrMany::Many(v.split(',').map(|s| s.trim().to_owned()).collect()));
+        // The original looper's variables first; Looper's own win over them.
+        crate::compat::Legacy::from_env(get).apply(&mut layer, get)?;
+        if let Some(v) = get("LOOP_DELAY_SECONDS") {
+            layer.looping.delay = Some(v.trim().parse().map_err(|_| {
+                UsageError::new(format!(
+                    "LOOP_DELAY_SECONDS={v:?} is not a whole number of seconds"
+                ))
+            })?);
+        }
+        if let Some(cmd) = get("LOOPER_VERIFY_COMMAND").filter(|c| !c.trim().is_empty()) {
+            layer.verify.commands = Some(vec![cmd]);
+        }
+        let set = |slot: &mut Option<String>, var: &str| {
+            if let Some(v) = get(var) {
+                *slot = Some(v);
+            }
+        };
+        set(&mut layer.roles.worker, "LOOPER_WORKER");
+        set(&mut layer.roles.bootstrap, "LOOPER_BOOTSTRAP");
+        set(&mut layer.roles.repair, "LOOPER_REPAIR");
+        if let Some(v) = get("LOOPER_REVIEWER") {
+            layer.roles.reviewer = Some(OneOrMany::Many(
+                v.split(',').map(|s| s.trim().to_owned()).collect(),
+            ));
+        }
         for var in ["MAX_ITERATIONS", "LOOPER_MAX_ITERATIONS"] {
             if let Some(v) = get(var) {
                 let n = v.trim().parse().map_err(|_| {

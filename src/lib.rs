@@ -10,6 +10,7 @@
 //!   extraction;
 //! - [`journal`]: the JSONL record writer;
 //! - [`store`]: the `LOOPER_HOME` layout (per-project state and run directories);
+//! - [`compat`]: the original looper.sh's flags and variables, as aliases;
 //! - [`demo`]: the `looper demo` project and its model-free demo agent;
 //! - [`project`]: finding the project root and its backlog;
 //! - [`report`]: the self-contained HTML report drawn from the journal;
@@ -20,6 +21,7 @@ pub mod agent;
 pub mod backlog;
 pub mod cli;
 pub mod command;
+pub mod compat;
 pub mod config;
 pub mod demo;
 pub mod error;

@@ -5,7 +5,9 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
-    let cli = looper::cli::Cli::parse();
+    // The original looper.sh's forms (`--ls`, `--tail`, `--interleave`, ...) are aliases.
+    let args = looper::compat::translate_args(std::env::args_os().collect());
+    let cli = looper::cli::Cli::parse_from(args);
     match looper::main_impl(cli) {
         Ok(code) => code,
         Err(err) => {

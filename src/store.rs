@@ -10,7 +10,11 @@ use crate::backlog::format::sha256_hex;
 
 /// The Looper home directory.
 pub fn looper_home() -> anyhow::Result<PathBuf> {
-    if let Some(home) = std::env::var_os("LOOPER_HOME").filter(|h| !h.is_empty()) {
+    // The original looper's LOOPER_BASE_DIR (or LOOPER_LOG_DIR) when LOOPER_HOME is unset.
+    let var = ["LOOPER_HOME", "LOOPER_BASE_DIR", "LOOPER_LOG_DIR"]
+        .into_iter()
+        .find_map(|v| std::env::var_os(v).filter(|h| !h.is_empty()));
+    if let Some(home) = var {
         let home = PathBuf::from(home);
         return if home.is_absolute() {
             Ok(home)

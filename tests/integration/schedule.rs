@@ -453,3 +453,124 @@ fi
     assert_eq!(dropped.len(), 1, "{dropped:?}");
     assert_eq!(dropped[0]["title"], "add  tests for the Parser");
 }
+
+/// A backlog as the original looper wrote it.
+const ORIGINAL_TODO: &str = r#"{
+  "schema_version": 1,
+  "project": {"name": "legacy", "root": "."},
+  "source_files": ["README.md"],
+  "tasks": [
+    {"id": "T1", "title": "Create a.txt", "priority": 1, "status": "todo",
+     "details": "", "steps": ["write it"], "blockers": [], "files": ["a.txt"], "depends_on": [],
+     "created_at": "2026-01-05T10:00:00Z", "updated_at": "2026-01-05T10:00:00Z"},
+    {"id": "T2", "title": "Create b.txt", "priority": 2, "status": "todo",
+     "details": "", "steps": [], "blockers": [], "files": [], "depends_on": ["T1"]},
+    {"id": "T3", "title": "Create c.txt", "priority": 3, "status": "todo"}
+  ]
+}
+"#;
+
+/// The original looper's setup: its to-do.json, its variables, its flags, and `codex` and
+/// `claude` on `PATH` (here fakes speaking each CLI's JSON stream). It runs unchanged: the
+/// odd-even schedule alternates the two, the models come from `CODEX_MODEL` and
+/// `CLAUDE_MODEL`, journals go under `LOOPER_BASE_DIR`, `LOOPER_HOOK` gets its four
+/// arguments, and `--ls`, `--tail` and `--doctor` work.
+#[test]
+fn a_project_set_up_for_the_original_looper_runs_unchanged() {
+    let env = Env::new();
+    env.write("to-do.json", ORIGINAL_TODO);
+    env.write("README.md", "# legacy\n");
+    // The fakes live in a bin directory on PATH under the CLIs' own names.
+    let codex_profile = codex_agent(
+        &env,
+        "codex",
+        r#"[ -n "$id" ] && echo codex >> "out-$id.txt""#,
+    );
+    let _ = codex_profile;
+    std::fs::create_dir_all(env.path("bin")).unwrap();
+    std::fs::rename(env.path("agents/codex"), env.path("bin/codex")).unwrap();
+    env.write_executable(
+        "bin/claude",
+        r#"#!/bin/sh
+prompt=$(cat)
+id=$(printf '%s\n' "$prompt" | sed -n 's/^## Your task: \([^ ]*\) .*/\1/p' | head -1)
+echo claude >> "out-$id.txt"
+echo "$@" > claude-args.txt
+text='{\"task_id\": \"'"$id"'\", \"status\": \"done\", \"summary\": \"by claude\"}'
+echo '{"type":"system","subtype":"init","session_id":"s","tools":[],"model":"m"}'
+echo '{"type":"result","subtype":"success","is_error":false,"result":"'"$text"'","usage":{"input_tokens":3,"output_tokens":2},"total_cost_usd":0.001}'
+"#,
+    );
+    env.write_executable(
+        "hook.sh",
+        "#!/bin/sh\necho \"$1 $2 $(basename \"$3\") $4\" >> hook.log\n",
+    );
+    let base = env.root().parent().unwrap().join("base");
+    let path = format!(
+        "{}:{}",
+        env.path("bin").display(),
+        std::env::var("PATH").unwrap()
+    );
+    let legacy = |args: &[&str]| {
+        let mut cmd = env.command(args);
+        cmd.env_remove("LOOPER_HOME")
+            .env("LOOPER_BASE_DIR", &base)
+            .env("PATH", &path)
+            .env("MAX_ITERATIONS", "10")
+            .env("LOOPER_ITER_SCHEDULE", "odd-even")
+            .env("LOOPER_REVIEW_AGENT", "codex")
+            .env("LOOP_DELAY_SECONDS", "0")
+            .env("LOOPER_HOOK", env.path("hook.sh"))
+            .env("CODEX_MODEL", "gpt-5.5")
+            .env("CLAUDE_MODEL", "sonnet");
+        cmd.output().unwrap()
+    };
+    let out = legacy(&["to-do.json"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("the review declared the project done"),
+        "{stderr}"
+    );
+    // Odd iterations codex (with CODEX_MODEL), even ones claude (with CLAUDE_MODEL).
+    for (file, who) in [
+        ("out-T1.txt", "codex\n"),
+        ("out-T2.txt", "claude\n"),
+        ("out-T3.txt", "codex\n"),
+    ] {
+        assert_eq!(env.read(file), who, "{file}");
+    }
+    assert!(env.read("claude-args.txt").contains("--model sonnet"));
+    assert_eq!(
+        env.read("hook.log"),
+        "T1 done iter-1.last.json iter-1\nT2 done iter-2.last.json iter-2\nT3 done iter-3.last.json iter-3\n"
+    );
+    // The journal is under LOOPER_BASE_DIR, not the default home.
+    let projects: Vec<_> = std::fs::read_dir(base.join("projects")).unwrap().collect();
+    assert_eq!(projects.len(), 1);
+    assert!(!env.home().exists());
+
+    let ls = legacy(&["--ls", "done", "to-do.json"]);
+    let text = String::from_utf8_lossy(&ls.stdout);
+    assert!(
+        ls.status.success() && text.contains("T1") && text.contains("T3"),
+        "{text}"
+    );
+    let tail = legacy(&["--tail"]);
+    let text = String::from_utf8_lossy(&tail.stdout);
+    assert!(text.contains("review: the project is done"), "{text}");
+    let doctor = legacy(&["--doctor"]);
+    let text = String::from_utf8_lossy(&doctor.stdout);
+    assert!(text.contains("codex") && text.contains("claude"), "{text}");
+
+    // `--interleave` without `--iter-schedule` gives every iteration to claude, as the
+    // original did, whatever LOOPER_ITER_SCHEDULE says.
+    env.looper(&["add", "Create d.txt"]).run();
+    let out = legacy(&["--interleave", "--smart"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(env.read("out-T4.txt"), "claude\n");
+}
