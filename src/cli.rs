@@ -322,6 +322,16 @@ A program that marks a task done is refused: use `looper done ID --reason TEXT`.
         /// The shell.
         shell: clap_complete::Shell,
     },
+    /// Print every effective setting and where it comes from: the default, a config file,
+    /// an environment variable (Looper's or the original looper's).
+    #[command(
+        after_help = "Examples:\n  looper config\n  looper config --json | jq '.[] | select(.source != \"default\")'"
+    )]
+    Config {
+        /// Print the settings as a JSON array of {key, value, source}.
+        #[arg(long)]
+        json: bool,
+    },
     /// Install, remove or print the skill that teaches codex and claude Looper's report
     /// and the read-only looper commands they may call.
     #[command(after_help = "\
@@ -359,11 +369,13 @@ pub enum SchemaArg {
     Report,
     /// A journal record, as `tail --json` and `replay --json` print them.
     Record,
+    /// `looper config --json`.
+    Config,
 }
 
 impl SchemaArg {
     /// Every schema, with the file name it has under `schemas/`.
-    pub const ALL: [(SchemaArg, &'static str); 10] = [
+    pub const ALL: [(SchemaArg, &'static str); 11] = [
         (SchemaArg::Backlog, "to-do.schema.json"),
         (SchemaArg::Status, "status.schema.json"),
         (SchemaArg::Log, "log.schema.json"),
@@ -374,6 +386,7 @@ impl SchemaArg {
         (SchemaArg::Clean, "clean.schema.json"),
         (SchemaArg::Report, "report.schema.json"),
         (SchemaArg::Record, "record.schema.json"),
+        (SchemaArg::Config, "config.schema.json"),
     ];
 }
 

@@ -13,6 +13,7 @@ mod inspect;
 mod skills;
 mod stats;
 
+use std::fmt::Write as _;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
@@ -111,6 +112,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::DemoAgent => crate::demo::agent(),
         Command::Doctor => doctor::doctor(&project()?),
         Command::Completions { shell } => Ok(completions(shell)),
+        Command::Config { json } => config(&project()?, json),
         Command::Skills { action } => skills::run(action, project),
         Command::Man => {
             let cmd = <Cli as clap::CommandFactory>::command();
@@ -199,7 +201,35 @@ pub fn schema_text(what: crate::cli::SchemaArg) -> String {
         SchemaArg::Clean => of::<clean::Cleaned>(),
         SchemaArg::Report => of::<stats::ReportJson>(),
         SchemaArg::Record => of::<crate::journal::writer::RecordHeader>(),
+        SchemaArg::Config => of::<Vec<crate::config::Setting>>(),
     }
+}
+
+/// `looper config [--json]`: every effective setting with its source.
+fn config(project: &Project, json: bool) -> anyhow::Result<ExitCode> {
+    let settings = crate::config::Config::explain(&crate::store::looper_home()?, &project.root)?;
+    if json {
+        inspect::print_json(&serde_json::to_value(&settings)?)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let width = settings.iter().map(|s| s.key.len()).max().unwrap_or(0);
+    let values: Vec<String> = settings.iter().map(|s| s.value.to_string()).collect();
+    let value_width = values
+        .iter()
+        .map(|v| v.chars().count())
+        .max()
+        .unwrap_or(0)
+        .min(48);
+    let mut out = String::new();
+    for (s, value) in settings.iter().zip(&values) {
+        let _ = writeln!(
+            out,
+            "{:<width$}  {value:<value_width$}  {}",
+            s.key, s.source
+        );
+    }
+    print!("{out}");
+    Ok(ExitCode::SUCCESS)
 }
 
 /// `looper run`: the original's positional `to-do.json`, or its `TODO_FILE`, names the

@@ -30,7 +30,7 @@ pub enum GitCommit {
 }
 
 /// One config file, or the environment, or the flags: every key optional.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Layer {
     #[serde(default)]
@@ -46,6 +46,7 @@ pub struct Layer {
     #[serde(default)]
     pub hooks: HooksLayer,
     /// `"default"` or `"none"` (the worker runs without the CLIs' sandboxes).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub sandbox: Option<Sandbox>,
     /// Named agent profiles: `[agents.glm] spec = "claude:glm-4.7", env = {...}`.
     #[serde(default)]
@@ -56,12 +57,124 @@ pub struct Layer {
     pub prices: BTreeMap<String, Price>,
 }
 
+/// The built-in defaults, as the lowest layer (what `looper config` shows as `default`).
+const DEFAULTS: &str = r#"
+sandbox = "default"
+
+[roles]
+worker = "codex"
+reviewer = ["codex"]
+
+[loop]
+max_iterations = 50
+retry_limit = 3
+review_retries = 2
+delay = 0
+escalate_after = 2
+
+[verify]
+commands = []
+timeout = 600
+
+[git]
+commit = "looper"
+
+[hooks]
+timeout = 60
+
+[timeouts]
+worker = 3600
+reviewer = 1800
+idle = 600
+"#;
+
+/// The environment variables configuration reads (Looper's and the original looper's).
+const ENV_VARS: [&str; 24] = [
+    "LOOPER_WORKER",
+    "LOOPER_REVIEWER",
+    "LOOPER_BOOTSTRAP",
+    "LOOPER_REPAIR",
+    "LOOPER_MAX_ITERATIONS",
+    "MAX_ITERATIONS",
+    "LOOP_DELAY_SECONDS",
+    "LOOPER_VERIFY_COMMAND",
+    "LOOPER_INTERLEAVE",
+    "LOOPER_ITER_SCHEDULE",
+    "LOOPER_ITER_ODD_AGENT",
+    "LOOPER_ITER_EVEN_AGENT",
+    "LOOPER_ITER_RR_AGENTS",
+    "LOOPER_REVIEW_AGENT",
+    "LOOPER_REPAIR_AGENT",
+    "LOOPER_ALL_AGENT",
+    "CODEX_MODEL",
+    "CODEX_REASONING_EFFORT",
+    "CODEX_BIN",
+    "CODEX_SMART_MODEL",
+    "CODEX_SMART_REASONING_EFFORT",
+    "CLAUDE_MODEL",
+    "CLAUDE_BIN",
+    "LOOPER_HOOK",
+];
+
+/// One effective setting and where its value comes from (`looper config`).
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
+pub struct Setting {
+    /// The key as written in looper.toml, dotted: `loop.max_iterations`.
+    pub key: String,
+    pub value: serde_json::Value,
+    /// `default`, a config file's path, `env VAR`, or `default (the worker)`.
+    pub source: String,
+}
+
+/// The leaves of a layer as `(dotted key, value)`; a literal value in a profile's `env` is
+/// shown as `<redacted>` (a `${VAR}` reference is shown as written).
+fn flatten(layer: &Layer) -> Vec<(String, serde_json::Value)> {
+    fn walk(prefix: &str, value: serde_json::Value, out: &mut Vec<(String, serde_json::Value)>) {
+        match value {
+            serde_json::Value::Object(map) => {
+                for (k, v) in map {
+                    let k = if k.contains(['.', ':', ' ', '/']) {
+                        format!("\"{k}\"")
+                    } else {
+                        k
+                    };
+                    let key = if prefix.is_empty() {
+                        k
+                    } else {
+                        format!("{prefix}.{k}")
+                    };
+                    walk(&key, v, out);
+                }
+            }
+            leaf => {
+                let secret = prefix.starts_with("agents.")
+                    && prefix.split('.').nth(2) == Some("env")
+                    && leaf.as_str().is_some_and(|v| !v.contains("${"));
+                let leaf = if secret {
+                    serde_json::json!("<redacted>")
+                } else {
+                    leaf
+                };
+                out.push((prefix.to_owned(), leaf));
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(
+        "",
+        serde_json::to_value(layer).unwrap_or_default(),
+        &mut out,
+    );
+    out
+}
+
 /// What a model costs, in US dollars per million tokens.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Price {
     pub input: f64,
     /// Cached input tokens (default: the input price).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub cached: Option<f64>,
     pub output: f64,
 }
@@ -111,29 +224,38 @@ impl Prices {
     }
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RolesLayer {
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub worker: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub reviewer: Option<OneOrMany>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub bootstrap: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub repair: Option<String>,
     /// Workers taken in turn: `"odd-even"` (`odd`, then `even`), or a list of specs
     /// (round-robin; `"claude,claude,codex"` as one string works too).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub schedule: Option<OneOrMany>,
     /// The odd iterations' worker under `schedule = "odd-even"` (default: `worker`).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub odd: Option<String>,
     /// The even iterations' worker under `schedule = "odd-even"` (default: `claude`).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub even: Option<String>,
     /// The worker for a task that failed `loop.escalate_after` attempts.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub escalate: Option<String>,
     /// Agents to use, in order, when the chosen one is rate-limited, refused its
     /// credentials, or its CLI is missing.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub fallback: Option<OneOrMany>,
 }
 
 /// A reviewer list may be written as one spec.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(untagged)]
 pub enum OneOrMany {
     One(String),
@@ -160,49 +282,65 @@ impl OneOrMany {
     }
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct LoopLayer {
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub max_iterations: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub retry_limit: Option<u32>,
     /// Extra review passes after an inconclusive one.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub review_retries: Option<u32>,
     /// Stop (exit 3) once the agents used this many tokens (input + output).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub max_tokens: Option<u64>,
     /// Stop (exit 3) once the agents cost this many US dollars (as the CLIs report it).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub max_cost: Option<f64>,
     /// Stop (exit 3) after this long, e.g. "90m" or "2h 30m".
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub max_duration: Option<String>,
     /// Seconds to wait between iterations.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub delay: Option<u64>,
     /// Failed attempts on a task after which its iterations use `roles.escalate`.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub escalate_after: Option<u32>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct VerifyLayer {
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub commands: Option<Vec<String>>,
     /// Seconds a gate may take.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub timeout: Option<u64>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct GitLayer {
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub commit: Option<GitCommit>,
 }
 
 /// Programs run on loop events: each is an argv (`["./notify.sh", "--quiet"]`), never a shell
 /// string; the event comes as JSON on stdin and as `LOOPER_*` variables.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct HooksLayer {
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub after_iteration: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub on_done: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub on_blocked: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub on_end: Option<Vec<String>>,
     /// Seconds a hook may take.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub timeout: Option<u64>,
 }
 
@@ -226,20 +364,25 @@ impl HooksLayer {
 }
 
 /// Seconds, per role.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct TimeoutsLayer {
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub worker: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub reviewer: Option<u64>,
     /// Seconds without output before an agent is stopped (all roles).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub idle: Option<u64>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProfileLayer {
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub spec: Option<String>,
     /// The CLI's executable, when it is not on `PATH` under the adapter's name.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub program: Option<PathBuf>,
     /// Set for the agent process; `${VAR}` expands from Looper's environment.
     #[serde(default)]
@@ -247,6 +390,11 @@ pub struct ProfileLayer {
 }
 
 impl Layer {
+    /// The built-in defaults.
+    pub fn defaults() -> Layer {
+        toml::from_str(DEFAULTS).expect("the built-in defaults parse")
+    }
+
     /// Reads one config file; `None` when it doesn't exist.
     pub fn read(path: &Path) -> anyhow::Result<Option<Layer>> {
         let text = match fs_err::read_to_string(path) {
@@ -254,9 +402,14 @@ impl Layer {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(e.into()),
         };
-        toml::from_str(&text)
-            .map(Some)
-            .map_err(|e| UsageError::new(format!("invalid config {}: {e}", path.display())).into())
+        toml::from_str(&text).map(Some).map_err(|e| {
+            UsageError::new(format!(
+                "invalid config {}: {}",
+                path.display(),
+                with_suggestion(&e.to_string())
+            ))
+            .into()
+        })
     }
 
     /// Puts `over` on top of `self`.
@@ -352,6 +505,27 @@ impl Layer {
             }
         }
         Ok(layer)
+    }
+}
+
+/// A toml error about an unknown key or value, with the closest allowed one:
+/// ``unknown field `wroker`, expected one of `worker`, ...`` gains ``; did you mean `worker`?``.
+fn with_suggestion(message: &str) -> String {
+    let found = ["unknown field `", "unknown variant `"]
+        .iter()
+        .find_map(|lead| {
+            let rest = &message[message.find(lead)? + lead.len()..];
+            let (name, rest) = rest.split_once('`')?;
+            let list = rest.split_once("expected one of ")?.1.lines().next()?;
+            let allowed: Vec<String> = list
+                .split(", ")
+                .map(|a| a.trim().trim_matches('`').to_owned())
+                .collect();
+            crate::backlog::validate::did_you_mean(name, &allowed).map(str::to_owned)
+        });
+    match found {
+        Some(best) => format!("{}\ndid you mean `{best}`?", message.trim_end()),
+        None => message.to_owned(),
     }
 }
 
@@ -496,6 +670,59 @@ impl Config {
         resolve_agent(name, &self.profiles, &|k| std::env::var(k).ok())
     }
 
+    /// Every effective setting with its source, for `looper config`; fails as a run would
+    /// on a bad config.
+    pub fn explain(home: &Path, root: &Path) -> anyhow::Result<Vec<Setting>> {
+        Self::resolve(home, root, Layer::default())?;
+        let get = |k: &str| std::env::var(k).ok();
+        let mut map: BTreeMap<String, (serde_json::Value, String)> = BTreeMap::new();
+        let mut put = |layer: &Layer, source: &dyn Fn(&str) -> String| {
+            for (key, value) in flatten(layer) {
+                let src = source(&key);
+                map.insert(key, (value, src));
+            }
+        };
+        put(&Layer::defaults(), &|_| "default".to_owned());
+        for path in Self::files(home, root) {
+            if let Some(layer) = Layer::read(&path)? {
+                put(&layer, &|_| path.display().to_string());
+            }
+        }
+        // Which variable set each key: each one alone, then all together.
+        let mut by_var: BTreeMap<String, &str> = BTreeMap::new();
+        for var in ENV_VARS {
+            if get(var).is_some() {
+                let only = Layer::from_env(&|k| if k == var { get(k) } else { None })?;
+                for (key, _) in flatten(&only) {
+                    by_var.entry(key).or_insert(var);
+                }
+            }
+        }
+        put(&Layer::from_env(&get)?, &|key| {
+            by_var
+                .get(key)
+                .map_or_else(|| "environment".to_owned(), |v| format!("env {v}"))
+        });
+        // The original's hook program is a setting of its own.
+        if let Some(hook) = get("LOOPER_HOOK").filter(|h| !h.trim().is_empty()) {
+            map.insert(
+                "hooks.looper_hook".to_owned(),
+                (serde_json::json!(hook), "env LOOPER_HOOK".to_owned()),
+            );
+        }
+        let worker = map.get("roles.worker").map(|(v, _)| v.clone());
+        for role in ["roles.bootstrap", "roles.repair"] {
+            if let Some(w) = &worker {
+                map.entry(role.to_owned())
+                    .or_insert_with(|| (w.clone(), "default (the worker)".to_owned()));
+            }
+        }
+        Ok(map
+            .into_iter()
+            .map(|(key, (value, source))| Setting { key, value, source })
+            .collect())
+    }
+
     pub fn resolve(home: &Path, root: &Path, flags: Layer) -> anyhow::Result<Config> {
         Self::resolve_with(home, root, flags, &|k| std::env::var(k).ok())
     }
@@ -506,7 +733,7 @@ impl Config {
         flags: Layer,
         get: &dyn Fn(&str) -> Option<String>,
     ) -> anyhow::Result<Config> {
-        let mut merged = Layer::default();
+        let mut merged = Layer::defaults();
         let mut sources = Vec::new();
         for path in Self::files(home, root) {
             if let Some(layer) = Layer::read(&path)? {

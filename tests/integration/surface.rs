@@ -129,3 +129,53 @@ fn the_homebrew_formula_matches_the_crate() {
         }
     }
 }
+
+/// `looper config`: every effective value with the layer it comes from; a bad key is an
+/// error (exit 2) naming the file, the line and the closest key.
+#[test]
+fn config_shows_each_value_with_its_source() {
+    let env = Env::new();
+    env.write(
+        "looper.toml",
+        "[roles]\nworker = \"claude\"\n[agents.glm]\nspec = \"claude:glm\"\nenv = { TOKEN = \"${ZAI_KEY}\", RAW = \"sk-abc123\" }\n",
+    );
+    let out = env
+        .looper(&["config", "--json"])
+        .env("MAX_ITERATIONS", "7")
+        .env("ZAI_KEY", "z")
+        .run()
+        .stdout();
+    let settings: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let find = |key: &str| {
+        settings
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["key"] == key)
+            .unwrap_or_else(|| panic!("no {key} in {out}"))
+            .clone()
+    };
+    let file = env.path("looper.toml").canonicalize().unwrap();
+    assert_eq!(find("roles.worker")["value"], "claude");
+    assert_eq!(find("roles.worker")["source"], file.display().to_string());
+    assert_eq!(find("loop.max_iterations")["value"], 7);
+    assert_eq!(find("loop.max_iterations")["source"], "env MAX_ITERATIONS");
+    assert_eq!(find("loop.retry_limit")["source"], "default");
+    assert_eq!(find("roles.repair")["source"], "default (the worker)");
+    assert_eq!(find("agents.glm.env.TOKEN")["value"], "${ZAI_KEY}");
+    assert_eq!(find("agents.glm.env.RAW")["value"], "<redacted>");
+    assert!(!out.contains("sk-abc123"));
+    let text = env.looper(&["config"]).run().stdout();
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("roles.worker") && l.ends_with(&file.display().to_string())),
+        "{text}"
+    );
+
+    env.write("looper.toml", "[loop]\nmax_iteration = 3\n");
+    env.looper(&["config"])
+        .status(2)
+        .stderr_has("looper.toml: TOML parse error at line 2")
+        .stderr_has("did you mean `max_iterations`?")
+        .run();
+}
