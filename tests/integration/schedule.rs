@@ -348,6 +348,16 @@ fn a_wait_for_a_reset_survives_a_restart() {
         .spawn()
         .unwrap();
     env.wait_for_records("agent.wait", 1);
+    // `status` shows the wait and the time left; `tail` the reason.
+    let status = env.looper(&["status"]).run().stdout();
+    assert!(
+        status.contains("waiting   pid")
+            && status.contains("left)")
+            && status.contains("`lim` is rate-limited"),
+        "{status}"
+    );
+    let tail = env.looper(&["tail"]).run().stdout();
+    assert!(tail.contains("waiting until"), "{tail}");
     child.kill().unwrap();
     child.wait().unwrap();
     let wait = &env.records("agent.wait")[0];
