@@ -16,7 +16,7 @@ pub const PROGRESS: [&str; 15] = [
     "review.report",
     "review.end",
     "review.violation",
-    "review.fallback",
+    "agent.fallback",
     "agent.limited",
     "agent.unavailable",
     "agent.wait",
@@ -155,10 +155,11 @@ fn resilience(kind: &str, r: &Value, color: bool) -> Option<String> {
             s("until"),
             one_line(&s("why"), 100)
         )),
-        "review.fallback" => Some(format!(
-            "review: {} stands in for {} ({})",
+        "agent.fallback" => Some(format!(
+            "{}: {} stands in for {} ({})",
+            s("role"),
             s("agent"),
-            s("reviewer"),
+            s("configured"),
             one_line(&s("why"), 100)
         )),
         "project.reopened" => Some(format!("project reopened: {}", s("why"))),

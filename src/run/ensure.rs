@@ -9,6 +9,7 @@ use std::fmt::Write as _;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::schedule::{self, Ran};
 use super::{Ctx, prompt, reports, step};
 use crate::agent::Role;
 use crate::agent::supervise::Class;
@@ -123,13 +124,15 @@ pub(crate) fn bootstrap(ctx: &mut Ctx, idea: Option<&str>) -> anyhow::Result<Doc
         if ctx.stop.hard() {
             return Err(super::interrupted());
         }
-        let result = step::run_agent(
+        let timeout = ctx.config.worker_timeout;
+        let result = ran(schedule::run_with_fallback(
             ctx,
             &agent,
             Role::Bootstrap,
             &text,
-            ctx.config.worker_timeout,
-        )?;
+            timeout,
+            &[],
+        )?)?;
         let report = if result.class == Class::Ok {
             reports::read::<BootstrapReport>(result.outcome.final_text.as_deref())
         } else {
@@ -242,7 +245,15 @@ pub(crate) fn repair(ctx: &mut Ctx, error: &BacklogError) -> anyhow::Result<Doc>
         if ctx.stop.hard() {
             return Err(super::interrupted());
         }
-        let result = step::run_agent(ctx, &agent, Role::Repair, &text, ctx.config.worker_timeout)?;
+        let timeout = ctx.config.worker_timeout;
+        let result = ran(schedule::run_with_fallback(
+            ctx,
+            &agent,
+            Role::Repair,
+            &text,
+            timeout,
+            &[],
+        )?)?;
         let report = if result.class == Class::Ok {
             reports::read::<RepairReport>(result.outcome.final_text.as_deref())
         } else {
@@ -311,4 +322,22 @@ fn write_schema(ctx: &Ctx) -> anyhow::Result<()> {
     let text = crate::backlog::model::backlog_schema_text();
     crate::file::write_atomic(&path, text.as_bytes(), 0o644)?;
     Ok(())
+}
+
+/// The result of a bootstrap or repair step, or the end of the run when no agent could take
+/// it (a stop or the time budget while waiting for a rate limit, or no usable agent).
+fn ran(ran: Ran) -> anyhow::Result<crate::agent::supervise::RunResult> {
+    match ran {
+        Ran::Result(_, result) => Ok(*result),
+        Ran::Ended(reason, code) => Err(Failure {
+            message: reason.to_owned(),
+            code,
+        }
+        .into()),
+        Ran::Stuck(why) => Err(Failure {
+            message: format!("no agent can take this step: {why}"),
+            code: EXIT_ERROR,
+        }
+        .into()),
+    }
 }

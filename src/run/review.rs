@@ -8,12 +8,12 @@ use serde_json::json;
 
 use super::iteration::add_task;
 use super::reports::{self, ReviewReport};
-use super::{Ctx, gates, prompt, schedule, source_files_text, step, workspace};
+use super::schedule::{self, Ran};
+use super::{Ctx, gates, prompt, source_files_text, step, workspace};
 use crate::agent::Role;
 use crate::agent::supervise::Class;
 use crate::backlog::model::PROJECT_DONE_ID;
 use crate::backlog::ops;
-use crate::config::Agent;
 
 /// What a review pass decided.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,7 +40,10 @@ pub(crate) fn review(ctx: &mut Ctx) -> anyhow::Result<Verdict> {
     for configured in ctx.config.reviewers.clone() {
         let before = workspace::snapshot(&ctx.root, &ctx.own_files(), ctx.git)?;
         let text = review_prompt(ctx)?;
-        let (reviewer, result) = match run_reviewer(ctx, &configured, &names, &text)? {
+        let timeout = ctx.config.reviewer_timeout;
+        let ran =
+            schedule::run_with_fallback(ctx, &configured, Role::Reviewer, &text, timeout, &names)?;
+        let (reviewer, result) = match ran {
             Ran::Result(reviewer, result) => (reviewer, *result),
             Ran::Ended(reason, code) => return Ok(Verdict::Ended(reason, code)),
             Ran::Stuck(why) => {
@@ -121,56 +124,6 @@ pub(crate) fn review(ctx: &mut Ctx) -> anyhow::Result<Verdict> {
         json!({"verdict": format!("{verdict:?}").to_lowercase(), "added": added, "backlog": ctx.load()?.counts()}),
     )?;
     Ok(verdict)
-}
-
-/// How a reviewer's turn went.
-enum Ran {
-    Result(Agent, Box<crate::agent::supervise::RunResult>),
-    Ended(&'static str, u8),
-    Stuck(String),
-}
-
-/// Runs `configured`, or the fallback that stands in for it while it is rate-limited or
-/// refused; waits when every candidate is rate-limited.
-fn run_reviewer(
-    ctx: &mut Ctx,
-    configured: &Agent,
-    reviewers: &[String],
-    text: &str,
-) -> anyhow::Result<Ran> {
-    let others: Vec<String> = reviewers
-        .iter()
-        .filter(|n| **n != configured.name)
-        .cloned()
-        .collect();
-    loop {
-        match schedule::reviewer(ctx, configured, &others) {
-            schedule::Pick::Run { agent, why } => {
-                if agent.name != configured.name {
-                    ctx.record(
-                        "review.fallback",
-                        json!({"reviewer": configured.name, "agent": agent.name, "why": why}),
-                    )?;
-                }
-                let result = step::run_agent(
-                    ctx,
-                    &agent,
-                    Role::Reviewer,
-                    text,
-                    ctx.config.reviewer_timeout,
-                )?;
-                if schedule::note_run(ctx, &agent, &result)?.is_none() {
-                    return Ok(Ran::Result(agent, Box::new(result)));
-                }
-            }
-            schedule::Pick::Wait { until, why } => {
-                if let Some((reason, code)) = super::wait(ctx, until, &why)? {
-                    return Ok(Ran::Ended(reason, code));
-                }
-            }
-            schedule::Pick::Stuck { why } => return Ok(Ran::Stuck(why)),
-        }
-    }
 }
 
 /// Every configured gate passes now.

@@ -27,10 +27,50 @@ pub(crate) fn worker(ctx: &Ctx, task: &Value) -> anyhow::Result<Pick> {
     Ok(first_available(ctx, agent, why, &[]))
 }
 
-/// A reviewer, with the fallbacks behind it; `taken` are the other reviewers of this pass
-/// (a fallback already reviewing is not asked twice).
-pub(crate) fn reviewer(ctx: &Ctx, reviewer: &Agent, taken: &[String]) -> Pick {
-    first_available(ctx, reviewer.clone(), "reviewer".to_owned(), taken)
+/// How a step run with [`run_with_fallback`] went.
+pub(crate) enum Ran {
+    /// The agent that ran (the configured one or a fallback) and its result.
+    Result(Agent, Box<crate::agent::supervise::RunResult>),
+    /// The run must end while waiting for a rate limit: why, and the exit code.
+    Ended(&'static str, u8),
+    /// No agent can take the step.
+    Stuck(String),
+}
+
+/// Runs a reviewer, bootstrap or repair step with `configured`, or the fallback that stands
+/// in for it while it is rate-limited, refused or missing (`agent.fallback`); waits when
+/// every candidate is rate-limited. `taken`: agents already busy in this step (the other
+/// reviewers of an ensemble), never asked to stand in.
+pub(crate) fn run_with_fallback(
+    ctx: &mut Ctx,
+    configured: &Agent,
+    role: crate::agent::Role,
+    text: &str,
+    timeout: std::time::Duration,
+    taken: &[String],
+) -> anyhow::Result<Ran> {
+    loop {
+        match first_available(ctx, configured.clone(), role.as_str().to_owned(), taken) {
+            Pick::Run { agent, why } => {
+                if agent.name != configured.name {
+                    ctx.record(
+                        "agent.fallback",
+                        json!({"role": role.as_str(), "configured": configured.name, "agent": agent.name, "why": why}),
+                    )?;
+                }
+                let result = super::step::run_agent(ctx, &agent, role, text, timeout)?;
+                if note_run(ctx, &agent, &result)?.is_none() {
+                    return Ok(Ran::Result(agent, Box::new(result)));
+                }
+            }
+            Pick::Wait { until, why } => {
+                if let Some((reason, code)) = super::wait(ctx, until, &why)? {
+                    return Ok(Ran::Ended(reason, code));
+                }
+            }
+            Pick::Stuck { why } => return Ok(Ran::Stuck(why)),
+        }
+    }
 }
 
 fn primary_worker(ctx: &Ctx, task: &Value) -> anyhow::Result<(Agent, String)> {

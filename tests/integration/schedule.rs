@@ -584,3 +584,39 @@ echo '{"type":"result","subtype":"success","is_error":false,"result":"'"$text"'"
     );
     assert_eq!(env.read("out-T4.txt"), "claude\n");
 }
+
+/// The bootstrap agent falls back too: a rate-limited planner hands the plan to the next agent.
+#[test]
+fn a_rate_limited_bootstrap_agent_falls_back() {
+    let env = Env::new();
+    env.write("SPEC.md", "# Spec\nCreate one file.\n");
+    let profile = codex_agent(&env, "lim", "true");
+    env.write("agents/lim.limit", "300");
+    env.write_executable(
+        "agents/planner",
+        r#"#!/bin/sh
+cat >/dev/null
+echo '{"source_files": ["SPEC.md"], "tasks": [{"title": "Create one file", "priority": 1}]}'
+"#,
+    );
+    let good = cmd_worker(&env, "good");
+    env.write_executable(
+        "agents/reviewer",
+        format!("#!/bin/sh\ncat >/dev/null\n{DONE_REVIEWER}\n"),
+    );
+    env.write(
+        "looper.toml",
+        format!(
+            "[roles]\nbootstrap = \"lim\"\nworker = \"{good}\"\nfallback = [\"cmd:./agents/planner\"]\nreviewer = \"cmd:./agents/reviewer\"\n{profile}"
+        ),
+    );
+    env.looper(&["run"])
+        .stderr_has("the review declared the project done")
+        .run();
+    let fallback = env.records("agent.fallback");
+    assert_eq!(fallback.len(), 1, "{fallback:?}");
+    assert_eq!(fallback[0]["role"], "bootstrap");
+    assert_eq!(fallback[0]["configured"], "lim");
+    assert_eq!(fallback[0]["agent"], "cmd:./agents/planner");
+    assert_eq!(env.read("out-T1.txt"), "good\n");
+}
