@@ -203,17 +203,10 @@ printf '{"task_id": "%s", "status": "done", "summary": "claimed"}\n' "$id"
 
 #[test]
 fn a_rate_limited_worker_falls_back_without_spending_an_attempt() {
-    let env = Env::new();
-    env.looper(&["init"]).run();
-    env.looper(&["add", "One"]).run();
-    env.looper(&["add", "Two"]).run();
+    let env = project(&["One", "Two"], "");
     let profile = codex_agent(&env, "lim", r#"echo lim >> "out-$id.txt""#);
     env.write("agents/lim.limit", "300");
     let good = cmd_worker(&env, "good");
-    env.write_executable(
-        "agents/reviewer",
-        format!("#!/bin/sh\ncat >/dev/null\n{DONE_REVIEWER}\n"),
-    );
     env.write(
         "looper.toml",
         format!(
@@ -267,16 +260,10 @@ fn a_rate_limited_worker_falls_back_without_spending_an_attempt() {
 
 #[test]
 fn refused_credentials_and_a_missing_cli_fall_back() {
-    let env = Env::new();
-    env.looper(&["init"]).run();
-    env.looper(&["add", "One"]).run();
+    let env = project(&["One"], "");
     let profile = codex_agent(&env, "locked", "true");
     env.write("agents/locked.auth", "");
     let good = cmd_worker(&env, "good");
-    env.write_executable(
-        "agents/reviewer",
-        format!("#!/bin/sh\ncat >/dev/null\n{DONE_REVIEWER}\n"),
-    );
     env.write(
         "looper.toml",
         format!(
@@ -329,15 +316,9 @@ fn refused_credentials_and_a_missing_cli_fall_back() {
 /// budget ends the run at once with exit 3.
 #[test]
 fn a_wait_for_a_reset_survives_a_restart() {
-    let env = Env::new();
-    env.looper(&["init"]).run();
-    env.looper(&["add", "One"]).run();
+    let env = project(&["One"], "");
     let profile = codex_agent(&env, "lim", r#"echo lim >> "out-$id.txt""#);
     env.write("agents/lim.limit", "4 once");
-    env.write_executable(
-        "agents/reviewer",
-        format!("#!/bin/sh\ncat >/dev/null\n{DONE_REVIEWER}\n"),
-    );
     env.write(
         "looper.toml",
         format!("[roles]\nworker = \"lim\"\nreviewer = \"cmd:./agents/reviewer\"\n{profile}"),
