@@ -9,6 +9,7 @@ mod bad_input;
 mod concurrency;
 mod crash;
 mod demo;
+mod figures;
 mod harness;
 mod history;
 mod merge;
