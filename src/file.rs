@@ -50,8 +50,38 @@ fn write_atomic_with(
     if durable {
         tmp.as_file().sync_all()?;
     }
+    crate::fault::point("file.before-rename");
     tmp.persist(path).map_err(|e| e.error)?;
     if durable { sync_dir(dir) } else { Ok(()) }
+}
+
+/// Removes the temp files a killed [`write_atomic`] of `path` left (`.<name>.<random>.tmp`).
+/// Only for a caller that holds the lock every writer of `path` takes.
+pub fn remove_stale_temps(path: &Path) {
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name().and_then(|n| n.to_str())) else {
+        return;
+    };
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    let prefix = format!(".{name}.");
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let file_name = entry.file_name();
+        let Some(n) = file_name.to_str() else {
+            continue;
+        };
+        if n.len() > prefix.len() + 4
+            && n.starts_with(&prefix)
+            && Path::new(n).extension().is_some_and(|e| e == "tmp")
+        {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
 }
 
 /// Fsyncs a directory so a rename in it is durable.

@@ -25,6 +25,7 @@ pub mod compat;
 pub mod config;
 pub mod demo;
 pub mod error;
+pub mod fault;
 pub mod file;
 pub mod journal;
 pub mod project;

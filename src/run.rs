@@ -56,6 +56,8 @@ pub struct Ctx {
     pub journal: Journal,
     pub run_id: String,
     runs_dir: PathBuf,
+    /// The project's state directory (`run.lock`, `limits.json`, the agents' notes).
+    pub(crate) state: PathBuf,
     /// The current iteration (0 before the first).
     pub iter: u32,
     /// The current step's label: `iter-N`, `review-N`.
@@ -274,6 +276,7 @@ pub fn run(project: &Project, flags: Layer, idea: Option<&str>) -> anyhow::Resul
         journal,
         run_id,
         runs_dir,
+        state: project.home.state(),
         iter: 0,
         label: "run".into(),
         gate_baseline: BTreeMap::new(),
@@ -320,6 +323,14 @@ pub fn run(project: &Project, flags: Layer, idea: Option<&str>) -> anyhow::Resul
             "max_iterations": ctx.config.max_iterations,
         }),
     )?;
+    // A Looper killed with SIGKILL could not stop its agent: end what it left running.
+    let orphans = crate::agent::supervise::kill_orphans(
+        &ctx.state.join("agents"),
+        std::time::Duration::from_secs(5),
+    );
+    if !orphans.is_empty() {
+        ctx.record("agent.orphans", json!({"killed": orphans}))?;
+    }
     let outcome = drive(&mut ctx, idea);
     let (reason, code) = match &outcome {
         Ok((reason, code)) => ((*reason).to_owned(), *code),

@@ -51,8 +51,9 @@
 //! - The final grace starts only on a parser event that ends the stream (`final`, a fatal
 //!   `error`). A successful codex turn without an agent message emits no `final`, so a CLI
 //!   that then hangs is caught by the idle or wall limit instead.
-//! - The pgid is known to the caller only in the [`RunResult`]; journaling it at spawn (so
-//!   `status` can find orphans after a `kill -9` of Looper) needs a spawn hook, not yet here.
+//! - A `kill -9` of Looper itself leaves the group running. With [`Spec::pid_dir`] set, the
+//!   supervisor leaves a note naming the group while it lives, and the next start ends what
+//!   the notes name ([`kill_orphans`]).
 //! - Linux only: `waitid(WNOWAIT)` and `/proc`.
 
 use std::ffi::OsString;
@@ -121,6 +122,9 @@ pub struct Spec {
     pub max_line_bytes: usize,
     /// Set it to stop the agent (SIGTERM, grace, SIGKILL); the run ends [`Class::Cancelled`].
     pub cancel: Option<Arc<AtomicBool>>,
+    /// Where to leave a `<pgid>.json` note while the group lives, so that after a `kill -9`
+    /// of Looper the next start finds and ends the orphaned group ([`kill_orphans`]).
+    pub pid_dir: Option<PathBuf>,
 }
 
 impl Spec {
@@ -138,6 +142,7 @@ impl Spec {
             kill_grace: Duration::from_secs(5),
             max_line_bytes: 1 << 20,
             cancel: None,
+            pid_dir: None,
         }
     }
 }
@@ -345,6 +350,8 @@ struct Leader {
     /// When it was spawned.
     start: Instant,
     reaped: bool,
+    /// The note naming the group for [`kill_orphans`], removed when the group is gone.
+    pid_file: Option<PathBuf>,
 }
 
 impl Leader {
@@ -374,6 +381,10 @@ impl Drop for Leader {
         if !self.reaped {
             self.signal(Signal::SIGKILL);
             let _ = self.child.wait();
+        }
+        // Reaped after the sweep (or killed just now): the group is gone, and so is the note.
+        if let Some(note) = &self.pid_file {
+            let _ = std::fs::remove_file(note);
         }
     }
 }
@@ -471,13 +482,18 @@ fn start(spec: &Spec) -> Result<(Leader, Receiver<Msg>, usize), SuperviseError> 
     let stdout = child.stdout.take();
     let stderr = child.stderr.take();
     // From here on, dropping the leader (an early return) kills the group.
-    let leader = Leader {
+    let mut leader = Leader {
         child,
         pgid,
         program,
         start,
         reaped: false,
+        pid_file: None,
     };
+    if let Some(dir) = &spec.pid_dir {
+        leader.pid_file = leave_note(dir, &leader);
+    }
+    crate::fault::point("agent.spawned");
     let thread_error = |source| SuperviseError::Thread {
         program: leader.program.clone(),
         source,
@@ -737,6 +753,88 @@ fn sweep(leader: &Leader, kill_grace: Duration, killed: bool) -> Vec<i32> {
     leader.signal(Signal::SIGKILL);
     wait_empty(pgid, KILL_SETTLE);
     group_members(pgid)
+}
+
+/// Writes `<dir>/<pgid>.json`: the group, its leader's start time (so a recycled pid is not
+/// mistaken for it) and the program. Best effort: without the note an orphan after a crash
+/// is only not found by the next start.
+fn leave_note(dir: &std::path::Path, leader: &Leader) -> Option<PathBuf> {
+    let pgid = leader.pgid.as_raw();
+    let note = serde_json::json!({
+        "v": 1,
+        "pgid": pgid,
+        "start": start_time(pgid),
+        "program": leader.program,
+    });
+    crate::file::create_private_dir(dir).ok()?;
+    let path = dir.join(format!("{pgid}.json"));
+    crate::file::write_atomic_nosync(&path, note.to_string().as_bytes(), 0o600).ok()?;
+    Some(path)
+}
+
+/// An agent group left running by a Looper that died without cleaning up.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Orphan {
+    pub pgid: i32,
+    pub program: String,
+    /// Live members found, all killed.
+    pub members: usize,
+}
+
+/// Ends the agent groups named by notes in `dir` that a dead Looper left behind (SIGTERM,
+/// `kill_grace`, SIGKILL), removes the notes, and says what it found. Call it holding the
+/// project's run lock, so no live Looper owns those groups. A note whose leader pid now
+/// belongs to another process (a different start time) names a group that is long gone.
+pub fn kill_orphans(dir: &std::path::Path, kill_grace: Duration) -> Vec<Orphan> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut found = Vec::new();
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let note: Option<serde_json::Value> = std::fs::read(&path)
+            .ok()
+            .and_then(|raw| serde_json::from_slice(&raw).ok());
+        let pgid = note
+            .as_ref()
+            .and_then(|n| n["pgid"].as_i64())
+            .and_then(|p| i32::try_from(p).ok())
+            .filter(|p| *p > 1);
+        if let Some(pgid) = pgid {
+            let members = group_members(pgid);
+            // While any member lives, the kernel does not hand the pgid out again; a live
+            // leader must still be the process we spawned.
+            let leader_now = start_time(pgid);
+            let ours = leader_now.is_none()
+                || leader_now == note.as_ref().and_then(|n| n["start"].as_u64());
+            if !members.is_empty() && ours {
+                let _ = killpg(Pid::from_raw(pgid), Signal::SIGTERM);
+                if !wait_empty(pgid, kill_grace) {
+                    let _ = killpg(Pid::from_raw(pgid), Signal::SIGKILL);
+                    wait_empty(pgid, KILL_SETTLE);
+                }
+                found.push(Orphan {
+                    pgid,
+                    program: note
+                        .as_ref()
+                        .and_then(|n| n["program"].as_str())
+                        .unwrap_or_default()
+                        .to_owned(),
+                    members: members.len(),
+                });
+            }
+        }
+        let _ = std::fs::remove_file(&path);
+    }
+    found
+}
+
+/// The start time (clock ticks after boot) of live process `pid`, from `/proc/PID/stat`.
+fn start_time(pid: i32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (_, rest) = stat.rsplit_once(')')?;
+    // After `(comm)`: state is field 3, starttime field 22.
+    rest.split_ascii_whitespace().nth(19)?.parse().ok()
 }
 
 /// Polls `/proc` until the group has no live member or `limit` has passed.

@@ -121,6 +121,11 @@ impl BacklogStore {
             .with_context(|| format!("cannot open lock file {}", path.display()))?;
         file.lock()
             .with_context(|| format!("cannot lock {}", path.display()))?;
+        // Holding the lock, no other writer is mid-write: a temp file of these files is what
+        // a killed writer left behind.
+        crate::file::remove_stale_temps(&self.path);
+        crate::file::remove_stale_temps(&self.state_file("pending.json"));
+        crate::file::remove_stale_temps(&self.state_file("last.json"));
         Ok(BacklogLock { _file: file })
     }
 
@@ -291,14 +296,17 @@ impl BacklogStore {
                 0o600,
             )
             .context("cannot save the pending update record")?;
+            crate::fault::point("backlog.pending");
             crate::file::write_atomic(&self.path, text.as_bytes(), 0o644).map_err(|source| {
                 BacklogError::Write {
                     path: self.path.clone(),
                     source,
                 }
             })?;
+            crate::fault::point("backlog.written");
         }
         journal.append("backlog.update", record)?;
+        crate::fault::point("backlog.journaled");
         self.save_last(text.as_bytes())?;
         if written {
             let _ = std::fs::remove_file(self.state_file("pending.json"));

@@ -204,6 +204,10 @@ impl Journal {
             }
             text.push('\n');
         }
+        if crate::fault::hit("journal.torn") {
+            let _ = tail.file.write_all(&text.as_bytes()[..text.len() / 2]);
+            crate::fault::die();
+        }
         // One write of whole lines; no fsync per record (a killed process loses nothing the
         // kernel already has, and an agent run writes thousands of records).
         tail.file

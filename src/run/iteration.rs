@@ -103,6 +103,7 @@ pub(crate) fn iterate(
             "backlog": doc.counts(),
         }),
     )?;
+    crate::fault::point("iteration.ended");
     let status = doc
         .task(id)
         .map_or("missing", |t| t.status.as_str())

@@ -95,6 +95,7 @@ pub(crate) fn review(ctx: &mut Ctx) -> anyhow::Result<Verdict> {
             }
         }
     }
+    crate::fault::point("review.reported");
     let mut added = 0;
     for task in &proposed {
         if add_task(

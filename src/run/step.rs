@@ -50,6 +50,7 @@ pub(crate) fn run_agent(
     spec.wall_timeout = Some(timeout);
     spec.idle_timeout = Some(ctx.config.idle_timeout);
     spec.cancel = Some(std::sync::Arc::clone(&ctx.stop.hard));
+    spec.pid_dir = Some(ctx.state.join("agents"));
     let env_keys: Vec<&str> = agent.env.iter().map(|(k, _)| k.as_str()).collect();
     ctx.record(
         "agent.spawn",

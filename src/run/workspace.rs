@@ -202,7 +202,9 @@ pub(crate) fn commit(
     if !has_identity {
         args.splice(0..0, identity);
     }
+    crate::fault::point("git.before-commit");
     git(root, &args)?;
+    crate::fault::point("git.committed");
     Ok(Some(git(root, &["rev-parse", "HEAD"])?.trim().to_owned()))
 }
 

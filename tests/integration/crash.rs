@@ -106,3 +106,283 @@ fn sigkill_at_random_moments_never_corrupts_the_backlog() {
     let journal = env.journal();
     assert!(!journal.is_empty());
 }
+
+/// A worker that leaves a grandchild in its group (as a dev server would), does its task and
+/// reports; a reviewer that asks for a follow-up task when the outputs number a multiple of
+/// three (once per number), and otherwise says done.
+fn crash_project() -> std::rc::Rc<Env> {
+    let env = Env::new();
+    env.looper(&["init"]).run();
+    for i in 1..=4 {
+        env.looper(&["add", &format!("Crash task {i}")]).run();
+    }
+    env.write_executable(
+        "agents/worker",
+        r#"#!/bin/sh
+id=$(sed -n 's/^## Your task: \([^ ]*\) .*/\1/p' | head -1)
+sleep 3607 > /dev/null 2>&1 &
+sleep 0.0$(( $$ % 9 ))
+echo "$id" >> "out-$id.txt"
+printf '{"task_id": "%s", "status": "done", "summary": "made out-%s.txt"}\n' "$id" "$id"
+"#,
+    );
+    env.write_executable(
+        "agents/reviewer",
+        r#"#!/bin/sh
+cat > /dev/null
+n=$(ls out-*.txt | wc -l)
+if [ $((n % 3)) -ne 0 ] || [ -e "$HOME/reviewed-$n" ]; then
+  echo '{"status": "reviewed", "summary": "complete", "new_tasks": [], "done": true}'
+else
+  touch "$HOME/reviewed-$n"
+  echo '{"status": "reviewed", "summary": "one more", "new_tasks": [{"title": "Follow-up after '$n' outputs", "reason": "missing"}], "done": false}'
+fi
+"#,
+    );
+    env.write(
+        "looper.toml",
+        "[roles]\nworker = \"cmd:./agents/worker\"\nreviewer = [\"cmd:./agents/reviewer\"]\n",
+    );
+    crate::run_real::init_repo(&env, "start");
+    env
+}
+
+/// The process groups named by the agents' notes (a Looper killed while its agent ran).
+fn noted_groups(env: &Env) -> Vec<i32> {
+    let mut out = Vec::new();
+    for project in std::fs::read_dir(env.home().join("projects"))
+        .unwrap()
+        .flatten()
+    {
+        if let Ok(notes) = std::fs::read_dir(project.path().join("state/agents")) {
+            for note in notes.flatten() {
+                let text = std::fs::read_to_string(note.path()).unwrap_or_default();
+                if let Ok(v) = serde_json::from_str::<Value>(&text) {
+                    out.push(i32::try_from(v["pgid"].as_i64().unwrap()).unwrap());
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Live processes of group `pgid` (zombies excluded), from `/proc`.
+fn group_alive(pgid: i32) -> bool {
+    std::fs::read_dir("/proc").unwrap().flatten().any(|e| {
+        std::fs::read_to_string(e.path().join("stat")).is_ok_and(|stat| {
+            let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            f.len() > 2 && f[2] == pgid.to_string() && f[0] != "Z" && f[0] != "X"
+        })
+    })
+}
+
+/// Checks what must hold after any kill: the backlog loads and validates; every task ever
+/// seen is still there exactly once with its title; every journal file parses except a torn
+/// last line, with `seq` gapless. Returns the task ids and titles.
+fn check_after_kill(
+    env: &Env,
+    seen: &mut std::collections::BTreeMap<String, String>,
+    trial: usize,
+) {
+    let loaded = looper::backlog::load::load(&env.path("to-do.json"))
+        .unwrap_or_else(|e| panic!("trial {trial}: the backlog does not load: {e}"));
+    let doc = loaded.doc.value();
+    let mut ids = std::collections::BTreeSet::new();
+    let mut titles = std::collections::BTreeSet::new();
+    for t in doc["tasks"].as_array().unwrap() {
+        let id = t["id"].as_str().unwrap().to_owned();
+        let title = t["title"].as_str().unwrap().to_owned();
+        assert!(ids.insert(id.clone()), "trial {trial}: task {id} twice");
+        assert!(
+            titles.insert(title.clone()),
+            "trial {trial}: title {title:?} twice"
+        );
+        // The project-done marker leaves on purpose when new work reopens the project.
+        if t["tags"]
+            .as_array()
+            .is_some_and(|tags| tags.contains(&"project-done".into()))
+        {
+            continue;
+        }
+        if let Some(old) = seen.insert(id.clone(), title.clone()) {
+            assert_eq!(old, title, "trial {trial}: task {id} changed its title");
+        }
+    }
+    for id in seen.keys() {
+        assert!(ids.contains(id), "trial {trial}: task {id} was lost");
+    }
+    for project in std::fs::read_dir(env.home().join("projects"))
+        .unwrap()
+        .flatten()
+    {
+        for file in std::fs::read_dir(project.path().join("runs"))
+            .unwrap()
+            .flatten()
+        {
+            let path = file.path();
+            if path.extension().is_none_or(|e| e != "jsonl") {
+                continue;
+            }
+            let text = std::fs::read(&path).unwrap();
+            let complete = text.ends_with(b"\n");
+            let lines: Vec<&[u8]> = text
+                .split(|b| *b == b'\n')
+                .filter(|l| !l.is_empty())
+                .collect();
+            let mut last_seq = 0;
+            for (i, line) in lines.iter().enumerate() {
+                match serde_json::from_slice::<Value>(line) {
+                    Ok(r) => {
+                        let seq = r["seq"].as_u64().unwrap();
+                        assert_eq!(
+                            seq,
+                            last_seq + 1,
+                            "trial {trial}: seq gap in {}",
+                            path.display()
+                        );
+                        last_seq = seq;
+                    }
+                    // Only the very last line may be torn, and only if it has no newline yet.
+                    Err(e) => assert!(
+                        i + 1 == lines.len() && !complete,
+                        "trial {trial}: line {} of {} does not parse: {e}",
+                        i + 1,
+                        path.display()
+                    ),
+                }
+            }
+        }
+    }
+}
+
+#[test]
+#[expect(clippy::too_many_lines, reason = "one harness loop with its checks")]
+fn sigkill_anywhere_in_a_run_loses_nothing_and_the_next_run_finishes() {
+    use std::collections::BTreeMap;
+    let trials: usize = std::env::var("LOOPER_CRASH_RUN_TRIALS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(300);
+    let env = crash_project();
+    let mut rng = Lcg(0x00c0_ffee);
+    let mut seen = BTreeMap::new();
+    let mut orphans: Vec<i32> = Vec::new();
+    // Kill delays spread over one whole run, measured first (without a kill).
+    let t0 = Instant::now();
+    env.looper(&["run"]).run();
+    let mut span = t0.elapsed().as_micros() as u64;
+    let mut outcomes: BTreeMap<String, u64> = BTreeMap::new();
+    for trial in 0..trials {
+        check_after_kill(&env, &mut seen, trial);
+        // A finished project gets more work, so every trial has a run to interrupt.
+        let doc = env.read_json("to-do.json");
+        if doc["tasks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["id"] == "PROJECT-DONE")
+        {
+            env.looper(&["add", &format!("More work {trial}")]).run();
+            env.looper(&["add", &format!("Even more work {trial}")])
+                .run();
+        }
+        let point = crate::harness::pick(looper::fault::POINTS, rng.next());
+        let mut cmd = env.command(&["run"]);
+        cmd.stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        let by_point = trial % 2 == 0;
+        if by_point {
+            cmd.env("LOOPER_CRASH_AT", format!("{point}:{}", 1 + rng.next() % 2));
+        }
+        let started = Instant::now();
+        let mut child = cmd.spawn().unwrap();
+        if !by_point {
+            std::thread::sleep(Duration::from_micros(rng.next() % span));
+            let _ = child.kill();
+        }
+        let status = child.wait().unwrap();
+        let outcome = match (status.code(), by_point) {
+            (None, true) => format!("killed at {point}"),
+            (None, false) => "killed at a random moment".to_owned(),
+            (Some(code), _) => {
+                assert!(code == 0, "trial {trial}: the run ended with exit {code}");
+                // Runs get shorter once the first plan is done: aim the kills at this length.
+                span = span.min(started.elapsed().as_micros() as u64);
+                "finished before the kill".to_owned()
+            }
+        };
+        *outcomes.entry(outcome).or_default() += 1;
+        // A group whose note is gone was ended by a later start (or ended on its own).
+        orphans.retain(|g| {
+            noted_groups(&env).contains(g) || {
+                assert!(
+                    !group_alive(*g),
+                    "trial {trial}: agent group {g} outlived its note"
+                );
+                false
+            }
+        });
+        for g in noted_groups(&env) {
+            if !orphans.contains(&g) {
+                orphans.push(g);
+            }
+        }
+    }
+    check_after_kill(&env, &mut seen, trials);
+    // The next run resumes whatever was cut off and reaches a reviewed done.
+    env.looper(&["run"]).stderr_has("done").run();
+    check_after_kill(&env, &mut seen, trials + 1);
+    for g in &orphans {
+        assert!(!group_alive(*g), "agent group {g} was never ended");
+    }
+    assert!(noted_groups(&env).is_empty());
+    // Nothing half-written is left: a killed write's temp file goes with the next write.
+    let temps: Vec<_> = std::fs::read_dir(env.root())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(".to-do.json.") && n.contains(".tmp"))
+        .collect();
+    assert!(temps.is_empty(), "left behind: {temps:?}");
+    let doc = env.read_json("to-do.json");
+    for t in doc["tasks"].as_array().unwrap() {
+        assert_eq!(t["status"], "done", "{t}");
+        let id = t["id"].as_str().unwrap();
+        if id != "PROJECT-DONE" {
+            assert!(
+                env.path(&format!("out-{id}.txt")).exists(),
+                "no work for {id}"
+            );
+        }
+    }
+    // Replaying every journaled change from the first snapshot gives today's backlog.
+    env.looper(&["audit"]).run();
+    assert!(
+        !env.records("agent.orphans").is_empty(),
+        "no orphan was ever left to end"
+    );
+    let killed: u64 = outcomes
+        .iter()
+        .filter(|(k, _)| k.starts_with("killed"))
+        .map(|(_, n)| n)
+        .sum();
+    eprintln!(
+        "{trials} trials, {killed} kills: {outcomes:#?}, {} tasks",
+        seen.len()
+    );
+    assert!(
+        killed * 2 > trials as u64,
+        "most trials should kill the run: {outcomes:?}"
+    );
+    crate::figures::record(
+        "crash-run",
+        &crate::figures::Figure {
+            part: "crash: SIGKILL anywhere in `looper run`",
+            trials: trials as u64,
+            failures: 0,
+            meaning: "`looper run` killed at a crash point (backlog write phases, journal append with a torn line, git commit, agent spawn, review) or at a random moment; after each kill the backlog validates, no task is lost or doubled, the journal parses, the next start ends the orphaned agent group; the last run reaches done and `looper audit` replays the whole history",
+            rerun: "LOOPER_CRASH_RUN_TRIALS=3000 cargo nextest run -E 'test(sigkill_anywhere)'",
+        },
+    );
+}

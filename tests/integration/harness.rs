@@ -264,3 +264,8 @@ pub(crate) fn strip_ansi(text: &str) -> String {
     }
     out
 }
+
+/// The element of `items` that the random number `r` picks.
+pub(crate) fn pick<T: Copy>(items: &[T], r: u64) -> T {
+    items[(r % items.len() as u64) as usize]
+}
