@@ -557,6 +557,27 @@ pub fn request_stop(project: &Project) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Reads `final_text` as each report the run reads, as the run reads it: worker, review,
+/// bootstrap (built into a backlog and validated) and repair (its backlog validated). The
+/// entry point of the fuzz targets (`tests/integration/fuzz.rs`), not an API.
+#[doc(hidden)]
+pub fn read_reports(final_text: &str) -> [Result<(), String>; 4] {
+    let text = Some(final_text);
+    let valid = |value| {
+        crate::backlog::load::check(Path::new("to-do.json"), value)
+            .map(drop)
+            .map_err(|e| e.to_string())
+    };
+    [
+        reports::read::<reports::WorkerReport>(text).map(drop),
+        reports::read::<reports::ReviewReport>(text).map(drop),
+        reports::read::<ensure::BootstrapReport>(text)
+            .and_then(|r| ensure::build(&r, &[]))
+            .and_then(valid),
+        reports::read::<ensure::RepairReport>(text).and_then(|r| valid(r.backlog)),
+    ]
+}
+
 /// Runs every gate once before the first iteration, so already-failing gates don't block
 /// unrelated tasks.
 fn baseline(ctx: &mut Ctx) -> anyhow::Result<()> {

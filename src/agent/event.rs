@@ -75,11 +75,12 @@ pub struct Usage {
 }
 
 impl Usage {
-    /// Adds another report to these totals (for CLIs that report per step).
+    /// Adds another report to these totals (for CLIs that report per step). Counts come
+    /// from the agent's output, so they saturate rather than overflow.
     pub(crate) fn add(&mut self, other: &Usage) {
-        self.input += other.input;
-        self.cached += other.cached;
-        self.output += other.output;
+        self.input = self.input.saturating_add(other.input);
+        self.cached = self.cached.saturating_add(other.cached);
+        self.output = self.output.saturating_add(other.output);
         self.cost_usd = match (self.cost_usd, other.cost_usd) {
             (None, None) => None,
             (a, b) => Some(a.unwrap_or(0.0) + b.unwrap_or(0.0)),

@@ -235,6 +235,39 @@ mod tests {
         );
     }
 
+    /// Found by `fuzz::stream_parsers` (#7, pi; the others share the sums): token counts
+    /// come from the agent's output, so a count near `u64::MAX` saturates the totals
+    /// instead of overflowing (a panic in a debug build).
+    #[test]
+    fn huge_token_counts_saturate() {
+        let max = u64::MAX;
+        let cases = [
+            (
+                StreamFormat::Codex,
+                format!(
+                    r#"{{"type":"turn.completed","usage":{{"input_tokens":{max},"cached_input_tokens":{max},"output_tokens":{max}}}}}"#
+                ),
+            ),
+            (
+                StreamFormat::Claude,
+                format!(
+                    r#"{{"type":"result","is_error":false,"result":"x","usage":{{"input_tokens":{max},"cache_creation_input_tokens":{max},"cache_read_input_tokens":{max},"output_tokens":1}}}}"#
+                ),
+            ),
+            (
+                StreamFormat::Opencode,
+                format!(
+                    r#"{{"type":"step_finish","part":{{"type":"step-finish","tokens":{{"input":{max},"output":{max},"cache":{{"read":{max}}}}},"cost":0}}}}"#
+                ),
+            ),
+        ];
+        for (format, line) in cases {
+            let (_, outcome) = run(format, &format!("{line}\n{line}"));
+            assert_eq!(outcome.usage.input, max, "{format:?}");
+            assert_eq!(outcome.usage.cached, max, "{format:?}");
+        }
+    }
+
     #[test]
     fn a_stream_of_garbage_is_malformed_output() {
         let (_, outcome) = run(StreamFormat::Claude, "oops\nSegmentation fault\n");

@@ -304,8 +304,16 @@ pub enum Line<'a> {
 /// journal's bytes. `None` sends the line to the full parser.
 fn events_line(line: &[u8]) -> Option<(&str, &str, Vec<Event>)> {
     let head = &line[..line.len().min(300)];
-    let run = plain_string(line, memchr::memmem::find(head, b"\"run\":\"")? + 7)?;
-    let label = plain_string(line, memchr::memmem::find(head, b"\"label\":\"")? + 9)?;
+    let run_at = memchr::memmem::find(head, b"\"run\":\"")? + 7;
+    let label_at = memchr::memmem::find(head, b"\"label\":\"")? + 9;
+    let kind_at = memchr::memmem::find(head, b"\"type\":\"agent.event\"")?;
+    // The header keys must be the record's own, not those of an object nested before them
+    // (a damaged line can hold a whole record where its run id should be).
+    if memchr::memchr2(b'{', b'[', &line[1..run_at.max(label_at).max(kind_at)]).is_some() {
+        return None;
+    }
+    let run = plain_string(line, run_at)?;
+    let label = plain_string(line, label_at)?;
     // Outside a string a quote is never escaped, so this is the record's own key.
     let at = memchr::memmem::rfind(line, b",\"events\":")? + 10;
     let mut values =
@@ -720,6 +728,27 @@ mod tests {
         std::fs::write(&path, text).unwrap();
         let (light, full, skipped) = streamed(&path);
         assert_eq!((light.len(), full, skipped), (2, 2, 1));
+    }
+
+    /// Found by `fuzz::journal_reader` (#7): a whole record in place of an `agent.event`
+    /// record's run id made the light read take the nested record's header as its own.
+    #[test]
+    fn a_header_nested_before_the_records_own_takes_the_full_parse() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.jsonl");
+        let text = concat!(
+            r#"{"v":1,"ts":"2026-11-30T17:00:50.591931159Z","run":"20261130T170050.585Z-aa8e","seq":2,"type":"iteration.start","iter":1,"label":"iter-1","task":"T2","agent":"cmd:./agents/agent","reason":"next","backlog":{"todo":2,"doing":0,"blocked":0,"done":1,"project_done":false}}"#,
+            "\n",
+            r#"{"v":1,"ts":"2026-11-30T17:00:50.602437646Z","run":{"v":1,"ts":"2026-11-30T17:00:50.602437646Z","run":"20261130T170050.585Z-aa8e","seq":7,"type":"agent.event","iter":1,"label":"iter-1","stream":"stdout","at_ms":6,"raw":"forgot the report","events":[{"type":"message","text":"forgot the report"}]},"seq":7,"type":"agent.event","iter":1,"label":"iter-1","stream":"stdout","at_ms":6,"raw":"forgot the report","events":[{"type":"message","text":"forgot the report"}]}"#,
+            "\n",
+        );
+        std::fs::write(&path, text).unwrap();
+        let (light, full, skipped) = streamed(&path);
+        assert_eq!((light.len(), full, skipped), (0, 2, 0));
+        let streamed = iterations_in(&path).unwrap();
+        let parsed = iterations(&parse_lines(text.as_bytes()).records);
+        assert_eq!(streamed[0].last_action, None);
+        assert_eq!(streamed[0].last_action, parsed[0].last_action);
     }
 
     #[test]

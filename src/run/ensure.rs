@@ -20,7 +20,7 @@ use crate::error::{EXIT_ERROR, Failure};
 /// What the bootstrap agent reports.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct BootstrapReport {
+pub(super) struct BootstrapReport {
     #[serde(default)]
     source_files: Vec<String>,
     tasks: Vec<PlannedTask>,
@@ -47,8 +47,8 @@ struct PlannedTask {
 /// What the repair agent reports.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RepairReport {
-    backlog: Value,
+pub(super) struct RepairReport {
+    pub(super) backlog: Value,
 }
 
 /// The project's ground-truth documents, relative to the root.
@@ -166,7 +166,7 @@ pub(crate) fn bootstrap(ctx: &mut Ctx, idea: Option<&str>) -> anyhow::Result<Doc
 }
 
 /// The backlog document for a plan.
-fn build(report: &BootstrapReport, docs: &[String]) -> Result<Value, String> {
+pub(super) fn build(report: &BootstrapReport, docs: &[String]) -> Result<Value, String> {
     if report.tasks.is_empty() {
         return Err("the plan has no tasks".into());
     }

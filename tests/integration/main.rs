@@ -10,6 +10,7 @@ mod concurrency;
 mod crash;
 mod demo;
 mod figures;
+mod fuzz;
 mod harness;
 mod history;
 mod merge;

@@ -215,9 +215,10 @@ impl Claude {
         // Claude's `input_tokens` exclude cache reads and writes (CONTRACTS §9).
         let cached = u64_at(v, "/usage/cache_read_input_tokens").unwrap_or(0);
         self.usage = Usage {
-            input: u64_at(v, "/usage/input_tokens").unwrap_or(0)
-                + cached
-                + u64_at(v, "/usage/cache_creation_input_tokens").unwrap_or(0),
+            input: u64_at(v, "/usage/input_tokens")
+                .unwrap_or(0)
+                .saturating_add(cached)
+                .saturating_add(u64_at(v, "/usage/cache_creation_input_tokens").unwrap_or(0)),
             cached,
             output: u64_at(v, "/usage/output_tokens").unwrap_or(0),
             cost_usd: f64_at(v, "/total_cost_usd"),

@@ -43,8 +43,9 @@ impl JsonDialect for Opencode {
             "tool_use" => tool_use(v, out),
             "step_finish" => {
                 self.usage.add(&Usage {
-                    input: u64_at(v, "/part/tokens/input").unwrap_or(0)
-                        + u64_at(v, "/part/tokens/cache/read").unwrap_or(0),
+                    input: u64_at(v, "/part/tokens/input")
+                        .unwrap_or(0)
+                        .saturating_add(u64_at(v, "/part/tokens/cache/read").unwrap_or(0)),
                     cached: u64_at(v, "/part/tokens/cache/read").unwrap_or(0),
                     output: u64_at(v, "/part/tokens/output").unwrap_or(0),
                     cost_usd: Some(f64_at(v, "/part/cost").unwrap_or(0.0)),

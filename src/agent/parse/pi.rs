@@ -111,7 +111,9 @@ impl Pi {
         }
         let cached = u64_at(message, "/usage/cacheRead").unwrap_or(0);
         self.usage.add(&Usage {
-            input: u64_at(message, "/usage/input").unwrap_or(0) + cached,
+            input: u64_at(message, "/usage/input")
+                .unwrap_or(0)
+                .saturating_add(cached),
             cached,
             output: u64_at(message, "/usage/output").unwrap_or(0),
             cost_usd: Some(f64_at(message, "/usage/cost/total").unwrap_or(0.0)),
@@ -211,6 +213,16 @@ fn stop_failure(message: &Value) -> Option<FailureClass> {
 mod tests {
     use crate::agent::event::{Event, FailureClass, Usage};
     use crate::agent::parse::{StreamFormat, assert_survives_garbage, run};
+
+    /// Found by `fuzz::stream_parsers` (#7): a token count near `u64::MAX` overflowed
+    /// (a panic in a debug build) instead of saturating.
+    #[test]
+    fn huge_token_counts_saturate() {
+        let line = r#"{"type":"message_end","message":{"role":"assistant","content":[{"type":"text","text":"x"}],"usage":{"input":18446744073709551615,"output":7,"cacheRead":20,"cacheWrite":0,"totalTokens":107,"cost":{"total":0}},"stopReason":"stop"}}"#;
+        let (_, outcome) = run(StreamFormat::Pi, &format!("{line}\n{line}"));
+        assert_eq!(outcome.usage.input, u64::MAX);
+        assert_eq!(outcome.usage.cached, 40);
+    }
 
     const DEFAULT_FINAL: &str = "Done. Created hello.txt.\n```json\n{\"status\": \"done\", \"summary\": \"created hello.txt\", \"files_changed\": [\"hello.txt\"]}\n```";
 
