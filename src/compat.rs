@@ -258,7 +258,7 @@ fn schedule_name(text: &str) -> anyhow::Result<&'static str> {
         "round-robin" | "round_robin" | "roundrobin" | "rr" => "round-robin",
         other => {
             return Err(UsageError::new(format!(
-                "invalid iter schedule `{other}`: use codex, claude, odd-even or round-robin (or --schedule)"
+                "invalid iter schedule `{other}` (--iter-schedule or LOOPER_ITER_SCHEDULE): use codex, claude, odd-even or round-robin (or --schedule)"
             ))
             .into());
         }

@@ -733,22 +733,30 @@ impl Config {
         flags: Layer,
         get: &dyn Fn(&str) -> Option<String>,
     ) -> anyhow::Result<Config> {
-        let mut merged = Layer::defaults();
-        let mut sources = Vec::new();
-        for path in Self::files(home, root) {
-            if let Some(layer) = Layer::read(&path)? {
-                merged.merge(layer);
-                sources.push(path);
-            }
-        }
-        merged.merge(Layer::from_env(get)?);
-        merged.merge(flags);
+        let origins = Origins::read(home, root, flags, get)?;
+        let merged = origins.merged();
+        let sources: Vec<PathBuf> = origins.files.iter().map(|(p, _)| p.clone()).collect();
         let profiles = merged.agents.clone();
-        let agent = |name: &str| resolve_agent(name, &profiles, get);
+        let agent = |key: &str, name: &str| {
+            resolve_agent(name, &profiles, get).with_context(|| {
+                let profile = if profiles.contains_key(name) {
+                    let spec = origins.of(&format!("agents.{name}.spec"));
+                    format!(": in [agents.{name}] spec{spec}")
+                } else {
+                    String::new()
+                };
+                format!("in {key}{}{profile}", origins.of(key))
+            })
+        };
         let worker_name = merged.roles.worker.as_deref().unwrap_or("codex");
-        let schedule = resolve_schedule(&merged.roles, worker_name, &agent)?;
+        let schedule = resolve_schedule(&merged.roles, worker_name, &agent, &origins)?;
         let worker = schedule.agents[0].clone();
-        let escalate = merged.roles.escalate.as_deref().map(&agent).transpose()?;
+        let escalate = merged
+            .roles
+            .escalate
+            .as_deref()
+            .map(|name| agent("roles.escalate", name))
+            .transpose()?;
         let fallback = merged
             .roles
             .fallback
@@ -756,40 +764,42 @@ impl Config {
             .map(OneOrMany::into_specs)
             .unwrap_or_default()
             .iter()
-            .map(|name| agent(name))
+            .map(|name| agent("roles.fallback", name))
             .collect::<anyhow::Result<Vec<_>>>()?;
         let reviewers = merged
             .roles
             .reviewer
             .map_or_else(|| vec!["codex".to_owned()], OneOrMany::into_vec)
             .iter()
-            .map(|name| agent(name))
+            .map(|name| agent("roles.reviewer", name))
             .collect::<anyhow::Result<Vec<_>>>()?;
         if reviewers.is_empty() {
-            return Err(UsageError::new(
-                "roles.reviewer is empty: name at least one reviewer, e.g. reviewer = [\"codex\"]",
-            )
+            return Err(UsageError::new(format!(
+                "roles.reviewer is empty{}: name at least one reviewer, e.g. reviewer = [\"codex\"]",
+                origins.of("roles.reviewer")
+            ))
             .into());
         }
         let bootstrap = match &merged.roles.bootstrap {
-            Some(name) => agent(name)?,
+            Some(name) => agent("roles.bootstrap", name)?,
             None => worker.clone(),
         };
         let repair = match &merged.roles.repair {
-            Some(name) => agent(name)?,
+            Some(name) => agent("roles.repair", name)?,
             None => worker.clone(),
         };
         let seconds = |key: &str, value: Option<u64>, default: u64| {
             let s = value.unwrap_or(default);
             if s == 0 {
                 Err(UsageError::new(format!(
-                    "{key} = 0: give a number of seconds above 0"
+                    "{key} = 0{}: give a number of seconds above 0",
+                    origins.of(key)
                 )))
             } else {
                 Ok(Duration::from_secs(s))
             }
         };
-        let max_duration = check_budgets(&merged.looping)?;
+        let max_duration = check_budgets(&merged.looping, &origins)?;
         Ok(Config {
             worker,
             schedule,
@@ -822,8 +832,89 @@ impl Config {
     }
 }
 
+/// The layers a config was merged from, to say where a bad value was set.
+struct Origins<'a> {
+    files: Vec<(PathBuf, Layer)>,
+    env: Layer,
+    flags: Layer,
+    get: &'a dyn Fn(&str) -> Option<String>,
+}
+
+impl<'a> Origins<'a> {
+    /// Reads the config files and the environment under `flags`.
+    fn read(
+        home: &Path,
+        root: &Path,
+        flags: Layer,
+        get: &'a dyn Fn(&str) -> Option<String>,
+    ) -> anyhow::Result<Self> {
+        let mut files = Vec::new();
+        for path in Config::files(home, root) {
+            if let Some(layer) = Layer::read(&path)? {
+                files.push((path, layer));
+            }
+        }
+        Ok(Origins {
+            files,
+            env: Layer::from_env(get)?,
+            flags,
+            get,
+        })
+    }
+
+    /// The defaults with every layer on top, in order.
+    fn merged(&self) -> Layer {
+        let mut merged = Layer::defaults();
+        for (_, layer) in &self.files {
+            merged.merge(layer.clone());
+        }
+        merged.merge(self.env.clone());
+        merged.merge(self.flags.clone());
+        merged
+    }
+
+    /// Where the effective value of `key` (dotted, as `looper config` shows it) comes from:
+    /// ` (set by --flag)`, ` (set by VAR)`, ` (set in PATH)`, or nothing for a default.
+    fn of(&self, key: &str) -> String {
+        let value = |layer: &Layer| flatten(layer).into_iter().find(|(k, _)| k == key);
+        let has = |layer: &Layer| value(layer).is_some();
+        if has(&self.flags) {
+            let name = key.rsplit('.').next().unwrap_or(key);
+            let flag = match name {
+                "bootstrap" | "repair" | "odd" | "even" => format!("{name}-agent"),
+                "commands" => "verify".to_owned(),
+                _ => name.replace('_', "-"),
+            };
+            return format!(" (set by --{flag})");
+        }
+        if has(&self.env) {
+            // The variables without which the value would differ (the original's may act
+            // together: LOOPER_ITER_SCHEDULE with LOOPER_ITER_ODD_AGENT).
+            let full = value(&self.env);
+            let vars: Vec<&str> = ENV_VARS
+                .into_iter()
+                .filter(|var| (self.get)(var).is_some())
+                .filter(|var| {
+                    Layer::from_env(&|k| if k == *var { None } else { (self.get)(k) })
+                        .map_or(true, |l| value(&l) != full)
+                })
+                .collect();
+            return if vars.is_empty() {
+                " (set by the environment)".to_owned()
+            } else {
+                format!(" (set by {})", vars.join(" and "))
+            };
+        }
+        self.files
+            .iter()
+            .rev()
+            .find(|(_, l)| has(l))
+            .map_or_else(String::new, |(p, _)| format!(" (set in {})", p.display()))
+    }
+}
+
 /// `loop.max_duration` read, `loop.max_cost` checked.
-fn check_budgets(looping: &LoopLayer) -> anyhow::Result<Option<Duration>> {
+fn check_budgets(looping: &LoopLayer, origins: &Origins<'_>) -> anyhow::Result<Option<Duration>> {
     let max_duration = looping
             .max_duration
             .as_deref()
@@ -834,7 +925,8 @@ fn check_budgets(looping: &LoopLayer) -> anyhow::Result<Option<Duration>> {
                     .filter(|d| !d.is_zero())
                     .ok_or_else(|| {
                         UsageError::new(format!(
-                            "loop.max_duration = {text:?} is not a duration: write e.g. \"90m\" or \"2h 30m\""
+                            "loop.max_duration = {text:?}{} is not a duration: write e.g. \"90m\" or \"2h 30m\"",
+                            origins.of("loop.max_duration")
                         ))
                     })
             })
@@ -843,7 +935,8 @@ fn check_budgets(looping: &LoopLayer) -> anyhow::Result<Option<Duration>> {
         && !(cost.is_finite() && cost > 0.0)
     {
         return Err(UsageError::new(format!(
-            "loop.max_cost = {cost}: give a number of US dollars above 0"
+            "loop.max_cost = {cost}{}: give a number of US dollars above 0",
+            origins.of("loop.max_cost")
         ))
         .into());
     }
@@ -854,28 +947,46 @@ fn check_budgets(looping: &LoopLayer) -> anyhow::Result<Option<Duration>> {
 fn resolve_schedule(
     roles: &RolesLayer,
     worker: &str,
-    agent: &dyn Fn(&str) -> anyhow::Result<Agent>,
+    agent: &dyn Fn(&str, &str) -> anyhow::Result<Agent>,
+    origins: &Origins<'_>,
 ) -> anyhow::Result<Schedule> {
+    // Each name with the key that gave it, so an error names the right setting.
     let (kind, names) = match roles.schedule.clone() {
-        None => (ScheduleKind::Single, vec![worker.to_owned()]),
+        None => (
+            ScheduleKind::Single,
+            vec![("roles.worker", worker.to_owned())],
+        ),
         Some(OneOrMany::One(text)) if text.trim() == "odd-even" => (
             ScheduleKind::OddEven,
             vec![
-                roles.odd.clone().unwrap_or_else(|| worker.to_owned()),
-                roles.even.clone().unwrap_or_else(|| "claude".to_owned()),
+                roles
+                    .odd
+                    .clone()
+                    .map_or_else(|| ("roles.worker", worker.to_owned()), |o| ("roles.odd", o)),
+                (
+                    "roles.even",
+                    roles.even.clone().unwrap_or_else(|| "claude".to_owned()),
+                ),
             ],
         ),
-        Some(list) => (ScheduleKind::RoundRobin, list.into_specs()),
+        Some(list) => (
+            ScheduleKind::RoundRobin,
+            list.into_specs()
+                .into_iter()
+                .map(|s| ("roles.schedule", s))
+                .collect(),
+        ),
     };
     if names.is_empty() {
-        return Err(UsageError::new(
-            "roles.schedule is empty: write \"odd-even\" or a list of agents, e.g. [\"claude\", \"codex\"]",
-        )
+        return Err(UsageError::new(format!(
+            "roles.schedule is empty{}: write \"odd-even\" or a list of agents, e.g. [\"claude\", \"codex\"]",
+            origins.of("roles.schedule")
+        ))
         .into());
     }
     let agents = names
         .iter()
-        .map(|name| agent(name).context("in roles.schedule"))
+        .map(|(key, name)| agent(key, name))
         .collect::<anyhow::Result<Vec<_>>>()?;
     Ok(Schedule { kind, agents })
 }

@@ -13,16 +13,29 @@ pub fn looper_home() -> anyhow::Result<PathBuf> {
     // The original looper's LOOPER_BASE_DIR (or LOOPER_LOG_DIR) when LOOPER_HOME is unset.
     let var = ["LOOPER_HOME", "LOOPER_BASE_DIR", "LOOPER_LOG_DIR"]
         .into_iter()
-        .find_map(|v| std::env::var_os(v).filter(|h| !h.is_empty()));
-    if let Some(home) = var {
+        .find_map(|v| {
+            std::env::var_os(v)
+                .filter(|h| !h.is_empty())
+                .map(|h| (v, h))
+        });
+    if let Some((var, home)) = var {
         let home = PathBuf::from(home);
-        return if home.is_absolute() {
-            Ok(home)
+        let home = if home.is_absolute() {
+            home
         } else {
-            Ok(std::env::current_dir()
+            std::env::current_dir()
                 .context("cannot read the current directory")?
-                .join(home))
+                .join(home)
         };
+        // A file there would fail every read and write below it with a bare "not a directory".
+        if home.exists() && !home.is_dir() {
+            return Err(crate::error::UsageError::new(format!(
+                "{var}={} is not a directory: point it at a directory for Looper's journals, or unset it",
+                home.display()
+            ))
+            .into());
+        }
+        return Ok(home);
     }
     match std::env::home_dir() {
         Some(h) if !h.as_os_str().is_empty() => Ok(h.join(".looper")),

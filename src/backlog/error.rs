@@ -60,7 +60,7 @@ pub enum BacklogError {
         problems: Vec<Problem>,
     },
 
-    #[error("update refused, {path} is unchanged: {source}")]
+    #[error("update refused, {path} is unchanged")]
     Jq {
         path: PathBuf,
         #[source]

@@ -483,7 +483,14 @@ impl BacklogStore {
         p.insert("path".into(), json!(self.path));
         p.insert("program".into(), json!(change.program));
         p.insert("args".into(), change.args_json());
-        p.insert("reason".into(), json!(err.to_string()));
+        // The reason with its causes (the jq error is the source of a `Jq` refusal).
+        let mut reason = err.to_string();
+        let mut cause = std::error::Error::source(err);
+        while let Some(c) = cause {
+            reason = format!("{reason}: {c}");
+            cause = c.source();
+        }
+        p.insert("reason".into(), json!(reason));
         if !err.problems().is_empty() {
             p.insert("problems".into(), serde_json::to_value(err.problems())?);
         }

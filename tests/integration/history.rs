@@ -21,7 +21,7 @@ fi
 "#;
 
 /// A project whose run does T1, fails T2 once (no report), then does T2.
-fn worked_project() -> std::rc::Rc<Env> {
+pub(crate) fn worked_project() -> std::rc::Rc<Env> {
     let env = Env::new();
     env.looper(&["init"]).run();
     for t in ["First", "Second"] {
@@ -40,7 +40,7 @@ fn worked_project() -> std::rc::Rc<Env> {
 }
 
 /// The journal file of the project's (first) run.
-fn run_journal(env: &Env) -> std::path::PathBuf {
+pub(crate) fn run_journal(env: &Env) -> std::path::PathBuf {
     let runs = std::fs::read_dir(env.home().join("projects"))
         .unwrap()
         .next()
