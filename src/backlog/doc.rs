@@ -1,9 +1,10 @@
 //! A validated backlog document: the JSON value as stored (key order intact) with typed views.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use serde_json::Value;
 
+use super::jq::Shadow;
 use super::model::{Status, TaskView};
 
 /// Tasks by status, as `status`, `iteration.end` and `review.end` records show them.
@@ -36,21 +37,53 @@ impl Counts {
 
 /// A backlog document that passed validation. Shared, so passing one around (the run's
 /// cache, an update's result) does not copy a large backlog.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Clone)]
 pub struct Doc {
     value: Arc<Value>,
+    /// The document as the jq engine holds it, made on the first update and handed on by
+    /// each update to its result.
+    shadow: Arc<OnceLock<Shadow>>,
+}
+
+impl PartialEq for Doc {
+    fn eq(&self, other: &Self) -> bool {
+        self.value == other.value
+    }
+}
+
+impl std::fmt::Debug for Doc {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Doc")
+            .field("value", &self.value)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Doc {
     /// Wraps a value the caller has validated.
     pub(crate) fn from_validated(value: Value) -> Self {
+        Self::with_shadow(value, None)
+    }
+
+    /// Wraps a validated value whose jq form is already known (`shadow` stands for `value`).
+    pub(crate) fn with_shadow(value: Value, shadow: Option<Shadow>) -> Self {
+        let cell = OnceLock::new();
+        if let Some(shadow) = shadow {
+            let _ = cell.set(shadow);
+        }
         Self {
             value: Arc::new(value),
+            shadow: Arc::new(cell),
         }
     }
 
     pub fn value(&self) -> &Value {
         &self.value
+    }
+
+    /// The document as the jq engine holds it.
+    pub(crate) fn shadow(&self) -> &Shadow {
+        self.shadow.get_or_init(|| Shadow::of(&self.value))
     }
 
     pub fn into_value(self) -> Value {

@@ -54,6 +54,138 @@ thread_local! {
 
 /// Runs `program` on `input` with `args` bound as `$name` variables.
 pub fn run(program: &str, args: &[(String, Value)], input: &Value) -> Result<Value, JqError> {
+    let out = run_val(program, args, to_val(input))?;
+    let value = from_val(&out, &mut true)?;
+    if !value.is_object() {
+        return Err(JqError::NotObject(super::validate::snippet(&value)));
+    }
+    Ok(value)
+}
+
+/// jaq's form of a backlog document, kept beside the document (see [`super::doc::Doc`]) so
+/// consecutive updates neither convert the whole document into jaq's values nor back.
+#[derive(Debug, Clone)]
+pub struct Shadow(Val);
+
+impl Shadow {
+    /// The shadow of `value`, converted in full.
+    pub fn of(value: &Value) -> Self {
+        Self(to_val(value))
+    }
+}
+
+/// What [`run_update`] made of a document.
+pub struct Update {
+    /// The result, as a JSON object.
+    pub value: Value,
+    /// The result's shadow, when it stands exactly for `value` (it does unless a number or
+    /// string had to be read back through JSON text).
+    pub shadow: Option<Shadow>,
+    /// The indices of the tasks the program changed, when it changed nothing else: the same
+    /// keys, the same number of tasks, everything else untouched. `None` for any other change.
+    pub changed: Option<Vec<usize>>,
+    /// The tasks as they were before, at the indices in `changed`.
+    pub before: Vec<Value>,
+}
+
+/// Runs `program` on a document whose shadow is known. `input` is the document itself, owned:
+/// the parts the program left alone (jaq shares them, so they are found by pointer) are moved
+/// into the result as they are, and only what changed is converted back.
+pub fn run_update(
+    program: &str,
+    args: &[(String, Value)],
+    input: Value,
+    shadow: &Shadow,
+) -> Result<Update, JqError> {
+    let out = run_val(program, args, shadow.0.clone())?;
+    if !matches!(out, Val::Obj(_)) {
+        let value = from_val(&out, &mut true)?;
+        return Err(JqError::NotObject(super::validate::snippet(&value)));
+    }
+    let mut exact = true;
+    let (value, changed, before) = patch(input, &shadow.0, &out, &mut exact)?;
+    Ok(Update {
+        value,
+        shadow: exact.then_some(Shadow(out)),
+        changed,
+        before,
+    })
+}
+
+/// The changed-task view of a patch: indices and the tasks they replaced.
+type Patched = (Value, Option<Vec<usize>>, Vec<Value>);
+
+/// `old` (whose jaq form is `old_val`) turned into `new_val`'s JSON value.
+fn patch(
+    mut old: Value,
+    old_val: &Val,
+    new_val: &Val,
+    exact: &mut bool,
+) -> Result<Patched, JqError> {
+    let (Val::Obj(o), Val::Obj(n), Value::Object(map)) = (old_val, new_val, &mut old) else {
+        return Ok((from_val(new_val, exact)?, None, Vec::new()));
+    };
+    if jaq_json::Rc::ptr_eq(o, n) {
+        return Ok((old, Some(Vec::new()), Vec::new()));
+    }
+    let same_keys = o.len() == n.len() && map.len() == o.len() && o.keys().eq(n.keys());
+    if !same_keys {
+        return Ok((from_val(new_val, exact)?, None, Vec::new()));
+    }
+    // Indices of changed tasks; `other` when anything else changed (a key, added tasks).
+    let mut indices = Vec::new();
+    let mut other = false;
+    let mut before = Vec::new();
+    for ((key, nv), ov) in n.iter().zip(o.values()) {
+        if same(ov, nv) {
+            continue;
+        }
+        let Some(field) = utf8_key(key).and_then(|k| map.get_mut(k)) else {
+            return Ok((from_val(new_val, exact)?, None, Vec::new()));
+        };
+        match (utf8_key(key), ov, nv, field) {
+            (Some("tasks"), Val::Arr(oa), Val::Arr(na), Value::Array(items))
+                if oa.len() == items.len() && na.len() >= oa.len() =>
+            {
+                for (i, (ot, nt)) in oa.iter().zip(na.iter()).enumerate() {
+                    if !same(ot, nt) {
+                        before.push(std::mem::replace(&mut items[i], from_val(nt, exact)?));
+                        indices.push(i);
+                    }
+                }
+                for nt in &na[oa.len()..] {
+                    items.push(from_val(nt, exact)?);
+                    other = true;
+                }
+            }
+            (_, _, nv, field) => {
+                *field = from_val(nv, exact)?;
+                other = true;
+            }
+        }
+    }
+    if other {
+        return Ok((old, None, Vec::new()));
+    }
+    Ok((old, Some(indices), before))
+}
+
+/// Whether two jaq values are known to be the same without looking inside: shared arrays and
+/// objects by pointer, scalars of the same kind by value.
+fn same(a: &Val, b: &Val) -> bool {
+    match (a, b) {
+        (Val::Arr(x), Val::Arr(y)) => jaq_json::Rc::ptr_eq(x, y),
+        (Val::Obj(x), Val::Obj(y)) => jaq_json::Rc::ptr_eq(x, y),
+        (Val::Null, Val::Null) => true,
+        (Val::Bool(x), Val::Bool(y)) => x == y,
+        (Val::Num(jaq_json::Num::Int(x)), Val::Num(jaq_json::Num::Int(y))) => x == y,
+        (Val::TStr(x), Val::TStr(y)) => x == y,
+        _ => false,
+    }
+}
+
+/// Runs `program` on `input` and returns its one output.
+fn run_val(program: &str, args: &[(String, Value)], input: Val) -> Result<Val, JqError> {
     let var_names: Vec<String> = args.iter().map(|(k, _)| format!("${k}")).collect();
     let filter = compiled(program, var_names)?;
     let vals: Vec<Val> = args.iter().map(|(_, v)| to_val(v)).collect();
@@ -61,26 +193,14 @@ pub fn run(program: &str, args: &[(String, Value)], input: &Value) -> Result<Val
     let mut first = None;
     let mut count = 0;
     // Count extra outputs (up to a bound) so the error says how many there were.
-    for out in filter
-        .id
-        .run((ctx, to_val(input)))
-        .map(unwrap_valr)
-        .take(10_000)
-    {
+    for out in filter.id.run((ctx, input)).map(unwrap_valr).take(10_000) {
         let val = out.map_err(|e| JqError::Runtime(e.to_string()))?;
         count += 1;
         if first.is_none() {
             first = Some(val);
         }
     }
-    let Some(first) = first.filter(|_| count == 1) else {
-        return Err(JqError::Outputs(count));
-    };
-    let value = from_val(&first)?;
-    if !value.is_object() {
-        return Err(JqError::NotObject(super::validate::snippet(&value)));
-    }
-    Ok(value)
+    first.filter(|_| count == 1).ok_or(JqError::Outputs(count))
 }
 
 /// The compiled form of `program` with `var_names` bound, from the cache or compiled now.
@@ -157,30 +277,36 @@ fn to_val(v: &Value) -> Val {
 /// jaq's value as a JSON value. Nulls, booleans, machine integers, UTF-8 strings, arrays and
 /// objects with string keys are converted directly; anything else (floats, big or decimal
 /// numbers, byte strings) goes through jaq's JSON text, so it reads exactly as jq prints it.
-fn from_val(v: &Val) -> Result<Value, JqError> {
+/// `exact` is cleared when a value went through text.
+fn from_val(v: &Val, exact: &mut bool) -> Result<Value, JqError> {
     Ok(match v {
         Val::Null => Value::Null,
         Val::Bool(b) => Value::Bool(*b),
         Val::Num(jaq_json::Num::Int(i)) => match i64::try_from(*i) {
             Ok(i) => Value::from(i),
-            Err(_) => via_text(v)?,
+            Err(_) => via_text(v, exact)?,
         },
         Val::TStr(bytes) => match std::str::from_utf8(bytes) {
             Ok(s) => Value::String(s.to_owned()),
-            Err(_) => via_text(v)?,
+            Err(_) => via_text(v, exact)?,
         },
-        Val::Arr(items) => Value::Array(items.iter().map(from_val).collect::<Result<_, _>>()?),
+        Val::Arr(items) => Value::Array(
+            items
+                .iter()
+                .map(|item| from_val(item, exact))
+                .collect::<Result<_, _>>()?,
+        ),
         Val::Obj(map) => {
             let mut out = serde_json::Map::with_capacity(map.len());
             for (key, field) in map.iter() {
                 let Some(key) = utf8_key(key) else {
-                    return via_text(v);
+                    return via_text(v, exact);
                 };
-                out.insert(key.to_owned(), from_val(field)?);
+                out.insert(key.to_owned(), from_val(field, exact)?);
             }
             Value::Object(out)
         }
-        _ => via_text(v)?,
+        _ => via_text(v, exact)?,
     })
 }
 
@@ -191,7 +317,8 @@ fn utf8_key(key: &Val) -> Option<&str> {
     }
 }
 
-fn via_text(v: &Val) -> Result<Value, JqError> {
+fn via_text(v: &Val, exact: &mut bool) -> Result<Value, JqError> {
+    *exact = false;
     serde_json::from_str(&v.to_string())
         .map_err(|e| JqError::Runtime(format!("the result is not JSON: {e}")))
 }
@@ -268,6 +395,145 @@ mod tests {
             run(".e = env", &[], &json!({})),
             Err(JqError::Compile(_))
         ));
+    }
+
+    const STATUSES: [&str; 4] = ["todo", "doing", "blocked", "done"];
+
+    /// Documents with a few tasks, some numbers that are not machine integers, some keys in
+    /// odd places.
+    fn arb_doc() -> impl proptest::strategy::Strategy<Value = Value> {
+        use proptest::prelude::*;
+        (
+            prop::collection::vec((1u8..5, any::<bool>(), 0usize..4), 0..6),
+            any::<bool>(),
+        )
+            .prop_map(|(tasks, project)| {
+                let tasks: Vec<Value> = tasks
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, (p, float, s))| {
+                        let mut t = json!({"id": format!("T{i}"), "title": format!("t{i}"), "priority": p,
+                            "status": STATUSES[s]});
+                        if float {
+                            t["weight"] = json!(f64::from(p) / 4.0);
+                        }
+                        t
+                    })
+                    .collect();
+                let mut doc = json!({"schema_version": 1, "tasks": tasks});
+                if project {
+                    doc["project"] = json!({"name": "p", "big": 18_446_744_073_709_551_615u64});
+                }
+                doc
+            })
+    }
+
+    fn arb_change() -> impl proptest::strategy::Strategy<Value = (String, Vec<(String, Value)>)> {
+        use proptest::prelude::*;
+        let now = json!("2026-12-01T00:00:00Z");
+        // `$at` is a hint that may be wrong: the programs must not depend on it.
+        (0usize..12, 0usize..7, 0usize..8).prop_map(move |(kind, id, at)| {
+            let id = json!(format!("T{id}"));
+            let at = json!(at);
+            let (program, args): (&str, Vec<(&str, Value)>) = match kind {
+                0 => (
+                    super::super::ops::SET_STATUS,
+                    vec![
+                        ("id", id),
+                        ("at", at),
+                        ("status", json!("doing")),
+                        ("now", now.clone()),
+                    ],
+                ),
+                1 => (
+                    super::super::ops::COMPLETE,
+                    vec![
+                        ("id", id),
+                        ("at", at),
+                        ("note", json!("n")),
+                        ("now", now.clone()),
+                    ],
+                ),
+                2 => (
+                    super::super::ops::ATTEMPT,
+                    vec![
+                        ("id", id),
+                        ("note", json!("n")),
+                        ("blocked", json!(false)),
+                        ("blockers", json!([])),
+                        ("limit", json!(3)),
+                        ("now", now.clone()),
+                    ],
+                ),
+                3 => (".", vec![]),
+                4 => ("del(.tasks[0])", vec![]),
+                5 => (
+                    ".tasks += [{id: \"N\", title: \"n\", priority: 3, status: \"todo\"}]",
+                    vec![],
+                ),
+                6 => (
+                    ".schema_version = 1 | .source_files = [\"README.md\"]",
+                    vec![],
+                ),
+                7 => (".tasks |= reverse", vec![]),
+                8 => (
+                    "if (.tasks | length) > 0 then .tasks[0].weight = 0.1 else . end",
+                    vec![],
+                ),
+                9 => (".tasks |= map(.priority = .priority)", vec![]),
+                10 => ("{tasks: .tasks, schema_version: .schema_version}", vec![]),
+                _ => (".project.big += 1", vec![]),
+            };
+            (
+                program.to_string(),
+                args.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
+            )
+        })
+    }
+
+    proptest::proptest! {
+        /// A chain of updates through shadows gives the same documents as converting every
+        /// time, and says exactly which tasks changed.
+        #[test]
+        fn shadowed_updates_match_full_conversion(
+            doc in arb_doc(),
+            changes in proptest::collection::vec(arb_change(), 1..5),
+        ) {
+            let mut full = doc.clone();
+            let mut value = doc;
+            let mut shadow = Shadow::of(&value);
+            for (program, args) in &changes {
+                let expected = run(program, args, &full);
+                let got = run_update(program, args, value.clone(), &shadow);
+                match (expected, got) {
+                    (Err(e), Err(g)) => proptest::prop_assert_eq!(e, g),
+                    (Ok(expected), Ok(got)) => {
+                        proptest::prop_assert_eq!(&got.value, &expected);
+                        if let Some(changed) = &got.changed {
+                            let (old, new) = (value["tasks"].as_array().unwrap(), expected["tasks"].as_array().unwrap());
+                            proptest::prop_assert_eq!(old.len(), new.len());
+                            let really: Vec<usize> = (0..old.len()).filter(|&i| old[i] != new[i]).collect();
+                            // Shared parts are unchanged; a rebuilt task may still be equal.
+                            proptest::prop_assert!(really.iter().all(|i| changed.contains(i)));
+                            let before: Vec<Value> = changed.iter().map(|&i| old[i].clone()).collect();
+                            proptest::prop_assert_eq!(&got.before, &before);
+                            let mut rest_old = value.clone();
+                            let mut rest_new = expected.clone();
+                            rest_old.as_object_mut().unwrap().remove("tasks");
+                            rest_new.as_object_mut().unwrap().remove("tasks");
+                            proptest::prop_assert_eq!(rest_old, rest_new);
+                        }
+                        if let Some(s) = &got.shadow {
+                            proptest::prop_assert!(s.0 == Shadow::of(&expected).0);
+                        }
+                        shadow = got.shadow.unwrap_or_else(|| Shadow::of(&expected));
+                        full = expected;
+                        value = got.value;
+                    }
+                    (e, g) => proptest::prop_assert!(false, "full {e:?} but shadowed {:?}", g.map(|u| u.value)),
+                }
+            }
+        }
     }
 
     #[test]

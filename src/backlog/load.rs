@@ -133,9 +133,18 @@ pub fn load(path: &Path) -> Result<Loaded, BacklogError> {
 
 /// Validates a value produced by Looper (a jq result) into a document.
 pub fn check(path: &Path, value: Value) -> Result<Doc, BacklogError> {
+    check_shadowed(path, value, None)
+}
+
+/// [`check`] for a value whose jq form is known.
+pub(crate) fn check_shadowed(
+    path: &Path,
+    value: Value,
+    shadow: Option<super::jq::Shadow>,
+) -> Result<Doc, BacklogError> {
     let problems = validate(&value);
     if problems.is_empty() {
-        Ok(Doc::from_validated(value))
+        Ok(Doc::with_shadow(value, shadow))
     } else {
         Err(BacklogError::ResultInvalid {
             path: path.to_path_buf(),

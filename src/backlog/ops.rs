@@ -19,6 +19,9 @@ pub struct Change {
     pub may_complete: bool,
     /// Whether this change may add the project-done marker (only the review pass may).
     pub may_mark_project_done: bool,
+    /// The one task the program changes, if it is about one: the store adds the task's index
+    /// as the argument `$at` when it runs the change (see `find_task!`).
+    pub task: Option<String>,
 }
 
 impl Change {
@@ -29,7 +32,33 @@ impl Change {
             args,
             may_complete: false,
             may_mark_project_done: false,
+            task: None,
         }
+    }
+
+    /// This change about task `id`.
+    fn about(mut self, id: &str) -> Self {
+        self.task = Some(id.to_string());
+        self
+    }
+
+    /// The change as it runs on `doc`: with `$at`, the index of its task in `doc` (one past
+    /// the end when there is no such task, so the program looks for it and says so).
+    pub fn located(&self, doc: &Value) -> std::borrow::Cow<'_, Self> {
+        let Some(id) = &self.task else {
+            return std::borrow::Cow::Borrowed(self);
+        };
+        let tasks = doc
+            .get("tasks")
+            .and_then(Value::as_array)
+            .map_or(&[][..], Vec::as_slice);
+        let at = tasks
+            .iter()
+            .position(|t| t.get("id").and_then(Value::as_str) == Some(id))
+            .unwrap_or(tasks.len());
+        let mut change = self.clone();
+        change.args.push(("at".into(), json!(at)));
+        std::borrow::Cow::Owned(change)
     }
 
     /// The arguments as a JSON object, for the journal.
@@ -50,32 +79,51 @@ pub const ADD: &str = r#"([.tasks[].id | select(startswith($prefix)) | .[($prefi
   + (if ($tags | length) > 0 then {tags: $tags} else {} end)
   + {created_at: $now, updated_at: $now}]"#;
 
+/// The start of every program that changes one task: finds task `$id` as `$i`, at `$at`
+/// (the index the store found it at when it ran the change, journaled with it), else by a
+/// scan, else the change fails. The hint saves walking every task of a large backlog; the
+/// program checks it, so a wrong hint costs only the scan.
+macro_rules! find_task {
+    () => {
+        r#"(if .tasks[$at].id == $id then $at
+  else first(range(.tasks | length) as $k | select(.tasks[$k].id == $id) | $k) // error("no task with id \($id)") end) as $i
+"#
+    };
+}
+
 /// Sets a task's status (never to `done`: see [`DONE`]).
-pub const SET_STATUS: &str = r#"if any(.tasks[]; .id == $id) then . else error("no task with id \($id)") end
-| .tasks |= map(if .id == $id then .status = $status | .updated_at = $now else . end)"#;
+pub const SET_STATUS: &str = concat!(
+    find_task!(),
+    "| .tasks[$i] |= (.status = $status | .updated_at = $now)"
+);
 
 /// Marks a task done by a person's decision, with the reason as a note.
-pub const DONE: &str = r#"if any(.tasks[]; .id == $id) then . else error("no task with id \($id)") end
-| .tasks |= map(if .id == $id then .status = "done" | .notes = ((.notes // []) + [$note]) | .updated_at = $now else . end)"#;
+pub const DONE: &str = concat!(
+    find_task!(),
+    r#"| .tasks[$i] |= (.status = "done" | .notes = ((.notes // []) + [$note]) | .updated_at = $now)"#
+);
 
 /// Rewrites the file in canonical form without changing anything.
 pub const IDENTITY: &str = ".";
 
 /// Marks a task done after Looper corroborated the worker's report, with a note.
-pub const COMPLETE: &str = r#"if any(.tasks[]; .id == $id) then . else error("no task with id \($id)") end
-| .tasks |= map(if .id == $id then .status = "done" | .notes = ((.notes // []) + [$note]) | .updated_at = $now else . end)"#;
+pub const COMPLETE: &str = concat!(
+    find_task!(),
+    r#"| .tasks[$i] |= (.status = "done" | .notes = ((.notes // []) + [$note]) | .updated_at = $now)"#
+);
 
 /// Records an iteration that did not finish a task: one more attempt, a note, and the task
 /// back to `todo`, or `blocked` (with the agent's blockers) when the agent said so or the
 /// retry limit is reached.
-pub const ATTEMPT: &str = r#"if any(.tasks[]; .id == $id) then . else error("no task with id \($id)") end
-| .tasks |= map(if .id == $id then
+pub const ATTEMPT: &str = concat!(
+    find_task!(),
+    r#"| .tasks[$i] |= (
     .attempts = ((.attempts // 0) + 1)
     | .notes = ((.notes // []) + [$note])
     | .status = (if $blocked or .attempts >= $limit then "blocked" else "todo" end)
     | (if ($blockers | length) > 0 then .blockers = $blockers else . end)
-    | .updated_at = $now
-  else . end)"#;
+    | .updated_at = $now)"#
+);
 
 /// Appends the project-done marker (only the review pass does this).
 pub const MARK_PROJECT_DONE: &str = r#".tasks += [{id: $marker_id, title: "Project done", priority: 5, status: "done",
@@ -182,6 +230,7 @@ pub fn set_status(id: &str, status: super::Status) -> Change {
             ("now".into(), json!(now_rfc3339())),
         ],
     )
+    .about(id)
 }
 
 pub fn done_by_hand(id: &str, reason: &str) -> Change {
@@ -193,7 +242,8 @@ pub fn done_by_hand(id: &str, reason: &str) -> Change {
             ("note".into(), json!(format!("done by hand: {reason}"))),
             ("now".into(), json!(now_rfc3339())),
         ],
-    );
+    )
+    .about(id);
     change.may_complete = true;
     change
 }
@@ -208,7 +258,8 @@ pub fn complete(id: &str, note: &str) -> Change {
             ("note".into(), json!(note)),
             ("now".into(), json!(now_rfc3339())),
         ],
-    );
+    )
+    .about(id);
     change.may_complete = true;
     change
 }
@@ -227,6 +278,7 @@ pub fn attempt(id: &str, note: &str, blocked: bool, blockers: &[String], limit: 
             ("now".into(), json!(now_rfc3339())),
         ],
     )
+    .about(id)
 }
 
 /// Appends the project-done marker with the review's summary as its note. `marker_id` is

@@ -241,38 +241,16 @@ impl BacklogStore {
         } else {
             self.take_in(&loaded, journal)?
         };
-        let pre = pre.value();
-
-        let result = match jq::run(&change.program, &change.args, pre) {
-            Ok(v) => v,
-            Err(source) => {
-                let e = BacklogError::Jq {
-                    path: self.path.clone(),
-                    source,
-                };
-                self.journal_refused(journal, change, &e)?;
-                return Err(e.into());
-            }
-        };
-        let (result, conflicts) = match &external_base {
-            Some((base_value, _)) => merge::resolve_conflicts(base_value, pre, &result),
-            None => (result, Vec::new()),
-        };
-        let doc = match load::check(&self.path, result) {
-            Ok(d) => d,
-            Err(e) => {
-                self.journal_refused(journal, change, &e)?;
-                return Err(e.into());
-            }
-        };
-        if let Some(reason) = completion_violation(change, pre, doc.value()) {
-            let e = BacklogError::Refused {
-                path: self.path.clone(),
-                reason,
+        let change = &*change.located(pre.value());
+        let (doc, diff, conflicts) =
+            match self.apply(change, &pre, external_base.as_ref().map(|(base, _)| base)) {
+                Ok(applied) => applied,
+                Err(e) => {
+                    self.journal_refused(journal, change, &e)?;
+                    return Err(e.into());
+                }
             };
-            self.journal_refused(journal, change, &e)?;
-            return Err(e.into());
-        }
+        let pre = pre.value();
 
         let text = doc.to_pretty_string();
         // When the file is exactly what Looper last wrote, it is canonical: reuse its hash.
@@ -282,7 +260,6 @@ impl BacklogStore {
             sha256_hex(to_pretty_string(pre).as_bytes())
         };
         let after_sha256 = sha256_hex(text.as_bytes());
-        let diff = merge::diff(pre, doc.value());
         let written = text.as_bytes() != loaded.raw.as_slice();
 
         let record =
@@ -325,6 +302,68 @@ impl BacklogStore {
             conflicts,
             written,
         })
+    }
+
+    /// The change's result on `pre`, checked: valid, and completing nothing it may not. After
+    /// an external edit (`base` is what the edit was made against) conflicts are resolved in
+    /// favour of the edit. Otherwise the jq engine works on the document's shadow and only the
+    /// tasks the program changed are converted, validated and diffed.
+    fn apply(
+        &self,
+        change: &Change,
+        pre: &Doc,
+        base: Option<&Value>,
+    ) -> Result<(Doc, Diff, Vec<Conflict>), BacklogError> {
+        let jq_error = |source| BacklogError::Jq {
+            path: self.path.clone(),
+            source,
+        };
+        if let Some(base) = base {
+            let result = jq::run(&change.program, &change.args, pre.value()).map_err(jq_error)?;
+            let (result, conflicts) = merge::resolve_conflicts(base, pre.value(), &result);
+            let doc = load::check(&self.path, result)?;
+            self.refuse_completion(change, tasks(pre.value()), tasks(doc.value()))?;
+            let diff = merge::diff(pre.value(), doc.value());
+            return Ok((doc, diff, conflicts));
+        }
+        let update = jq::run_update(
+            &change.program,
+            &change.args,
+            pre.value().clone(),
+            pre.shadow(),
+        )
+        .map_err(jq_error)?;
+        if let Some(changed) = &update.changed
+            && super::validate::still_valid(&update.value, changed, &update.before)
+        {
+            let after: Vec<Value> = changed
+                .iter()
+                .map(|&i| tasks(&update.value)[i].clone())
+                .collect();
+            self.refuse_completion(change, &update.before, &after)?;
+            let diff = merge::diff(&json!({"tasks": update.before}), &json!({"tasks": after}));
+            let doc = Doc::with_shadow(update.value, update.shadow);
+            return Ok((doc, diff, Vec::new()));
+        }
+        let doc = load::check_shadowed(&self.path, update.value, update.shadow)?;
+        self.refuse_completion(change, tasks(pre.value()), tasks(doc.value()))?;
+        let diff = merge::diff(pre.value(), doc.value());
+        Ok((doc, diff, Vec::new()))
+    }
+
+    fn refuse_completion(
+        &self,
+        change: &Change,
+        before: &[Value],
+        after: &[Value],
+    ) -> Result<(), BacklogError> {
+        match completion_violation(change, before, after) {
+            Some(reason) => Err(BacklogError::Refused {
+                path: self.path.clone(),
+                reason,
+            }),
+            None => Ok(()),
+        }
     }
 
     /// Compares the file on disk with the last version Looper wrote and takes in an external
@@ -499,13 +538,16 @@ impl BacklogStore {
     }
 }
 
-/// Why a change may not make the result it made, if it may not.
-fn completion_violation(change: &Change, before: &Value, after: &Value) -> Option<String> {
-    fn tasks(v: &Value) -> &[Value] {
-        v.get("tasks")
-            .and_then(Value::as_array)
-            .map_or(&[][..], Vec::as_slice)
-    }
+/// The tasks of a backlog document.
+fn tasks(doc: &Value) -> &[Value] {
+    doc.get("tasks")
+        .and_then(Value::as_array)
+        .map_or(&[][..], Vec::as_slice)
+}
+
+/// Why a change may not make the result it made, if it may not: `before` and `after` are the
+/// tasks (all of them, or just the ones the change touched).
+fn completion_violation(change: &Change, before: &[Value], after: &[Value]) -> Option<String> {
     let id_of = |t: &Value| {
         t.get("id")
             .and_then(Value::as_str)
@@ -515,8 +557,8 @@ fn completion_violation(change: &Change, before: &Value, after: &Value) -> Optio
     let is_done = |t: &Value| t.get("status").and_then(Value::as_str) == Some("done");
     // One map, not a scan per task: a 100k-task backlog must not make updates quadratic.
     let before_tasks: std::collections::HashMap<String, &Value> =
-        tasks(before).iter().map(|t| (id_of(t), t)).collect();
-    for t in tasks(after).iter().filter(|t| is_done(t)) {
+        before.iter().map(|t| (id_of(t), t)).collect();
+    for t in after.iter().filter(|t| is_done(t)) {
         let id = id_of(t);
         let was = before_tasks.get(&id);
         if has_tag(t, PROJECT_DONE_TAG)

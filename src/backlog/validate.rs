@@ -70,6 +70,51 @@ pub fn validate(doc: &Value) -> Vec<Problem> {
     problems
 }
 
+/// Whether a valid document is still valid after the tasks at `changed` were replaced
+/// (`before` holds the replaced ones, in the same order), nothing else having changed. True
+/// when each new task passes the task schema and the checks of a single task, and keeps its
+/// id, its dependencies and whether it is the project-done marker, so no check across tasks
+/// can come out differently. False means only "validate in full", not "invalid".
+pub fn still_valid(after: &Value, changed: &[usize], before: &[Value]) -> bool {
+    static TASK: OnceLock<jsonschema::Validator> = OnceLock::new();
+    let task_validator = TASK.get_or_init(|| {
+        let (schema, _) = validator();
+        let task_schema = serde_json::json!({
+            "$ref": "#/$defs/Task",
+            "$defs": schema.get("$defs").cloned().unwrap_or_default(),
+        });
+        #[expect(
+            clippy::expect_used,
+            reason = "the generated schema is a build-time constant"
+        )]
+        jsonschema::draft202012::options()
+            .build(&task_schema)
+            .expect("the generated task schema compiles")
+    });
+    let Some(tasks) = after.get("tasks").and_then(Value::as_array) else {
+        return false;
+    };
+    let is_marker = |t: &Value| {
+        t.get("status").and_then(Value::as_str) == Some("done")
+            && model::has_tag(t, model::PROJECT_DONE_TAG)
+    };
+    changed.len() == before.len()
+        && changed.iter().zip(before).all(|(&i, old)| {
+            let Some(new) = tasks.get(i) else {
+                return false;
+            };
+            new.get("id") == old.get("id")
+                && new.get("depends_on") == old.get("depends_on")
+                && is_marker(new) == is_marker(old)
+                && task_validator.is_valid(new)
+                && ["created_at", "updated_at"].iter().all(|field| {
+                    new.get(*field)
+                        .and_then(Value::as_str)
+                        .is_none_or(|s| s.len() < 10 || super::time::parse_timestamp(s).is_some())
+                })
+        })
+}
+
 /// Sort key that puts `/tasks/2` before `/tasks/10`.
 fn pointer_key(pointer: &str) -> Vec<(u64, String)> {
     pointer
@@ -362,6 +407,65 @@ mod tests {
 
     fn msgs(doc: &Value) -> Vec<String> {
         validate(doc).iter().map(ToString::to_string).collect()
+    }
+
+    proptest::proptest! {
+        /// The shortcut after a change of a few tasks never calls an invalid document valid.
+        #[test]
+        fn still_valid_implies_valid(
+            edits in proptest::collection::vec((0usize..4, 0usize..16), 1..3),
+        ) {
+            let before = json!({"schema_version": 1, "source_files": [], "tasks": [
+                {"id": "T1", "title": "a", "priority": 1, "status": "todo"},
+                {"id": "T2", "title": "b", "priority": 2, "status": "doing", "depends_on": ["T1"]},
+                {"id": "T3", "title": "c", "priority": 3, "status": "done", "tags": ["x"]},
+                {"id": "T4", "title": "Project done", "priority": 5, "status": "done", "tags": ["project-done"]},
+            ]});
+            proptest::prop_assert!(validate(&before).is_empty());
+            let mut after = before.clone();
+            let mut changed: Vec<usize> = Vec::new();
+            for (i, edit) in edits {
+                let t = &mut after["tasks"][i];
+                match edit {
+                    0 => t["status"] = json!("blocked"),
+                    1 => t["status"] = json!("nope"),
+                    2 => t["priority"] = json!(9),
+                    3 => t["id"] = json!("T9"),
+                    4 => t["id"] = json!("T1"),
+                    5 => t["depends_on"] = json!(["T7"]),
+                    6 => t["depends_on"] = json!(["T2"]),
+                    7 => t["created_at"] = json!("2026-13-45T99:00:00Z"),
+                    8 => t["updated_at"] = json!("2026-12-01T00:00:00Z"),
+                    9 => t["tags"] = json!(["project-done"]),
+                    10 => t["status"] = json!("done"),
+                    11 => t["surprise"] = json!(1),
+                    12 => t["title"] = json!(""),
+                    13 => t["notes"] = json!(["a note"]),
+                    14 => t["attempts"] = json!(-1),
+                    _ => t["status"] = json!("todo"),
+                }
+                if !changed.contains(&i) {
+                    changed.push(i);
+                }
+            }
+            changed.sort_unstable();
+            let old: Vec<Value> = changed.iter().map(|&i| before["tasks"][i].clone()).collect();
+            if still_valid(&after, &changed, &old) {
+                proptest::prop_assert!(validate(&after).is_empty(), "{:?}", msgs(&after));
+            }
+        }
+    }
+
+    #[test]
+    fn still_valid_takes_a_status_change() {
+        let before = json!({"schema_version": 1, "tasks": [
+            {"id": "T1", "title": "a", "priority": 1, "status": "todo", "updated_at": "2026-11-24T10:00:00Z"}]});
+        let mut after = before.clone();
+        after["tasks"][0]["status"] = json!("doing");
+        after["tasks"][0]["updated_at"] = json!("2026-12-01T10:00:00Z");
+        assert!(still_valid(&after, &[0], &[before["tasks"][0].clone()]));
+        after["tasks"][0]["status"] = json!("maybe");
+        assert!(!still_valid(&after, &[0], &[before["tasks"][0].clone()]));
     }
 
     #[test]
