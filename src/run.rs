@@ -107,10 +107,9 @@ impl Ctx {
         if let Some(redactor) = self.journal.redactor() {
             redactor.value(&mut r);
         }
-        eprint!(
-            "{}",
-            crate::journal::human::readable(&r, false, crate::term::stderr_color()).concat()
-        );
+        let color = crate::term::stderr_color();
+        let text = crate::journal::human::readable(&r, false, color).concat();
+        eprint!("{}", crate::term::printable(&text, color));
     }
 
     /// Moves on to the step `label` (of iteration `self.iter`), for the journal too.

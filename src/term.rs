@@ -94,3 +94,59 @@ pub fn seconds(ms: u64) -> String {
 pub fn clock(at: jiff::Timestamp) -> String {
     at.strftime("%Y-%m-%d %H:%M:%S UTC").to_string()
 }
+
+/// `text` made safe for a terminal: every control character but newline and tab becomes
+/// U+FFFD, so an agent's output, titles or notes shown by Looper can't clear the screen,
+/// move the cursor, set the window title, write the clipboard (OSC 52) or ask the terminal to
+/// type (a device status report). With `keep_sgr`, colour sequences (`ESC [ digits ; m`)
+/// stay, Looper's own among them; without it nothing of an escape is left to interpret.
+pub fn printable(text: &str, keep_sgr: bool) -> std::borrow::Cow<'_, str> {
+    let unsafe_char = |c: char| c.is_control() && c != '\n' && c != '\t';
+    if !text.chars().any(unsafe_char) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(c) = rest.chars().next() {
+        if keep_sgr && c == '\x1b' {
+            let params = rest[1..].strip_prefix('[').map(|after| {
+                after.len()
+                    - after
+                        .trim_start_matches(|p: char| p.is_ascii_digit() || p == ';')
+                        .len()
+            });
+            if let Some(n) = params
+                && rest[2 + n..].starts_with('m')
+            {
+                out.push_str(&rest[..3 + n]);
+                rest = &rest[3 + n..];
+                continue;
+            }
+        }
+        out.push(if unsafe_char(c) { '\u{fffd}' } else { c });
+        rest = &rest[c.len_utf8()..];
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+#[cfg(test)]
+mod printable_tests {
+    use super::printable;
+
+    #[test]
+    fn escapes_become_visible_and_colour_stays_only_when_asked() {
+        let hostile = "a\x1b[31mred\x1b[0m\x1b]0;title\x07\x1b[2J\x1b[6n\r\n\tb\u{9b}c";
+        assert_eq!(
+            printable(hostile, false),
+            "a\u{fffd}[31mred\u{fffd}[0m\u{fffd}]0;title\u{fffd}\u{fffd}[2J\u{fffd}[6n\u{fffd}\n\tb\u{fffd}c"
+        );
+        assert_eq!(
+            printable(hostile, true),
+            "a\x1b[31mred\x1b[0m\u{fffd}]0;title\u{fffd}\u{fffd}[2J\u{fffd}[6n\u{fffd}\n\tb\u{fffd}c"
+        );
+        assert!(matches!(
+            printable("plain\ttext\n", false),
+            std::borrow::Cow::Borrowed(_)
+        ));
+    }
+}

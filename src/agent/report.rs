@@ -5,7 +5,7 @@
 use serde_json::{Map, Value};
 
 /// The most text searched, from the end: a report is small, a final message may not be.
-const MAX_SCAN: usize = 1 << 20;
+pub const MAX_SCAN: usize = 1 << 20;
 
 /// The last complete top-level JSON object in `text`, or `None`.
 ///

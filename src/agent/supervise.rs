@@ -40,10 +40,12 @@
 //!
 //! # Limitations
 //!
-//! - A descendant that calls `setsid` (or `setpgid`) leaves the group, and this supervisor
-//!   can't see or kill it. If it keeps the agent's stdout or stderr open, [`run`] stops
-//!   waiting for EOF once the pipes have been quiet for a moment and the reader threads are
-//!   left to finish on their own.
+//! - A descendant that calls `setsid` (or `setpgid`) leaves the group, where `killpg` can't
+//!   reach it. The sweep finds it by [`TOKEN_VAR`], a variable unique to the run that every
+//!   process of the agent's tree inherits, and ends it by pid (TERM, grace, KILL). One that
+//!   also clears its environment escapes. If such a process keeps the agent's stdout or
+//!   stderr open, [`run`] stops waiting for EOF once the pipes have been quiet for a moment
+//!   and the reader threads are left to finish on their own.
 //! - Killed grandchildren are reparented to pid 1. If pid 1 doesn't reap (as in some
 //!   containers), they linger as zombies: dead, holding no resources but a pid, yet still in
 //!   the group for `kill(-pgid, 0)`. Group membership is therefore checked in `/proc`, which
@@ -97,6 +99,24 @@ const DRAIN_MAX: Duration = Duration::from_secs(10);
 const KILL_SETTLE: Duration = Duration::from_secs(5);
 /// How often the sweep looks at `/proc`.
 const SWEEP_POLL: Duration = Duration::from_millis(10);
+
+/// Set in the agent's environment to a value unique to the run, so every process of its tree
+/// inherits it: how the sweep finds a descendant that left the group (`setsid`, `setpgid`),
+/// which `killpg` can't reach. Only a process that also clears its environment escapes.
+pub const TOKEN_VAR: &str = "LOOPER_AGENT_TOKEN";
+
+/// A [`TOKEN_VAR`] value no other run of any Looper shares.
+fn new_token() -> String {
+    static COUNT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!(
+        "{}-{nanos}-{}",
+        std::process::id(),
+        COUNT.fetch_add(1, Ordering::Relaxed)
+    )
+}
 
 /// What to run and under which limits.
 #[derive(Debug, Clone)]
@@ -352,6 +372,8 @@ struct Leader {
     reaped: bool,
     /// The note naming the group for [`kill_orphans`], removed when the group is gone.
     pid_file: Option<PathBuf>,
+    /// The value of [`TOKEN_VAR`] in the agent's environment.
+    token: String,
 }
 
 impl Leader {
@@ -472,6 +494,8 @@ fn start(spec: &Spec) -> Result<(Leader, Receiver<Msg>, usize), SuperviseError> 
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0);
+    let token = new_token();
+    command.env(TOKEN_VAR, &token);
     let mut child = command.spawn().map_err(|source| SuperviseError::Spawn {
         program: program.clone(),
         source,
@@ -489,6 +513,7 @@ fn start(spec: &Spec) -> Result<(Leader, Receiver<Msg>, usize), SuperviseError> 
         start,
         reaped: false,
         pid_file: None,
+        token,
     };
     if let Some(dir) = &spec.pid_dir {
         leader.pid_file = leave_note(dir, &leader);
@@ -741,18 +766,81 @@ fn wait_exited(pid: Pid) -> Result<(), Errno> {
 /// the group to disappear. Returns the members still alive after that.
 fn sweep(leader: &Leader, kill_grace: Duration, killed: bool) -> Vec<i32> {
     let pgid = leader.pgid.as_raw();
-    if group_members(pgid).is_empty() {
-        return Vec::new();
-    }
-    if !killed {
-        leader.signal(Signal::SIGTERM);
-        if wait_empty(pgid, kill_grace) {
-            return Vec::new();
+    let mut survivors = Vec::new();
+    if !group_members(pgid).is_empty() {
+        let ended = !killed && {
+            leader.signal(Signal::SIGTERM);
+            wait_empty(pgid, kill_grace)
+        };
+        if !ended {
+            leader.signal(Signal::SIGKILL);
+            wait_empty(pgid, KILL_SETTLE);
+            survivors = group_members(pgid);
         }
     }
-    leader.signal(Signal::SIGKILL);
-    wait_empty(pgid, KILL_SETTLE);
-    group_members(pgid)
+    // The group is gone; what left it is found by the token it inherited.
+    survivors.extend(end_escapees(&leader.token, kill_grace));
+    survivors
+}
+
+/// Ends the live processes that carry `token` in their environment but left the agent's
+/// group: SIGTERM (again to any that appear), then SIGKILL after `kill_grace`. Returns those
+/// still alive after that. Pids are signalled one by one, read from `/proc` just before.
+fn end_escapees(token: &str, kill_grace: Duration) -> Vec<i32> {
+    let term_until = Instant::now() + kill_grace;
+    let kill_until = term_until + KILL_SETTLE;
+    loop {
+        let found = marked(token);
+        let now = Instant::now();
+        if found.is_empty() || now >= kill_until {
+            return found;
+        }
+        let signal = if now < term_until {
+            Signal::SIGTERM
+        } else {
+            Signal::SIGKILL
+        };
+        for pid in &found {
+            let _ = nix::sys::signal::kill(Pid::from_raw(*pid), signal);
+        }
+        thread::sleep(SWEEP_POLL);
+    }
+}
+
+/// The live (not zombie) processes whose environment holds `TOKEN_VAR=token`.
+fn marked(token: &str) -> Vec<i32> {
+    let needle = format!("{TOKEN_VAR}={token}");
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let mut found = Vec::new();
+    for entry in dir.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|name| name.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        // Another user's process, or one that just ended: not ours to look at.
+        let Ok(environ) = std::fs::read(entry.path().join("environ")) else {
+            continue;
+        };
+        if !environ
+            .split(|b| *b == 0)
+            .any(|var| var == needle.as_bytes())
+        {
+            continue;
+        }
+        let live = std::fs::read_to_string(entry.path().join("stat"))
+            .ok()
+            .and_then(|stat| parse_stat(&stat))
+            .is_some_and(|(state, _)| state != 'Z' && state != 'X');
+        if live {
+            found.push(pid);
+        }
+    }
+    found
 }
 
 /// Writes `<dir>/<pgid>.json`: the group, its leader's start time (so a recycled pid is not
@@ -765,6 +853,7 @@ fn leave_note(dir: &std::path::Path, leader: &Leader) -> Option<PathBuf> {
         "pgid": pgid,
         "start": start_time(pgid),
         "program": leader.program,
+        "token": leader.token,
     });
     crate::file::create_private_dir(dir).ok()?;
     let path = dir.join(format!("{pgid}.json"));
@@ -777,7 +866,7 @@ fn leave_note(dir: &std::path::Path, leader: &Leader) -> Option<PathBuf> {
 pub struct Orphan {
     pub pgid: i32,
     pub program: String,
-    /// Live members found, all killed.
+    /// Live members found, all killed (with those that had left the group).
     pub members: usize,
 }
 
@@ -807,12 +896,23 @@ pub fn kill_orphans(dir: &std::path::Path, kill_grace: Duration) -> Vec<Orphan> 
             let leader_now = start_time(pgid);
             let ours = leader_now.is_none()
                 || leader_now == note.as_ref().and_then(|n| n["start"].as_u64());
-            if !members.is_empty() && ours {
+            let live = if !members.is_empty() && ours {
                 let _ = killpg(Pid::from_raw(pgid), Signal::SIGTERM);
                 if !wait_empty(pgid, kill_grace) {
                     let _ = killpg(Pid::from_raw(pgid), Signal::SIGKILL);
                     wait_empty(pgid, KILL_SETTLE);
                 }
+                members.len()
+            } else {
+                0
+            };
+            // And what left the group, by the token it inherited.
+            let token = note.as_ref().and_then(|n| n["token"].as_str());
+            let escaped = token.map_or(0, |t| marked(t).len());
+            if let Some(token) = token.filter(|_| escaped > 0) {
+                end_escapees(token, kill_grace);
+            }
+            if live + escaped > 0 {
                 found.push(Orphan {
                     pgid,
                     program: note
@@ -820,7 +920,7 @@ pub fn kill_orphans(dir: &std::path::Path, kill_grace: Duration) -> Vec<Orphan> 
                         .and_then(|n| n["program"].as_str())
                         .unwrap_or_default()
                         .to_owned(),
-                    members: members.len(),
+                    members: live + escaped,
                 });
             }
         }
@@ -1284,14 +1384,18 @@ mod tests {
     }
 
     #[test]
-    fn a_setsid_escapee_holding_stdout_does_not_block_the_run() {
+    fn a_setsid_escapee_holding_stdout_is_found_by_its_token_and_ended() {
         let dir = tempfile::tempdir().unwrap();
         let spec = agent("setsid sleep 1000 & echo $!", dir.path());
         let (result, lines) = supervise(&spec, StreamFormat::Cmd);
-        let escapee = Pid::from_raw(lines[0].text.parse().unwrap());
-        // It left the group, so the supervisor can't see it (a documented limitation).
-        assert!(nix::sys::signal::kill(escapee, None).is_ok());
-        nix::sys::signal::kill(escapee, Signal::SIGKILL).unwrap();
+        let escapee: i32 = lines[0].text.parse().unwrap();
+        // It left the group, where killpg can't reach it, but it inherited the token.
+        let alive = std::fs::read_to_string(format!("/proc/{escapee}/stat"))
+            .ok()
+            .and_then(|stat| parse_stat(&stat))
+            .is_some_and(|(state, _)| state != 'Z' && state != 'X');
+        assert!(!alive, "the escapee {escapee} is still running");
+        assert!(result.survivors.is_empty(), "{result:?}");
         assert_eq!(result.class, Class::Ok);
         assert!(result.duration < Duration::from_secs(5), "{result:?}");
     }

@@ -479,6 +479,55 @@ impl BacklogStore {
             last_key.map(|last_key| Written { loaded, last_key });
     }
 
+    /// Puts back the last version Looper wrote when the backlog is gone or no longer valid
+    /// JSON of the schema, as an agent that deletes or overwrites it during a run leaves it
+    /// (DESIGN §1: never left invalid, nothing lost). The file found, if any, goes into the
+    /// `backlog.restored` record whole, so nothing of it is lost either. Returns why it
+    /// restored, or `None` when the file is fine or Looper has no version of its own to put
+    /// back. Only the run calls this, after an agent's turn: outside a run a missing or broken
+    /// backlog is the person's to fix (`looper init`, the repair agent).
+    pub fn restore(&self, journal: &Journal) -> anyhow::Result<Option<String>> {
+        let _lock = self.lock()?;
+        // Cheap when the file is what this process last wrote: no parse, no validation.
+        let (why, replaced) = match self.load_cached() {
+            Err(BacklogError::NotFound { .. }) => ("the backlog file was deleted".to_owned(), None),
+            Err(
+                e @ (BacklogError::Invalid { .. }
+                | BacklogError::Syntax { .. }
+                | BacklogError::Empty { .. }),
+            ) => {
+                let raw = std::fs::read(&self.path).unwrap_or_default();
+                (
+                    format!("the backlog file became invalid: {e}"),
+                    Some(String::from_utf8_lossy(&raw).into_owned()),
+                )
+            }
+            // Fine; or not a file, unreadable: not ours to replace.
+            _ => return Ok(None),
+        };
+        let Some((sha256, raw)) = self.read_last() else {
+            return Ok(None);
+        };
+        if load::from_bytes(&self.path, raw.clone()).is_err() {
+            return Ok(None);
+        }
+        crate::file::write_atomic(&self.path, &raw, 0o644).map_err(|source| {
+            BacklogError::Write {
+                path: self.path.clone(),
+                source,
+            }
+        })?;
+        let mut p = Map::new();
+        p.insert("path".into(), json!(self.path));
+        p.insert("why".into(), json!(why));
+        p.insert("sha256".into(), json!(sha256));
+        if let Some(replaced) = replaced {
+            p.insert("replaced".into(), json!(replaced));
+        }
+        journal.append("backlog.restored", p)?;
+        Ok(Some(why))
+    }
+
     /// The last version Looper wrote: (sha256 of its bytes, value).
     fn read_last(&self) -> Option<(String, Vec<u8>)> {
         let raw = std::fs::read(self.state_file("last.json")).ok()?;

@@ -306,9 +306,11 @@ fn describe_checks(it: &Iteration, out: &mut String) {
     }
 }
 
-/// Writes to stdout; a reader that went away (`| head`) is not an error worth a message.
+/// Writes to stdout, with no terminal escape but colour (an agent's text is in there); a
+/// reader that went away (`| head`) is not an error worth a message.
 pub(super) fn emit(text: &str) -> anyhow::Result<ExitCode> {
     use std::io::Write as _;
+    let text = crate::term::printable(text, crate::term::stdout_color());
     std::io::stdout().lock().write_all(text.as_bytes())?;
     Ok(ExitCode::SUCCESS)
 }

@@ -44,12 +44,14 @@ pub(crate) fn iterate(
         ctx.store
             .update(&ops::set_status(id, Status::Doing), &ctx.journal)?;
     }
-    let before = workspace::snapshot(&ctx.root, &ctx.own_files(), ctx.git)?;
+    let (before, _) = snapshot(ctx, "before")?;
     ctx.record("git", json!({"phase": "before", "head": before.head()}))?;
     let text = worker_prompt(ctx, id, &task, &doc)?;
     let result = step::run_agent(ctx, agent, Role::Worker, &text, ctx.config.worker_timeout)?;
-    let after = workspace::snapshot(&ctx.root, &ctx.own_files(), ctx.git)?;
-    ctx.record("git", json!({"phase": "after", "head": after.head()}))?;
+    let (after, git_lost) = snapshot(ctx, "after")?;
+    if git_lost.is_none() {
+        ctx.record("git", json!({"phase": "after", "head": after.head()}))?;
+    }
     let changed = workspace::changed(&ctx.root, &before, &after, &ctx.own_files());
     if result.class == Class::Cancelled {
         // Stopped by the user: no attempt; the task stays `doing` for the next run.
@@ -89,7 +91,16 @@ pub(crate) fn iterate(
                 "report",
                 json!({"task": id, "valid": true, "report": report_json(&report)}),
             )?;
-            judge(ctx, id, &report, &changed)?
+            match &git_lost {
+                // Looper can't see what the agent did, so it can't accept it.
+                Some(error) => {
+                    let note = format!(
+                        "the git repository is unusable after the agent's run, so its work was not checked; the run goes on without git ({error})"
+                    );
+                    attempt(ctx, id, &changed, &note, false, &[])?
+                }
+                None => judge(ctx, id, &report, &changed)?,
+            }
         }
     };
     let doc = ctx.load()?;
@@ -130,15 +141,7 @@ fn judge(
     report: &WorkerReport,
     changed: &[String],
 ) -> anyhow::Result<Outcome> {
-    for task in &report.discovered_tasks {
-        add_task(
-            ctx,
-            &task.title,
-            task.priority,
-            task.description.as_deref(),
-            "discovered",
-        )?;
-    }
+    add_tasks(ctx, &report.discovered_tasks, "discovered")?;
     if report.task_id != id {
         let note = format!("the report was for task {} instead of {id}", report.task_id);
         return attempt(ctx, id, changed, &note, false, &[]);
@@ -164,7 +167,7 @@ fn judge(
             &[],
         );
     }
-    let note = format!("{}: done: {}", ctx.label, report.summary);
+    let note = clip(&format!("{}: done: {}", ctx.label, report.summary));
     ctx.store.update(&ops::complete(id, &note), &ctx.journal)?;
     ctx.digest
         .push(format!("{id} done in {}: {}", ctx.label, report.summary));
@@ -275,10 +278,93 @@ fn attempt(
             shown.join(", ")
         );
     }
-    let change = ops::attempt(id, &note, blocked, blockers, ctx.config.retry_limit);
+    let note = clip(&note);
+    let blockers: Vec<String> = blockers
+        .iter()
+        .take(MAX_PROPOSED)
+        .map(|b| clip(b))
+        .collect();
+    let change = ops::attempt(id, &note, blocked, &blockers, ctx.config.retry_limit);
     ctx.store.update(&change, &ctx.journal)?;
     ctx.digest.push(format!("{id} not done in {note}"));
     Ok(Outcome::Attempt(note))
+}
+
+/// The most tasks one report may propose (a worker's discovered tasks, a review pass's new
+/// tasks): an agent that proposes thousands must not flood the backlog or stall the run.
+pub(super) const MAX_PROPOSED: usize = 50;
+
+/// The longest note (and blocker) Looper writes into a task, in bytes: an agent's summary
+/// may be up to a report's size, the backlog and the next prompt should not be.
+const MAX_NOTE: usize = 2000;
+
+/// `text` cut to [`MAX_NOTE`] bytes (at a character boundary, marked with `…`).
+fn clip(text: &str) -> String {
+    if text.len() <= MAX_NOTE {
+        return text.to_owned();
+    }
+    let mut end = MAX_NOTE;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end])
+}
+
+/// Adds up to [`MAX_PROPOSED`] of the `proposed` tasks (see [`add_task`]) and journals the
+/// rest as dropped; returns how many were added.
+pub(super) fn add_tasks(
+    ctx: &mut Ctx,
+    proposed: &[super::reports::ProposedTask],
+    source: &str,
+) -> anyhow::Result<usize> {
+    let (taken, dropped) = proposed.split_at(proposed.len().min(MAX_PROPOSED));
+    let mut added = 0;
+    for task in taken {
+        let title = clip(&task.title);
+        if add_task(
+            ctx,
+            &title,
+            task.priority,
+            task.description.as_deref(),
+            source,
+        )? {
+            added += 1;
+        }
+    }
+    if !dropped.is_empty() {
+        ctx.record(
+            "task.dropped",
+            json!({"source": source, "count": dropped.len(), "first": dropped[0].title.chars().take(200).collect::<String>(), "why": format!("a report may propose at most {MAX_PROPOSED} tasks")}),
+        )?;
+    }
+    Ok(added)
+}
+
+/// A snapshot of the tree for `phase`. When git fails (an agent deleted or broke `.git`),
+/// the failure is journaled, the reviewer is told, and the rest of the run works without
+/// git, from file hashes; git's error is returned then.
+pub(super) fn snapshot(
+    ctx: &mut Ctx,
+    phase: &str,
+) -> anyhow::Result<(workspace::Snapshot, Option<String>)> {
+    match workspace::snapshot(&ctx.root, &ctx.own_files(), ctx.git) {
+        Ok(snapshot) => Ok((snapshot, None)),
+        Err(e) if ctx.git => {
+            let error = clip(&format!("{e:#}"));
+            ctx.git = false;
+            ctx.record(
+                "git",
+                json!({"phase": phase, "head": null, "error": error, "git": false}),
+            )?;
+            ctx.digest.push(format!(
+                "the git repository became unusable in {}: {error}; the run went on without git",
+                ctx.label
+            ));
+            let files = workspace::snapshot(&ctx.root, &ctx.own_files(), false)?;
+            Ok((files, Some(error)))
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// Adds a task proposed by an agent unless one with the same title exists.

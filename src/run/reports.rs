@@ -4,7 +4,7 @@
 
 use serde::Deserialize;
 
-use crate::agent::report::last_json_object;
+use crate::agent::report::{MAX_SCAN, last_json_object};
 
 /// What the worker says it did.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -65,7 +65,15 @@ pub(crate) enum ReviewStatus {
 /// in words fit for a task note.
 pub(crate) fn read<T: serde::de::DeserializeOwned>(final_text: Option<&str>) -> Result<T, String> {
     let text = final_text.ok_or("the agent sent no final message")?;
-    let object = last_json_object(text).ok_or("the final message holds no JSON report object")?;
+    let object = last_json_object(text).ok_or_else(|| {
+        // Only the last MiB is searched, and the supervisor cuts lines at 1 MiB: a bigger
+        // report is not read, and the note must say so rather than "no report".
+        if text.len() > MAX_SCAN || text.contains("…[truncated ") {
+            "the final message holds no JSON report object in its last 1 MiB; a report larger than 1 MiB is not read"
+        } else {
+            "the final message holds no JSON report object"
+        }
+    })?;
     serde_json::from_value(serde_json::Value::Object(object))
         .map_err(|e| format!("the report is invalid: {e}"))
 }

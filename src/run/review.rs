@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 
 use serde_json::json;
 
-use super::iteration::add_task;
+use super::iteration::{add_tasks, snapshot};
 use super::reports::{self, ReviewReport};
 use super::schedule::{self, Ran};
 use super::{Ctx, gates, prompt, source_files_text, step, workspace};
@@ -38,7 +38,7 @@ pub(crate) fn review(ctx: &mut Ctx) -> anyhow::Result<Verdict> {
         .map(|r| r.name.clone())
         .collect();
     for configured in ctx.config.reviewers.clone() {
-        let before = workspace::snapshot(&ctx.root, &ctx.own_files(), ctx.git)?;
+        let (before, _) = snapshot(ctx, "review-before")?;
         let text = review_prompt(ctx)?;
         let timeout = ctx.config.reviewer_timeout;
         let ran =
@@ -55,7 +55,7 @@ pub(crate) fn review(ctx: &mut Ctx) -> anyhow::Result<Verdict> {
                 continue;
             }
         };
-        let after = workspace::snapshot(&ctx.root, &ctx.own_files(), ctx.git)?;
+        let (after, _) = snapshot(ctx, "review-after")?;
         let changed = workspace::changed(&ctx.root, &before, &after, &ctx.own_files());
         if !changed.is_empty() {
             ctx.record(
@@ -96,18 +96,7 @@ pub(crate) fn review(ctx: &mut Ctx) -> anyhow::Result<Verdict> {
         }
     }
     crate::fault::point("review.reported");
-    let mut added = 0;
-    for task in &proposed {
-        if add_task(
-            ctx,
-            &task.title,
-            task.priority,
-            task.description.as_deref(),
-            "review",
-        )? {
-            added += 1;
-        }
-    }
+    let added = add_tasks(ctx, &proposed, "review")?;
     let verdict = if added > 0 {
         Verdict::NewTasks
     } else if all_done && gates_green(ctx)? {

@@ -22,6 +22,57 @@ struct EventRecord<'a> {
     events: &'a [crate::agent::Event],
 }
 
+/// How many bytes of `agent.event` records one step journals (about: a line's raw text and
+/// its events, JSON-escaped, plus the record's envelope). The parser still reads every line,
+/// so the report, usage and failure class come from all of it; past this, lines are only
+/// counted (`agent.output_capped`), so an agent printing a gigabyte can't fill the disk with
+/// its journal. Real agent sessions stay far below it.
+const MAX_JOURNALED_OUTPUT: usize = 32 << 20;
+
+/// What a line costs in the journal: its text twice (raw, and in its events), escaped as
+/// JSON escapes it, plus the record's fields.
+fn journal_cost(text: &str) -> usize {
+    let escaped: usize = text
+        .bytes()
+        .map(|b| match b {
+            b'"' | b'\\' | b'\n' | b'\r' | b'\t' | 0x08 | 0x0c => 2,
+            0..0x20 => 6,
+            _ => 1,
+        })
+        .sum();
+    2 * escaped + 300
+}
+
+/// The output lines a step has journaled so far, and those it dropped.
+#[derive(Default)]
+struct Kept {
+    bytes: usize,
+    dropped_lines: u64,
+    dropped_bytes: u64,
+}
+
+impl Kept {
+    /// The lines of `batch` that still fit under [`MAX_JOURNALED_OUTPUT`].
+    fn take<'a>(&mut self, batch: &'a [supervise::LineEvent]) -> &'a [supervise::LineEvent] {
+        let mut n = 0;
+        if self.dropped_lines == 0 {
+            for line in batch {
+                let cost = journal_cost(&line.text);
+                if self.bytes + cost > MAX_JOURNALED_OUTPUT {
+                    break;
+                }
+                self.bytes += cost;
+                n += 1;
+            }
+        }
+        for line in &batch[n..] {
+            self.dropped_lines += 1;
+            self.dropped_bytes += line.text.len() as u64;
+        }
+        &batch[..n]
+    }
+}
+
 /// Runs `agent` in `role` with `prompt`; the label names the step in the journal.
 pub(crate) fn run_agent(
     ctx: &mut Ctx,
@@ -65,31 +116,16 @@ pub(crate) fn run_agent(
         }),
     )?;
     let mut parser = inv.format.parser();
-    let mut journal_error = None;
-    let result = {
-        let ctx_ref = &*ctx;
-        supervise::run_batched(&spec, parser.as_mut(), &mut |lines| {
-            let records: Vec<EventRecord> = lines
-                .iter()
-                .map(|line| EventRecord {
-                    stream: match line.stream {
-                        Stream::Stdout => "stdout",
-                        Stream::Stderr => "stderr",
-                    },
-                    at_ms: u64::try_from(line.at.as_millis()).unwrap_or(u64::MAX),
-                    raw: &line.text,
-                    events: &line.events,
-                })
-                .collect();
-            if let Err(e) = ctx_ref.journal.append_all("agent.event", &records)
-                && journal_error.is_none()
-            {
-                journal_error = Some(e);
-            }
-        })?
-    };
-    if let Some(e) = journal_error {
-        return Err(e);
+    let result = run_journaled(ctx, &spec, parser.as_mut())?;
+    // The backlog is Looper's: an agent that deleted or broke it gets the last version Looper
+    // wrote back (journaled whole, shown to the reviewer), and the run goes on.
+    if matches!(role, Role::Worker | Role::Reviewer)
+        && let Some(why) = ctx.store.restore(&ctx.journal)?
+    {
+        ctx.digest.push(format!(
+            "{why} during {}; Looper put back the last version it wrote",
+            ctx.label
+        ));
     }
     let mut last = json!({
         "label": ctx.label,
@@ -117,6 +153,58 @@ pub(crate) fn run_agent(
         }),
     )?;
     ctx.add_usage(&result);
+    Ok(result)
+}
+
+/// Runs the agent under the supervisor, journaling its output lines as `agent.event` records
+/// up to [`MAX_JOURNALED_OUTPUT`] and what was left out as `agent.output_capped`.
+fn run_journaled(
+    ctx: &Ctx,
+    spec: &supervise::Spec,
+    parser: &mut dyn crate::agent::parse::StreamParser,
+) -> anyhow::Result<RunResult> {
+    let mut journal_error = None;
+    let mut kept = Kept::default();
+    let result = {
+        let ctx_ref = ctx;
+        supervise::run_batched(spec, parser, &mut |lines| {
+            let lines = kept.take(&lines);
+            if lines.is_empty() {
+                return;
+            }
+            let records: Vec<EventRecord> = lines
+                .iter()
+                .map(|line| EventRecord {
+                    stream: match line.stream {
+                        Stream::Stdout => "stdout",
+                        Stream::Stderr => "stderr",
+                    },
+                    at_ms: u64::try_from(line.at.as_millis()).unwrap_or(u64::MAX),
+                    raw: &line.text,
+                    events: &line.events,
+                })
+                .collect();
+            if let Err(e) = ctx_ref.journal.append_all("agent.event", &records)
+                && journal_error.is_none()
+            {
+                journal_error = Some(e);
+            }
+        })?
+    };
+    if let Some(e) = journal_error {
+        return Err(e);
+    }
+    if kept.dropped_lines > 0 {
+        ctx.record(
+            "agent.output_capped",
+            json!({
+                "journaled_bytes": kept.bytes,
+                "dropped_lines": kept.dropped_lines,
+                "dropped_bytes": kept.dropped_bytes,
+                "why": format!("the journal keeps the first {} MiB of an agent's output per step", MAX_JOURNALED_OUTPUT >> 20),
+            }),
+        )?;
+    }
     Ok(result)
 }
 

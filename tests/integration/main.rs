@@ -13,6 +13,7 @@ mod figures;
 mod fuzz;
 mod harness;
 mod history;
+mod hostile;
 mod merge;
 mod mock;
 mod mock_server;
