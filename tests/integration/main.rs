@@ -9,6 +9,7 @@ mod bad_input;
 mod concurrency;
 mod crash;
 mod demo;
+mod disk;
 mod figures;
 mod fuzz;
 mod harness;
