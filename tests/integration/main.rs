@@ -22,6 +22,7 @@ mod run;
 mod run_real;
 mod schedule;
 mod schema;
+mod security;
 mod skills;
 mod snapshots;
 mod surface;
