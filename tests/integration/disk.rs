@@ -502,7 +502,7 @@ fn a_file_size_limit_stops_looper_cleanly() {
     tally.record(
         "disk-file-size",
         "disk: file-size limit (RLIMIT_FSIZE) hit mid-write",
-        "`looper run`, `add` or `update` on a 12-task backlog under a file-size limit from 512 bytes to 64 KiB, so the limit hits different writes (journal append, pending record, backlog temp file, merge base); exit 1 with a lowercase error naming the file and the fix (or exit 0 when nothing hit the limit), no panic, the backlog old or new and valid, no temp file or torn journal line; after lifting the limit the next run finishes every task",
+        "`looper run`, `add` or `update` on a 12-task backlog under a file-size limit from 512 bytes to 64 KiB, so the limit hits different writes (here: journal append, pending record, backlog temp file); exit 1 with a lowercase error naming the file and the fix (or exit 0 when nothing hit the limit), no panic, the backlog old or new and valid, no temp file or torn journal line; after lifting the limit the next run finishes every task",
         "LOOPER_DISK_REPS=5 cargo nextest run -E 'test(disk::a_file_size)'",
     );
 }
@@ -619,7 +619,7 @@ fn a_full_disk_stops_looper_cleanly() {
     tally.record(
         "disk-full",
         "disk: full disk (small tmpfs)",
-        "`looper run`, `add` or `update` with the project or LOOPER_HOME on a tmpfs filled up but 0 to 16 pages, so the disk fills at different writes (journal append, last message, pending record, backlog temp file, merge base); exit 1 with a lowercase error naming the file and the fix (or exit 0 when it fit), no panic, the backlog old or new and valid, no temp file or torn journal line; after freeing space the next run finishes every task",
+        "`looper run`, `add` or `update` with the project or LOOPER_HOME on a tmpfs filled up but 0 to 16 pages, so the disk fills at different writes (here: journal append, run lock, pending record, backlog temp file, merge base); exit 1 with a lowercase error naming the file and the fix (or exit 0 when it fit), no panic, the backlog old or new and valid, no temp file or torn journal line; after freeing space the next run finishes every task",
         "LOOPER_DISK_REPS=5 cargo nextest run -E 'test(disk::a_full_disk)'",
     );
 }
