@@ -53,6 +53,28 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
     EXIT_ERROR
 }
 
+/// What to do about a storage error (a full disk, a file-size limit, a read-only or
+/// unwritable directory), printed after the error, which names
+/// the path. `None` for other errors, whose messages carry their own fix.
+pub fn advice(err: &anyhow::Error) -> Option<&'static str> {
+    let kind = err
+        .chain()
+        .find_map(|cause| cause.downcast_ref::<io::Error>())?
+        .kind();
+    Some(match kind {
+        io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded => {
+            "the disk is full: free some space, then go on (nothing on disk was left half-written)"
+        }
+        io::ErrorKind::FileTooLarge => {
+            "a file-size limit (`ulimit -f`) was hit: raise it, then go on (nothing on disk was left half-written)"
+        }
+        io::ErrorKind::ReadOnlyFilesystem | io::ErrorKind::PermissionDenied => {
+            "that path is not writable: make it writable for this user, then go on (nothing on disk was left half-written)"
+        }
+        _ => return None,
+    })
+}
+
 /// True when the error is (caused by) a broken pipe: the reader went away, which is fine.
 pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
     err.chain().any(|cause| {

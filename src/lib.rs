@@ -38,5 +38,13 @@ use std::process::ExitCode;
 
 /// Runs one invocation of `looper` and returns its exit code.
 pub fn main_impl(cli: cli::Cli) -> anyhow::Result<ExitCode> {
+    // Over a file-size limit (`ulimit -f`) the kernel's default for SIGXFSZ kills the
+    // process mid-write, leaving a temp file and no message. Catching the signal (a handler,
+    // not SIG_IGN, so agents and hooks get the default back at exec) makes the write fail
+    // with EFBIG instead, which the write's caller reports with its path.
+    let _ = signal_hook::flag::register(
+        signal_hook::consts::SIGXFSZ,
+        std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false)),
+    );
     command::dispatch(cli)
 }

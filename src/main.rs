@@ -16,6 +16,9 @@ fn main() -> ExitCode {
                 return ExitCode::SUCCESS;
             }
             eprintln!("looper: {err:#}");
+            if let Some(advice) = looper::error::advice(&err) {
+                eprintln!("looper: {advice}");
+            }
             ExitCode::from(looper::error::exit_code(&err))
         }
     }

@@ -335,12 +335,19 @@ pub fn run(project: &Project, flags: Layer, idea: Option<&str>) -> anyhow::Resul
         Ok((reason, code)) => ((*reason).to_owned(), *code),
         Err(e) => (format!("error: {e:#}"), crate::error::exit_code(e)),
     };
+    let ended = end(&mut ctx, &reason, code);
+    // After an error, that error is the one to report: a full disk or a deleted journal
+    // directory fails the end records too, and would hide what failed first.
+    outcome?;
+    ended?;
+    eprintln!("looper: {reason} (run {})", ctx.run_id);
+    Ok(ExitCode::from(code))
+}
+
+/// Fires the `on_end` hooks and journals `run.end`.
+fn end(ctx: &mut Ctx, reason: &str, code: u8) -> anyhow::Result<()> {
     ctx.set_step("run");
-    hooks::fire(
-        &ctx,
-        "on_end",
-        &json!({"reason": reason, "exit_code": code}),
-    )?;
+    hooks::fire(ctx, "on_end", &json!({"reason": reason, "exit_code": code}))?;
     ctx.record(
         "run.end",
         json!({
@@ -351,9 +358,7 @@ pub fn run(project: &Project, flags: Layer, idea: Option<&str>) -> anyhow::Resul
             "cost_usd": ctx.cost_usd,
         }),
     )?;
-    outcome?;
-    eprintln!("looper: {reason} (run {})", ctx.run_id);
-    Ok(ExitCode::from(code))
+    Ok(())
 }
 
 /// The loop proper: returns why it ended and the exit code.
@@ -613,9 +618,11 @@ fn lock(path: &Path) -> anyhow::Result<File> {
         }
         .into());
     }
-    file.set_len(0)?;
-    file.rewind()?;
-    writeln!(file, "{}", std::process::id())?;
+    // The pid tells `looper stop` and the lock error above whom to ask.
+    file.set_len(0)
+        .and_then(|()| file.rewind())
+        .and_then(|()| writeln!(file, "{}", std::process::id()))
+        .with_context(|| format!("cannot write the run lock {}", path.display()))?;
     Ok(file)
 }
 

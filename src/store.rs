@@ -82,6 +82,10 @@ impl ProjectDir {
     pub fn command_journal(&self) -> crate::journal::Journal {
         let day = jiff::Timestamp::now().strftime("%Y%m%d").to_string();
         let run = format!("{day}-cmd");
-        crate::journal::Journal::new(self.runs().join(format!("{run}.jsonl")), run)
+        let mut journal =
+            crate::journal::Journal::new(self.runs().join(format!("{run}.jsonl")), run);
+        // A title or a note may carry a key the user pasted (DESIGN §2): redact as a run does.
+        journal.set_redactor(crate::journal::Redactor::new(std::env::vars(), []));
+        journal
     }
 }

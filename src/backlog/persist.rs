@@ -265,24 +265,9 @@ impl BacklogStore {
         let record =
             self.update_record(change, [&before_sha256, &after_sha256], &diff, &conflicts)?;
         if written {
-            let pending =
-                json!({"after_sha256": after_sha256, "record": Value::Object(record.clone())});
-            crate::file::write_atomic_nosync(
-                &self.state_file("pending.json"),
-                to_pretty_string(&pending).as_bytes(),
-                0o600,
-            )
-            .context("cannot save the pending update record")?;
-            crate::fault::point("backlog.pending");
-            crate::file::write_atomic(&self.path, text.as_bytes(), 0o644).map_err(|source| {
-                BacklogError::Write {
-                    path: self.path.clone(),
-                    source,
-                }
-            })?;
-            crate::fault::point("backlog.written");
+            self.write_with_pending(&record, &after_sha256, &text)?;
         }
-        journal.append("backlog.update", record)?;
+        self.journal_update(journal, record, written)?;
         crate::fault::point("backlog.journaled");
         self.save_last(text.as_bytes())?;
         if written {
@@ -364,6 +349,71 @@ impl BacklogStore {
             }),
             None => Ok(()),
         }
+    }
+
+    /// Saves the update's record as pending, then writes the backlog (see the module docs).
+    fn write_with_pending(
+        &self,
+        record: &Map<String, Value>,
+        after_sha256: &str,
+        text: &str,
+    ) -> anyhow::Result<()> {
+        let pending_path = self.state_file("pending.json");
+        let pending =
+            json!({"after_sha256": after_sha256, "record": Value::Object(record.clone())});
+        crate::file::write_atomic_nosync(
+            &pending_path,
+            to_pretty_string(&pending).as_bytes(),
+            0o600,
+        )
+        .with_context(|| {
+            format!(
+                "cannot save the pending update record {}",
+                pending_path.display()
+            )
+        })?;
+        crate::fault::point("backlog.pending");
+        if let Err(source) = crate::file::write_atomic(&self.path, text.as_bytes(), 0o644) {
+            // Unless the rename went through (only the directory's fsync failed), the
+            // backlog is still the old version and the pending record is void.
+            if std::fs::read(&self.path)
+                .map(|disk| sha256_hex(&disk))
+                .ok()
+                .as_deref()
+                != Some(after_sha256)
+            {
+                let _ = std::fs::remove_file(&pending_path);
+            }
+            return Err(BacklogError::Write {
+                path: self.path.clone(),
+                source,
+            }
+            .into());
+        }
+        crate::fault::point("backlog.written");
+        Ok(())
+    }
+
+    /// Journals an applied update; when that fails after the backlog was written, the error
+    /// says so (the pending record journals it later), so nobody repeats the update.
+    fn journal_update(
+        &self,
+        journal: &Journal,
+        record: Map<String, Value>,
+        written: bool,
+    ) -> anyhow::Result<()> {
+        journal.append("backlog.update", record).with_context(|| {
+            if written {
+                format!(
+                    "the update of {} was written, but could not be journaled: it is kept in {} and journaled by the next looper command (do not repeat the update)",
+                    self.path.display(),
+                    self.state_file("pending.json").display()
+                )
+            } else {
+                format!("the update of {} could not be journaled", self.path.display())
+            }
+        })?;
+        Ok(())
     }
 
     /// Compares the file on disk with the last version Looper wrote and takes in an external
@@ -535,8 +585,14 @@ impl BacklogStore {
     }
 
     fn save_last(&self, bytes: &[u8]) -> anyhow::Result<()> {
-        crate::file::write_atomic_nosync(&self.state_file("last.json"), bytes, 0o600)
-            .context("cannot save the last written backlog under LOOPER_HOME")
+        crate::file::write_atomic_nosync(&self.state_file("last.json"), bytes, 0o600).with_context(
+            || {
+                format!(
+                    "cannot save the last written backlog {}",
+                    self.state_file("last.json").display()
+                )
+            },
+        )
     }
 
     /// Finishes or drops an update interrupted by a crash.

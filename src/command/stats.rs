@@ -227,12 +227,21 @@ pub(super) fn report(
         .ok()
         .map(|l| l.doc.counts());
     let html = crate::report::render(&data);
-    let path = output.unwrap_or_else(|| project.home.path.join("report.html"));
+    // The default place is beside the journals, as private as they are (DESIGN §2); a file
+    // the user names gets the usual mode.
+    let (path, mode) = match output {
+        Some(path) => (path, 0o644),
+        None => (project.home.path.join("report.html"), 0o600),
+    };
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)
-            .with_context(|| format!("cannot create the directory {}", dir.display()))?;
+        if mode == 0o600 {
+            crate::file::create_private_dir(dir)?;
+        } else {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create the directory {}", dir.display()))?;
+        }
     }
-    crate::file::write_atomic(&path, html.as_bytes(), 0o644)
+    crate::file::write_atomic(&path, html.as_bytes(), mode)
         .with_context(|| format!("cannot write the report to {}", path.display()))?;
     if as_json {
         super::inspect::print_json(&serde_json::to_value(ReportJson {

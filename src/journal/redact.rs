@@ -65,13 +65,26 @@ impl Redactor {
     /// or after the first half of an escape, breaks the document: then it is parsed and
     /// walked instead.
     pub fn json(&self, json: String) -> String {
-        let Some(clean) = self.text_in(&json, true) else {
-            return json;
-        };
-        if serde_json::from_str::<serde::de::IgnoredAny>(&clean).is_ok() {
-            return clean;
+        let clean = self.text_in(&json, true);
+        // Lines of a private key's body are found only in real strings (here a JSON escape
+        // like `\n` glues onto them): a document that may hold one is walked.
+        if !has_key_body(&json) {
+            let Some(clean) = clean else {
+                return json;
+            };
+            if serde_json::from_str::<serde::de::IgnoredAny>(&clean).is_ok() {
+                return clean;
+            }
+            return self.walk(&json, clean);
         }
-        match serde_json::from_str::<Value>(&json) {
+        let clean = clean.unwrap_or_else(|| json.clone());
+        self.walk(&json, clean)
+    }
+
+    /// Parses `json` and redacts its strings; `clean` (the text redacted as text) when it is
+    /// not JSON.
+    fn walk(&self, json: &str, clean: String) -> String {
+        match serde_json::from_str::<Value>(json) {
             Ok(mut value) => {
                 self.value(&mut value);
                 value.to_string()
@@ -109,22 +122,143 @@ impl Redactor {
             }
         }
         let current = out.as_deref().unwrap_or(text);
+        if let Some(clean) = private_keys(current) {
+            out = Some(clean);
+        }
+        let current = out.as_deref().unwrap_or(text);
         if let Some(clean) = shapes(current) {
             out = Some(clean);
         }
+        if !json {
+            let current = out.as_deref().unwrap_or(text);
+            if let Some(clean) = key_body_lines(current) {
+                out = Some(clean);
+            }
+        }
         out
     }
+}
+
+/// Replaces PEM private-key blocks (`-----BEGIN … PRIVATE KEY-----` to the matching END
+/// line); a block whose END is not in this text (an agent printing it line by line) is
+/// replaced up to the end of the text. `None` when there are none.
+fn private_keys(text: &str) -> Option<String> {
+    const BEGIN: &str = "-----BEGIN ";
+    const TAIL: &str = "PRIVATE KEY-----";
+    if !text.contains(BEGIN) {
+        return None;
+    }
+    let mut out = String::new();
+    let mut rest = text;
+    let mut changed = false;
+    while let Some(at) = rest.find(BEGIN) {
+        let after = &rest[at + BEGIN.len()..];
+        // The label: `RSA `, `EC `, `OPENSSH `, `ENCRYPTED `, or nothing.
+        let label_len = after
+            .find(|c: char| !(c.is_ascii_uppercase() || c == ' '))
+            .unwrap_or(after.len());
+        if !after[..label_len].ends_with("PRIVATE KEY") || !after[label_len..].starts_with("-----")
+        {
+            out.push_str(&rest[..at + BEGIN.len()]);
+            rest = after;
+            continue;
+        }
+        out.push_str(&rest[..at]);
+        out.push_str(MARK);
+        changed = true;
+        rest = match after.find("-----END ") {
+            Some(end) => {
+                let tail = &after[end..];
+                match tail.find(TAIL) {
+                    Some(t) => &tail[t + TAIL.len()..],
+                    None => "",
+                }
+            }
+            None => "",
+        };
+    }
+    out.push_str(rest);
+    changed.then_some(out)
+}
+
+/// Whether a serialized record may hold a line of a private key's body: a run of 40 or
+/// more base64 characters mixing upper case, lower case and digits.
+fn has_key_body(json: &str) -> bool {
+    let mut run = [0usize; 4];
+    for b in json.bytes().chain(std::iter::once(b' ')) {
+        match b {
+            b'A'..=b'Z' => run[1] += 1,
+            b'a'..=b'z' => run[2] += 1,
+            b'0'..=b'9' => run[3] += 1,
+            b'+' | b'/' => {}
+            _ => {
+                if run.iter().sum::<usize>() >= 40 && run[1..].iter().all(|&n| n > 0) {
+                    return true;
+                }
+                run = [0; 4];
+                continue;
+            }
+        }
+        run[0] += usize::from(matches!(b, b'+' | b'/'));
+    }
+    false
+}
+
+/// Replaces lines that are a line of a private key's base64 body (an agent printing a key
+/// line by line): 40 or more base64 characters, or 16 or more ending in `=` padding, mixing
+/// upper case, lower case and digits, with few `/` (a path has many). `None` when there
+/// are none.
+fn key_body_lines(text: &str) -> Option<String> {
+    let is_body = |line: &str| {
+        let line = line.trim();
+        let data = line.trim_end_matches('=');
+        let padded = data.len() < line.len() && line.len() - data.len() <= 2;
+        (data.len() >= 40 || (padded && data.len() >= 16))
+            && data
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/')
+            && data.bytes().any(|b| b.is_ascii_uppercase())
+            && data.bytes().any(|b| b.is_ascii_lowercase())
+            && data.bytes().any(|b| b.is_ascii_digit())
+            && data.bytes().filter(|&b| b == b'/').count() * 10 <= data.len()
+    };
+    if !text.split('\n').any(is_body) {
+        return None;
+    }
+    let lines: Vec<&str> = text
+        .split('\n')
+        .map(|line| if is_body(line) { MARK } else { line })
+        .collect();
+    Some(lines.join("\n"))
 }
 
 /// Replaces bearer tokens and API-key-shaped words; `None` when there are none.
 fn shapes(text: &str) -> Option<String> {
     const PREFIXES: &[(&str, usize)] = &[
         ("sk-", 20),
+        ("sk_live_", 20),
+        ("rk_live_", 20),
         ("AIza", 30),
+        ("ya29.", 30),
         ("ghp_", 30),
+        ("gho_", 30),
+        ("ghu_", 30),
+        ("ghs_", 30),
+        ("ghr_", 30),
         ("github_pat_", 30),
+        ("glpat-", 20),
         ("xoxb-", 20),
+        ("xoxp-", 20),
+        ("xoxa-", 20),
+        ("xoxr-", 20),
+        ("xoxs-", 20),
+        ("xapp-", 20),
+        ("hf_", 30),
+        ("npm_", 36),
         ("AKIA", 16),
+        ("ASIA", 16),
+        // A JSON Web Token: its header is base64 of `{"`.
+        ("eyJ", 30),
     ];
     let cheap = PREFIXES.iter().any(|(p, _)| text.contains(p)) || text.contains("earer ");
     if !cheap {
@@ -135,8 +269,14 @@ fn shapes(text: &str) -> Option<String> {
     let mut changed = false;
     let mut rest = text;
     while !rest.is_empty() {
-        // Start of a word?
-        let boundary = out.chars().last().is_none_or(|c| !is_token_char(c));
+        // Start of a word? A key follows `=` in `NAME=value` (an environment dump, a
+        // `.env` file), and in serialized JSON an escape such as `\n`, whose `n` is not a
+        // word of its own.
+        let mut before = out.chars().rev();
+        let boundary = match (before.next(), before.next()) {
+            (None, _) | (Some('n' | 't' | 'r'), Some('\\')) => true,
+            (Some(c), _) => !(c.is_ascii_alphanumeric() || c == '-' || c == '_'),
+        };
         let lower_rest = rest.get(..7).map(str::to_ascii_lowercase);
         if boundary && lower_rest.as_deref() == Some("bearer ") {
             let token_len = rest[7..]
@@ -223,6 +363,46 @@ mod tests {
             let text = json!(["xabc", "defy", 12_345_678]).to_string();
             assert_eq!(r.json(text.clone()), text);
         }
+    }
+
+    #[test]
+    fn private_keys_tokens_and_words_after_escapes() {
+        let r = Redactor::new([], []);
+        let body = "MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7VJTUt9Us8cKj";
+        let pem = format!(
+            "key:\n-----BEGIN PRIVATE KEY-----\n{body}\nMIIEvQ+/abc12XYZ==\n-----END PRIVATE KEY-----\nafter"
+        );
+        let mut record = json!({
+            "final": pem,
+            "line": body,
+            "begin": "-----BEGIN RSA PRIVATE KEY-----",
+            "jwt": "token eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N",
+            "after_newline": "first line\nghs_16C7e42F292c6912E7710c838347Ae178B4a and\txoxp-1234-5678-abcdefghij",
+            "env_dump": "GH_PAT=github_pat_11ABCDEFGHIJKLMNOPQRST_0123456789abcdefghij AWS_ACCESS_KEY_ID=AKIA2E0A8F3B244C9986",
+            "path": "/Users/JohnSmith/Documents/Projects2024/MyApp",
+        });
+        let text = record.to_string();
+        r.value(&mut record);
+        assert_eq!(record["final"], "key:\n[redacted]\nafter");
+        assert_eq!(record["line"], "[redacted]");
+        assert_eq!(record["begin"], "[redacted]");
+        assert_eq!(record["jwt"], "token [redacted]");
+        assert_eq!(
+            record["env_dump"],
+            "GH_PAT=[redacted] AWS_ACCESS_KEY_ID=[redacted]"
+        );
+        assert_eq!(
+            record["after_newline"],
+            "first line\n[redacted] and\t[redacted]"
+        );
+        assert_eq!(
+            record["path"], "/Users/JohnSmith/Documents/Projects2024/MyApp",
+            "a path is not a key"
+        );
+        assert_eq!(
+            serde_json::from_str::<Value>(&r.json(text)).unwrap(),
+            record
+        );
     }
 
     #[test]

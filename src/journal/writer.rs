@@ -122,7 +122,15 @@ impl Journal {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let mut tail = match cached.take() {
-            Some(tail) => tail,
+            Some(tail) => {
+                // Keep the file on an error: every later append must fail the same way,
+                // not start a new journal that lacks the records before it.
+                if let Err(e) = self.check_still_there(&tail.file) {
+                    *cached = Some(tail);
+                    return Err(e);
+                }
+                tail
+            }
             None => Tail {
                 file: self.open()?,
                 len: u64::MAX,
@@ -138,6 +146,27 @@ impl Journal {
             *cached = Some(tail);
         }
         result
+    }
+
+    /// Fails when the file this journal has open is no longer at its path (its directory
+    /// was deleted, or the file was): records written to it would be lost without a trace,
+    /// so the run must stop instead.
+    fn check_still_there(&self, file: &File) -> anyhow::Result<()> {
+        use std::os::unix::fs::MetadataExt;
+        let open = file
+            .metadata()
+            .with_context(|| format!("cannot read journal {}", self.path.display()))?;
+        match std::fs::metadata(&self.path) {
+            Ok(now) if now.dev() == open.dev() && now.ino() == open.ino() => Ok(()),
+            Ok(_) => anyhow::bail!(
+                "journal {} was replaced by another file while this run wrote it: stopping so that no record is lost; move that file away, then run again",
+                self.path.display()
+            ),
+            Err(e) => Err(anyhow::Error::new(e).context(format!(
+                "journal {} disappeared while this run wrote it (was its directory deleted?): stopping so that no record is lost; run again to resume (a task left `doing` is resumed)",
+                self.path.display()
+            ))),
+        }
     }
 
     fn open(&self) -> anyhow::Result<File> {
@@ -210,9 +239,14 @@ impl Journal {
         }
         // One write of whole lines; no fsync per record (a killed process loses nothing the
         // kernel already has, and an agent run writes thousands of records).
-        tail.file
-            .write_all(text.as_bytes())
-            .with_context(|| format!("cannot write journal {}", self.path.display()))?;
+        if let Err(e) = tail.file.write_all(text.as_bytes()) {
+            // A full disk or a file-size limit can take part of the text: cut it off again,
+            // so the journal does not end in a torn line (readers would skip it, but a later
+            // append would follow it).
+            let _ = tail.file.set_len(len);
+            return Err(anyhow::Error::new(e)
+                .context(format!("cannot write journal {}", self.path.display())));
+        }
         tail.len = len + text.len() as u64;
         tail.seq = seq;
         Ok(seq)

@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use anyhow::Context;
 use serde_json::{Value, json};
 
 use super::Ctx;
@@ -137,7 +138,8 @@ pub(crate) fn run_agent(
     }
     let path = ctx.run_dir().join(format!("{}.last.json", ctx.label));
     crate::file::create_private_dir(&ctx.run_dir())?;
-    crate::file::write_atomic_nosync(&path, format!("{last:#}\n").as_bytes(), 0o600)?;
+    crate::file::write_atomic_nosync(&path, format!("{last:#}\n").as_bytes(), 0o600)
+        .with_context(|| format!("cannot write the last message {}", path.display()))?;
     ctx.record(
         "agent.exit",
         json!({
