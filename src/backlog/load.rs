@@ -133,8 +133,8 @@ pub fn load(path: &Path) -> Result<Loaded, BacklogError> {
 
 /// Reads the file at `path` and makes `read` of its bytes, waiting for a file caught in the
 /// middle of an in-place save to be whole: a torn read (empty, cut JSON, a cut character) is
-/// read again while the file keeps changing, until it has been still for 100 ms (then the
-/// error stands) or 3 s have passed. A file that is simply broken costs one short wait.
+/// read again while the file keeps changing, until it has been still for 50 ms (then the
+/// error stands) or 3 s have passed. A file that is simply broken costs one 50 ms wait.
 pub fn settled<T>(
     path: &Path,
     mut read: impl FnMut(Vec<u8>) -> Result<T, BacklogError>,
@@ -159,7 +159,7 @@ pub fn settled<T>(
         };
         let mut still = Duration::ZERO;
         loop {
-            if start.elapsed() > Duration::from_secs(3) || still >= Duration::from_millis(100) {
+            if start.elapsed() > Duration::from_secs(3) || still >= Duration::from_millis(50) {
                 return Err(err);
             }
             std::thread::sleep(Duration::from_millis(10));

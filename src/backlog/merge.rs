@@ -385,7 +385,8 @@ pub fn rebase(base: &Value, theirs: &Value, latest: &Value) -> (Value, Vec<(Stri
             let taken = |c: &str| {
                 list.iter().any(|t| task_id(t) == c) || their_tasks.iter().any(|t| task_id(t) == c)
             };
-            let fresh = (2..)
+            // One of these is free: the two lists hold fewer ids than there are candidates.
+            let fresh = (2..list.len() + their_tasks.len() + 3)
                 .map(|n| format!("{id}-{n}"))
                 .find(|c| !taken(c))
                 .unwrap_or_default();

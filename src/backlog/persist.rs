@@ -421,18 +421,14 @@ impl BacklogStore {
             let merged = load::check(&self.path, merged).ok()?.into_value();
             Some((merged, refusals, (base, theirs, renamed)))
         });
-        let (merged, refusals, stale) = match stale {
-            Some((merged, refusals, stale)) => (merged, refusals, Some(stale)),
-            None => {
-                let (theirs, refusals) = merge::refuse_completion(&latest, disk);
-                // Dropping a refused field can only make a valid document invalid through
-                // the marker rules, which refusal removes; check anyway before trusting it.
-                (
-                    load::check(&self.path, theirs)?.into_value(),
-                    refusals,
-                    None,
-                )
-            }
+        let (merged, refusals, stale) = if let Some((merged, refusals, stale)) = stale {
+            (merged, refusals, Some(stale))
+        } else {
+            let (theirs, refusals) = merge::refuse_completion(&latest, disk);
+            // Dropping a refused field can only make a valid document invalid through the
+            // marker rules, which refusal removes; check anyway before trusting it.
+            let merged = load::check(&self.path, theirs)?.into_value();
+            (merged, refusals, None)
         };
         let diff = merge::diff(&latest, &merged);
         if diff.is_empty() && refusals.is_empty() {
