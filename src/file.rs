@@ -55,6 +55,73 @@ fn write_atomic_with(
     if durable { sync_dir(dir) } else { Ok(()) }
 }
 
+/// The file [`replace_checked`] took off the path when it was not the one the caller read:
+/// someone wrote the path in between. Deleted on drop; read it (again, if a writer is still
+/// writing into it) before.
+#[derive(Debug)]
+pub struct Displaced(tempfile::TempPath);
+
+impl Displaced {
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+/// Like [`write_atomic`], but on Linux swaps the new file in with `RENAME_EXCHANGE`, so the
+/// file it replaces is not lost: when that file's bytes are not `expected` (what the caller
+/// read before it decided what to write), another process wrote the path in between, and
+/// the replaced file is returned for the caller to take in. Where the exchange is not
+/// available (another OS, a file system without it, no file yet), a plain rename.
+pub fn replace_checked(
+    path: &Path,
+    bytes: &[u8],
+    new_mode: u32,
+    expected: &[u8],
+) -> std::io::Result<Option<Displaced>> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let mode = std::fs::metadata(path).map_or(new_mode, |m| m.permissions().mode() & 0o7777);
+    let mut tmp = tempfile::Builder::new()
+        .prefix(&format!(
+            ".{}.",
+            path.file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or("looper")
+        ))
+        .suffix(".tmp")
+        .tempfile_in(dir)?;
+    tmp.write_all(bytes)?;
+    tmp.as_file()
+        .set_permissions(Permissions::from_mode(mode))?;
+    tmp.as_file().sync_all()?;
+    crate::fault::point("file.before-rename");
+    let tmp = tmp.into_temp_path();
+    let displaced = if exchange(&tmp, path) {
+        // `tmp` now names the file that was the backlog until the exchange.
+        let old = std::fs::read(&tmp).ok();
+        (old.as_deref() != Some(expected)).then_some(Displaced(tmp))
+    } else {
+        tmp.persist(path).map_err(|e| e.error)?;
+        None
+    };
+    sync_dir(dir)?;
+    Ok(displaced)
+}
+
+/// Atomically swaps two paths; false when that is not possible here (then nothing moved).
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn exchange(a: &Path, b: &Path) -> bool {
+    use nix::fcntl::{AT_FDCWD, RenameFlags, renameat2};
+    renameat2(AT_FDCWD, a, AT_FDCWD, b, RenameFlags::RENAME_EXCHANGE).is_ok()
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn exchange(_: &Path, _: &Path) -> bool {
+    false
+}
+
 /// Removes the temp files a killed [`write_atomic`] of `path` left (`.<name>.<random>.tmp`).
 /// Only for a caller that holds the lock every writer of `path` takes.
 pub fn remove_stale_temps(path: &Path) {

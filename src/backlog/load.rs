@@ -131,6 +131,51 @@ pub fn load(path: &Path) -> Result<Loaded, BacklogError> {
     from_bytes(path, raw)
 }
 
+/// Reads the file at `path` and makes `read` of its bytes, waiting for a file caught in the
+/// middle of an in-place save to be whole: a torn read (empty, cut JSON, a cut character) is
+/// read again while the file keeps changing, until it has been still for 50 ms (then the
+/// error stands) or 3 s have passed. A file that is simply broken costs one 50 ms wait.
+pub fn settled<T>(
+    path: &Path,
+    mut read: impl FnMut(Vec<u8>) -> Result<T, BacklogError>,
+) -> Result<T, BacklogError> {
+    use std::time::{Duration, Instant};
+    let stamp = |p: &Path| {
+        std::fs::metadata(p).ok().map(|m| {
+            use std::os::unix::fs::MetadataExt as _;
+            (m.ino(), m.len(), m.mtime(), m.mtime_nsec())
+        })
+    };
+    let start = Instant::now();
+    loop {
+        let before = stamp(path);
+        let err = match read_raw(path).and_then(&mut read) {
+            Err(
+                e @ (BacklogError::Empty { .. }
+                | BacklogError::Syntax { .. }
+                | BacklogError::NotUtf8 { .. }),
+            ) => e,
+            other => return other,
+        };
+        let mut still = Duration::ZERO;
+        loop {
+            if start.elapsed() > Duration::from_secs(3) || still >= Duration::from_millis(50) {
+                return Err(err);
+            }
+            std::thread::sleep(Duration::from_millis(10));
+            if stamp(path) != before {
+                break;
+            }
+            still += Duration::from_millis(10);
+        }
+    }
+}
+
+/// [`load`], waiting for a file in the middle of an in-place save (see [`settled`]).
+pub fn load_settled(path: &Path) -> Result<Loaded, BacklogError> {
+    settled(path, |raw| from_bytes(path, raw))
+}
+
 /// Validates a value produced by Looper (a jq result) into a document.
 pub fn check(path: &Path, value: Value) -> Result<Doc, BacklogError> {
     check_shadowed(path, value, None)

@@ -324,6 +324,91 @@ pub fn apply(a: &Value, d: &Diff) -> Value {
     doc
 }
 
+/// How big a diff is: one per field changed, task added or removed, order changed. Used to
+/// find the version an external edit was made against (the one it differs least from).
+pub fn weight(d: &Diff) -> usize {
+    d.fields.len()
+        + d.added.len()
+        + d.removed.len()
+        + d.changed
+            .iter()
+            .map(|c| c.fields.len().max(1))
+            .sum::<usize>()
+        + usize::from(d.task_order.is_some())
+        + usize::from(d.key_order.is_some())
+}
+
+/// Rebases an external edit made against an older version (`base` → `theirs`) onto
+/// `latest`, a version Looper wrote after the editor read the file: the edit's document
+/// fields, changed task fields, added and removed tasks are applied to `latest` by task id,
+/// the edit winning where both changed a field. Looper's own changes since `base` are kept.
+/// A task the edit added under an id that `latest` already has is the same task when the
+/// titles match (the edit's fields win); otherwise it keeps its content under a fresh id
+/// (`T7` → `T7-2`). Returns the result and the renames.
+pub fn rebase(base: &Value, theirs: &Value, latest: &Value) -> (Value, Vec<(String, String)>) {
+    let ext = diff(base, theirs);
+    let mut out = latest.clone();
+    let mut renamed = Vec::new();
+    if let Some(m) = out.as_object_mut() {
+        apply_fields(m, &ext.fields);
+    }
+    let their_tasks = tasks(theirs);
+    let Some(list) = out.get_mut("tasks").and_then(Value::as_array_mut) else {
+        return (out, renamed);
+    };
+    let removed: std::collections::HashSet<&str> = ext.removed.iter().map(task_id).collect();
+    list.retain(|t| !removed.contains(task_id(t)));
+    for c in &ext.changed {
+        if let Some(m) = list
+            .iter_mut()
+            .find(|t| task_id(t) == c.id)
+            .and_then(Value::as_object_mut)
+        {
+            apply_fields(m, &c.fields);
+        }
+    }
+    for a in &ext.added {
+        let mut task = a.task.clone();
+        let id = task_id(&task).to_string();
+        if let Some(existing) = list.iter_mut().find(|t| task_id(t) == id) {
+            if *existing == task {
+                continue;
+            }
+            // The same task (same title), which the editor's copy had in another state: its
+            // fields win, Looper's other fields stay.
+            if existing.get("title") == task.get("title") {
+                if let (Some(m), Some(theirs)) = (existing.as_object_mut(), task.as_object()) {
+                    m.extend(theirs.iter().map(|(k, v)| (k.clone(), v.clone())));
+                }
+                continue;
+            }
+            let taken = |c: &str| {
+                list.iter().any(|t| task_id(t) == c) || their_tasks.iter().any(|t| task_id(t) == c)
+            };
+            // One of these is free: the two lists hold fewer ids than there are candidates.
+            let fresh = (2..list.len() + their_tasks.len() + 3)
+                .map(|n| format!("{id}-{n}"))
+                .find(|c| !taken(c))
+                .unwrap_or_default();
+            if let Some(m) = task.as_object_mut() {
+                m.insert("id".into(), Value::String(fresh.clone()));
+            }
+            renamed.push((id, fresh));
+        }
+        // After the task it follows in the edit, else at the end.
+        let after = a
+            .index
+            .checked_sub(1)
+            .and_then(|i| their_tasks.get(i))
+            .map(task_id);
+        let at = after
+            .and_then(|p| list.iter().position(|t| task_id(t) == p))
+            .map_or(list.len(), |i| i + 1);
+        list.insert(at, task);
+    }
+    (out, renamed)
+}
+
 /// An external edit refused because only Looper may complete work.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Refusal {
@@ -556,6 +641,34 @@ mod tests {
         assert_eq!(conflicts[0].field, "status");
         assert_eq!(out["tasks"][0]["status"], json!("blocked"));
         assert_eq!(out["tasks"][0]["notes"], json!(["n"]));
+    }
+
+    #[test]
+    fn a_stale_edit_is_rebased_onto_loopers_later_version() {
+        let base = doc(
+            json!([{"id": "T1", "title": "a", "priority": 1, "status": "todo"},
+                              {"id": "T2", "title": "b", "priority": 1, "status": "todo"}]),
+        );
+        // Looper, meanwhile: T1 doing with a note, T3 added.
+        let latest = doc(
+            json!([{"id": "T1", "title": "a", "priority": 1, "status": "doing", "notes": ["n"]},
+                   {"id": "T2", "title": "b", "priority": 1, "status": "todo"},
+                   {"id": "T3", "title": "c", "priority": 1, "status": "todo"}]),
+        );
+        // The editor, from `base`: T1 retitled, T2 deleted, its own T3 added.
+        let theirs = doc(
+            json!([{"id": "T1", "title": "a2", "priority": 1, "status": "todo"},
+                                {"id": "T3", "title": "mine", "priority": 2, "status": "todo"}]),
+        );
+        let (out, renamed) = rebase(&base, &theirs, &latest);
+        let expected = doc(
+            json!([{"id": "T1", "title": "a2", "priority": 1, "status": "doing", "notes": ["n"]},
+                   {"id": "T3-2", "title": "mine", "priority": 2, "status": "todo"},
+                   {"id": "T3", "title": "c", "priority": 1, "status": "todo"}]),
+        );
+        assert_eq!(to_pretty_string(&out), to_pretty_string(&expected));
+        assert_eq!(renamed, vec![("T3".to_string(), "T3-2".to_string())]);
+        assert!(weight(&diff(&base, &theirs)) < weight(&diff(&latest, &theirs)));
     }
 
     fn arb_task() -> impl Strategy<Value = Value> {

@@ -65,6 +65,18 @@ pub struct Applied {
 /// is exactly what Looper last wrote (so already canonical).
 type TakenIn = (Doc, Option<(Value, ExternalChange)>, bool);
 
+/// An external edit worked out by [`BacklogStore::examine`]: the last version Looper wrote
+/// (which the merged document is journaled against), the change, and its journal records.
+struct Found {
+    latest: Value,
+    change: ExternalChange,
+    records: Vec<(&'static str, Map<String, Value>)>,
+}
+
+/// How many versions Looper wrote before the last one it keeps, to find the one a stale copy
+/// written back was read from.
+const HISTORY: usize = 16;
+
 /// What this process last wrote: the backlog as written, and the key (size, inode, times) of
 /// the `last.json` saved with it. While both files are still exactly that, the next update
 /// skips re-reading the base and re-parsing and re-validating the backlog.
@@ -131,7 +143,7 @@ impl BacklogStore {
 
     /// Reads and validates the backlog (no lock needed: writes are atomic renames).
     pub fn load(&self) -> Result<Loaded, BacklogError> {
-        load::load(&self.path)
+        load::load_settled(&self.path)
     }
 
     /// Creates (or with `force`, replaces) the backlog with `value`.
@@ -264,9 +276,11 @@ impl BacklogStore {
 
         let record =
             self.update_record(change, [&before_sha256, &after_sha256], &diff, &conflicts)?;
-        if written {
-            self.write_with_pending(&record, &after_sha256, &text)?;
-        }
+        let displaced = if written {
+            self.write_with_pending(&record, &after_sha256, &text, &loaded.raw)?
+        } else {
+            None
+        };
         self.journal_update(journal, record, written)?;
         crate::fault::point("backlog.journaled");
         self.save_last(text.as_bytes())?;
@@ -278,6 +292,10 @@ impl BacklogStore {
             raw: text.into_bytes(),
             sha256: after_sha256.clone(),
         });
+        let doc = match displaced {
+            Some(d) => self.merge_displaced(d, doc, journal)?,
+            None => doc,
+        };
         Ok(Applied {
             doc,
             before_sha256,
@@ -351,13 +369,16 @@ impl BacklogStore {
         }
     }
 
-    /// Saves the update's record as pending, then writes the backlog (see the module docs).
+    /// Saves the pending record of an update, then writes its result `text` over the file
+    /// read as `read`. A file someone else wrote since it was read is not lost: it comes
+    /// back, for the caller to take in once the update is journaled.
     fn write_with_pending(
         &self,
         record: &Map<String, Value>,
         after_sha256: &str,
         text: &str,
-    ) -> anyhow::Result<()> {
+        read: &[u8],
+    ) -> anyhow::Result<Option<crate::file::Displaced>> {
         let pending_path = self.state_file("pending.json");
         let pending =
             json!({"after_sha256": after_sha256, "record": Value::Object(record.clone())});
@@ -373,25 +394,29 @@ impl BacklogStore {
             )
         })?;
         crate::fault::point("backlog.pending");
-        if let Err(source) = crate::file::write_atomic(&self.path, text.as_bytes(), 0o644) {
-            // Unless the rename went through (only the directory's fsync failed), the
-            // backlog is still the old version and the pending record is void.
-            if std::fs::read(&self.path)
-                .map(|disk| sha256_hex(&disk))
-                .ok()
-                .as_deref()
-                != Some(after_sha256)
-            {
-                let _ = std::fs::remove_file(&pending_path);
+        let displaced = match crate::file::replace_checked(&self.path, text.as_bytes(), 0o644, read)
+        {
+            Ok(displaced) => displaced,
+            Err(source) => {
+                // Unless the rename went through (only the directory's fsync failed), the
+                // backlog is still the old version and the pending record is void.
+                if std::fs::read(&self.path)
+                    .map(|disk| sha256_hex(&disk))
+                    .ok()
+                    .as_deref()
+                    != Some(after_sha256)
+                {
+                    let _ = std::fs::remove_file(&pending_path);
+                }
+                return Err(BacklogError::Write {
+                    path: self.path.clone(),
+                    source,
+                }
+                .into());
             }
-            return Err(BacklogError::Write {
-                path: self.path.clone(),
-                source,
-            }
-            .into());
-        }
+        };
         crate::fault::point("backlog.written");
-        Ok(())
+        Ok(displaced)
     }
 
     /// Journals an applied update; when that fails after the backlog was written, the error
@@ -429,41 +454,21 @@ impl BacklogStore {
 
         Ok(match base {
             Some((base_sha, _)) if base_sha == loaded.sha256 => (disk, None, true),
-            Some((_, Some(Some(base_value)))) => {
-                let (theirs, refusals) = merge::refuse_completion(&base_value, disk.value());
-                // Dropping a refused field can only make a valid document invalid through the
-                // marker rules, which refusal removes; check anyway before trusting it.
-                let theirs = load::check(&self.path, theirs)?.into_value();
-                let diff = merge::diff(&base_value, &theirs);
-                if diff.is_empty() && refusals.is_empty() {
+            Some((_, Some(Some(latest)))) => {
+                let (merged, found) = self.examine(loaded, latest)?;
+                let Some(found) = found else {
                     // Reformatted by hand, nothing changed: not an edit worth a record.
-                    return Ok((Doc::from_validated(theirs), None, false));
-                }
+                    return Ok((Doc::from_validated(merged), None, false));
+                };
                 // From now on this is the base: if the update below is refused, the next
                 // writer must not take the same edit in twice.
-                self.save_last(to_pretty_string(&theirs).as_bytes())?;
-                let mut p = Map::new();
-                p.insert("path".into(), json!(self.path));
-                p.insert(
-                    "before_sha256".into(),
-                    json!(sha256_hex(to_pretty_string(&base_value).as_bytes())),
-                );
-                p.insert(
-                    "after_sha256".into(),
-                    json!(sha256_hex(to_pretty_string(&theirs).as_bytes())),
-                );
-                p.insert("disk_sha256".into(), json!(loaded.sha256));
-                p.insert("diff".into(), serde_json::to_value(&diff)?);
-                journal.append("backlog.external_change", p)?;
-                if !refusals.is_empty() {
-                    let mut p = Map::new();
-                    p.insert("path".into(), json!(self.path));
-                    p.insert("refusals".into(), serde_json::to_value(&refusals)?);
-                    journal.append("backlog.refused_external", p)?;
+                self.save_last(to_pretty_string(&merged).as_bytes())?;
+                for (kind, payload) in found.records {
+                    journal.append(kind, payload)?;
                 }
                 (
-                    Doc::from_validated(theirs),
-                    Some((base_value, ExternalChange { diff, refusals })),
+                    Doc::from_validated(merged),
+                    Some((found.latest, found.change)),
                     false,
                 )
             }
@@ -485,38 +490,266 @@ impl BacklogStore {
         })
     }
 
+    /// Works out an external edit: `loaded` (the file as someone else left it) against
+    /// `latest` (the last version Looper wrote). The edit was made against `latest`, or —
+    /// when its writer read the file before Looper's last writes and wrote back its copy —
+    /// against an older version Looper wrote: the one it differs least from. Then it is
+    /// rebased onto `latest`, so Looper's later changes are not reverted. Returns the merged
+    /// document and, unless it equals `latest`, the records that journal the edit.
+    fn examine(&self, loaded: &Loaded, latest: Value) -> anyhow::Result<(Value, Option<Found>)> {
+        let disk = loaded.doc.value();
+        let stale = self.stale_base(&latest, disk).and_then(|base| {
+            let (theirs, refusals) = merge::refuse_completion(&base, disk);
+            let (merged, renamed) = merge::rebase(&base, &theirs, &latest);
+            let merged = load::check(&self.path, merged).ok()?.into_value();
+            Some((merged, refusals, (base, theirs, renamed)))
+        });
+        let (merged, refusals, stale) = if let Some((merged, refusals, stale)) = stale {
+            (merged, refusals, Some(stale))
+        } else {
+            let (theirs, refusals) = merge::refuse_completion(&latest, disk);
+            // Dropping a refused field can only make a valid document invalid through the
+            // marker rules, which refusal removes; check anyway before trusting it.
+            let merged = load::check(&self.path, theirs)?.into_value();
+            (merged, refusals, None)
+        };
+        let diff = merge::diff(&latest, &merged);
+        if diff.is_empty() && refusals.is_empty() {
+            return Ok((merged, None));
+        }
+        // A writer that read this version may write back its copy of it later.
+        self.keep_history(Some(&loaded.raw));
+        let mut p = Map::new();
+        p.insert("path".into(), json!(self.path));
+        p.insert(
+            "before_sha256".into(),
+            json!(sha256_hex(to_pretty_string(&latest).as_bytes())),
+        );
+        p.insert(
+            "after_sha256".into(),
+            json!(sha256_hex(to_pretty_string(&merged).as_bytes())),
+        );
+        p.insert("disk_sha256".into(), json!(loaded.sha256));
+        p.insert("diff".into(), serde_json::to_value(&diff)?);
+        if let Some((base, theirs, renamed)) = &stale {
+            // What the editor did to the copy it read, for people; `diff` is what replays.
+            p.insert(
+                "edited_sha256".into(),
+                json!(sha256_hex(to_pretty_string(base).as_bytes())),
+            );
+            p.insert(
+                "edit".into(),
+                json!(merge::diff(base, theirs).summary_lines_cut(200)),
+            );
+            if !renamed.is_empty() {
+                p.insert("renamed".into(), json!(renamed));
+            }
+        }
+        let mut records = vec![("backlog.external_change", p)];
+        if !refusals.is_empty() {
+            let mut p = Map::new();
+            p.insert("path".into(), json!(self.path));
+            p.insert("refusals".into(), serde_json::to_value(&refusals)?);
+            records.push(("backlog.refused_external", p));
+        }
+        let change = ExternalChange { diff, refusals };
+        Ok((
+            merged,
+            Some(Found {
+                latest,
+                change,
+                records,
+            }),
+        ))
+    }
+
+    /// The older version Looper wrote (or took in) that an external edit of `latest` into
+    /// `disk` was made against, if it differs from `disk` no more than `latest` does. An exact older version is
+    /// a deliberate revert (an undo, a `git checkout`), taken against `latest`.
+    fn stale_base(&self, latest: &Value, disk: &Value) -> Option<Value> {
+        let mut best = merge::weight(&merge::diff(latest, disk));
+        let mut found = None;
+        for (raw, seen) in self.history() {
+            let Ok(old) = serde_json::from_slice::<Value>(&raw) else {
+                continue;
+            };
+            if old == *latest {
+                continue;
+            }
+            let w = merge::weight(&merge::diff(&old, disk));
+            if w == 0 && !seen {
+                return None;
+            }
+            // On a tie, the older copy: its edit, rebased, keeps everything Looper has, where
+            // taking it against `latest` would bring back what the copy still had.
+            if w <= best {
+                best = w;
+                found = Some(old);
+            }
+        }
+        found
+    }
+
+    /// The versions Looper wrote before the last one and the external versions it took in,
+    /// newest first; true for an external one.
+    fn history(&self) -> Vec<(Vec<u8>, bool)> {
+        let mut names = self.history_names();
+        names.reverse();
+        let dir = self.state_file("history");
+        names
+            .into_iter()
+            .filter_map(|(_, name)| {
+                let seen = name.ends_with("-seen.json");
+                Some((std::fs::read(dir.join(name)).ok()?, seen))
+            })
+            .collect()
+    }
+
+    /// The saved versions (`<n>.json`, `<n>-seen.json`), oldest first.
+    fn history_names(&self) -> Vec<(u64, String)> {
+        let mut names: Vec<(u64, String)> = std::fs::read_dir(self.state_file("history"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| {
+                let name = e.file_name().to_str()?.to_owned();
+                let stem = name.strip_suffix(".json")?;
+                let n = stem.strip_suffix("-seen").unwrap_or(stem).parse().ok()?;
+                Some((n, name))
+            })
+            .collect();
+        names.sort_unstable();
+        names
+    }
+
+    /// Keeps a version in the history: `bytes`, an external version taken in, or else the
+    /// one about to be replaced as `last.json` (a hard link, no copy); and only the
+    /// [`HISTORY`] newest. Best effort: without it, an edit written back from a stale copy is
+    /// merged against the last version, as before.
+    fn keep_history(&self, bytes: Option<&[u8]>) {
+        let last = self.state_file("last.json");
+        let dir = self.state_file("history");
+        if !last.exists() || crate::file::create_private_dir(&dir).is_err() {
+            return;
+        }
+        let names = self.history_names();
+        let next = names.last().map_or(1, |(n, _)| n + 1);
+        let kept = match bytes {
+            Some(b) => std::fs::write(dir.join(format!("{next}-seen.json")), b),
+            None => std::fs::hard_link(&last, dir.join(format!("{next}.json"))),
+        };
+        if kept.is_err() {
+            return;
+        }
+        let extra = (names.len() + 1).saturating_sub(HISTORY);
+        for (_, name) in &names[..extra] {
+            let _ = std::fs::remove_file(dir.join(name));
+        }
+    }
+
+    /// Takes in a file that replaced the backlog while this writer wrote it (see
+    /// [`crate::file::replace_checked`]): the edit is merged into `doc` (on disk now) and
+    /// written, until no other write lands in between. Returns the document on disk.
+    fn merge_displaced(
+        &self,
+        mut displaced: crate::file::Displaced,
+        mut doc: Doc,
+        journal: &Journal,
+    ) -> anyhow::Result<Doc> {
+        let mut on_disk = doc.to_pretty_string().into_bytes();
+        for _ in 0..64 {
+            let read = load::settled(displaced.path(), |raw| load::from_bytes(&self.path, raw));
+            let loaded = match read {
+                Ok(loaded) => loaded,
+                Err(e) => {
+                    self.journal_unmerged(&displaced, &e.to_string(), journal)?;
+                    return Ok(doc);
+                }
+            };
+            let (merged, found) = self.examine(&loaded, doc.value().clone())?;
+            let Some(found) = found else {
+                return Ok(doc);
+            };
+            let text = to_pretty_string(&merged);
+            let next = crate::file::replace_checked(&self.path, text.as_bytes(), 0o644, &on_disk)
+                .map_err(|source| BacklogError::Write {
+                path: self.path.clone(),
+                source,
+            })?;
+            self.save_last(text.as_bytes())?;
+            for (kind, payload) in found.records {
+                journal.append(kind, payload)?;
+            }
+            doc = Doc::from_validated(merged);
+            on_disk = text.into_bytes();
+            self.remember(Loaded {
+                doc: doc.clone(),
+                sha256: sha256_hex(&on_disk),
+                raw: on_disk.clone(),
+            });
+            match next {
+                Some(d) => displaced = d,
+                None => return Ok(doc),
+            }
+        }
+        self.journal_unmerged(&displaced, "other writers kept replacing the file", journal)?;
+        Ok(doc)
+    }
+
+    /// Journals the content of a displaced file Looper could not take in, so nothing is lost.
+    fn journal_unmerged(
+        &self,
+        displaced: &crate::file::Displaced,
+        reason: &str,
+        journal: &Journal,
+    ) -> anyhow::Result<()> {
+        let raw = std::fs::read(displaced.path()).unwrap_or_default();
+        let mut p = Map::new();
+        p.insert("path".into(), json!(self.path));
+        p.insert("reason".into(), json!(reason));
+        p.insert(
+            "content".into(),
+            json!(String::from_utf8_lossy(&raw).into_owned()),
+        );
+        journal.append("backlog.external_unmerged", p)?;
+        Ok(())
+    }
+
     /// The backlog on disk, without parsing it again when it is what this process last
     /// wrote.
     pub fn load_cached(&self) -> Result<Doc, BacklogError> {
-        let raw = load::read_raw(&self.path)?;
-        if let Some(w) = &*self
-            .written
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            && w.loaded.raw == raw
-        {
-            return Ok(w.loaded.doc.clone());
-        }
-        Ok(load::from_bytes(&self.path, raw)?.doc)
+        load::settled(&self.path, |raw| {
+            if let Some(w) = &*self
+                .written
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                && w.loaded.raw == raw
+            {
+                return Ok(w.loaded.doc.clone());
+            }
+            Ok(load::from_bytes(&self.path, raw)?.doc)
+        })
     }
 
     /// The backlog on disk for an update, and whether it is exactly what this process last
     /// wrote (with the base saved beside it untouched), so there is nothing to take in.
     fn load_for_update(&self) -> Result<(Loaded, bool), BacklogError> {
-        let raw = load::read_raw(&self.path)?;
-        let written = self
+        let mut written = self
             .written
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .take();
-        if let Some(w) = written
-            && w.loaded.raw == raw
-            && super::index::file_key(&self.state_file("last.json")).as_deref()
-                == Some(w.last_key.as_str())
-        {
-            return Ok((w.loaded, true));
-        }
-        Ok((load::from_bytes(&self.path, raw)?, false))
+        // A file caught in the middle of an in-place save is read again once it is whole.
+        load::settled(&self.path, |raw| {
+            if let Some(w) = written.take()
+                && w.loaded.raw == raw
+                && super::index::file_key(&self.state_file("last.json")).as_deref()
+                    == Some(w.last_key.as_str())
+            {
+                return Ok((w.loaded, true));
+            }
+            Ok((load::from_bytes(&self.path, raw)?, false))
+        })
     }
 
     /// Keeps what was just written (and saved as the base) for the next update.
@@ -585,6 +818,7 @@ impl BacklogStore {
     }
 
     fn save_last(&self, bytes: &[u8]) -> anyhow::Result<()> {
+        self.keep_history(None);
         crate::file::write_atomic_nosync(&self.state_file("last.json"), bytes, 0o600).with_context(
             || {
                 format!(

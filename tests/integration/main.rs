@@ -7,6 +7,7 @@ mod agents;
 mod backlog_cmds;
 mod bad_input;
 mod concurrency;
+mod concurrent_run;
 mod crash;
 mod demo;
 mod disk;
