@@ -191,15 +191,24 @@ fn placed(kind: &Kind, value: &str) -> String {
 }
 
 /// Files under `LOOPER_HOME` that are copies of the backlog itself (the merge base, the
-/// listing index, a pending update): the backlog holds what the user typed into it, and a
-/// redacted merge base would make every run see an edit that never happened.
+/// versions kept to merge stale edits against, the listing index, a pending update): the
+/// backlog holds what the user typed into it, and a redacted merge base would make every run
+/// see an edit that never happened.
 fn is_backlog_copy(path: &Path) -> bool {
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-    path.parent().is_some_and(|p| p.ends_with("state"))
-        && name.starts_with("backlog-")
-        && [".last.json", ".index", ".pending.json"]
-            .iter()
-            .any(|s| name.ends_with(s))
+    let parent = path.parent();
+    let in_history = parent.is_some_and(|p| {
+        p.parent().is_some_and(|s| s.ends_with("state"))
+            && p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("backlog-") && n.ends_with(".history"))
+    });
+    in_history
+        || parent.is_some_and(|p| p.ends_with("state"))
+            && name.starts_with("backlog-")
+            && [".last.json", ".index", ".pending.json"]
+                .iter()
+                .any(|s| name.ends_with(s))
 }
 
 fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
