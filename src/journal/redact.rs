@@ -3,6 +3,7 @@
 //! agent profiles'), bearer tokens, and API-key-shaped words (`sk-…`, `sk-ant-…`, `AIza…`,
 //! `ghp_…`, `AKIA…`) are replaced by `[redacted]` in every string of a record.
 
+use aho_corasick::AhoCorasick;
 use serde_json::Value;
 
 const MARK: &str = "[redacted]";
@@ -15,6 +16,9 @@ pub struct Redactor {
     /// The same values as JSON writes them (escaped where JSON escapes), longest first: what
     /// to look for in serialized records. Computed once, not per record.
     in_json: Vec<String>,
+    /// Finds any of `values` (then any of `in_json`) in one pass, so a record that holds
+    /// none (nearly all of them) is read once, not once per secret.
+    any_value: Option<[AhoCorasick; 2]>,
 }
 
 /// Whether an environment variable's name says its value is a secret.
@@ -55,7 +59,19 @@ impl Redactor {
             })
             .collect();
         in_json.sort_by_key(|v| std::cmp::Reverse(v.len()));
-        Self { values, in_json }
+        let any_value = (!values.is_empty())
+            .then(|| {
+                Some([
+                    AhoCorasick::new(&values).ok()?,
+                    AhoCorasick::new(&in_json).ok()?,
+                ])
+            })
+            .flatten();
+        Self {
+            values,
+            in_json,
+            any_value,
+        }
     }
 
     /// Redacts a serialized JSON document without parsing it, with the same result as
@@ -65,10 +81,11 @@ impl Redactor {
     /// or after the first half of an escape, breaks the document: then it is parsed and
     /// walked instead.
     pub fn json(&self, json: String) -> String {
-        let clean = self.text_in(&json, true);
+        let scan = Scan::of(&json);
+        let clean = self.text_in(&json, true, Some(&scan));
         // Lines of a private key's body are found only in real strings (here a JSON escape
         // like `\n` glues onto them): a document that may hold one is walked.
-        if !has_key_body(&json) {
+        if scan.longest_run < 40 || !has_key_body(&json) {
             let Some(clean) = clean else {
                 return json;
             };
@@ -109,13 +126,18 @@ impl Redactor {
 
     /// The text with secrets replaced, or `None` when it holds none.
     pub fn text(&self, text: &str) -> Option<String> {
-        self.text_in(text, false)
+        self.text_in(text, false, None)
     }
 
-    fn text_in(&self, text: &str, json: bool) -> Option<String> {
+    /// `scan`, when given, is [`Scan::of`] `text`.
+    fn text_in(&self, text: &str, json: bool, scan: Option<&Scan>) -> Option<String> {
         let secrets = if json { &self.in_json } else { &self.values };
         let mut out: Option<String> = None;
-        for secret in secrets {
+        let any = self
+            .any_value
+            .as_ref()
+            .is_none_or(|both| both[usize::from(json)].is_match(text));
+        for secret in secrets.iter().filter(|_| any) {
             let current = out.as_deref().unwrap_or(text);
             if current.contains(secret.as_str()) {
                 out = Some(current.replace(secret.as_str(), MARK));
@@ -126,7 +148,8 @@ impl Redactor {
             out = Some(clean);
         }
         let current = out.as_deref().unwrap_or(text);
-        if let Some(clean) = shapes(current) {
+        let no_shape = out.is_none() && scan.is_some_and(|scan| !scan.shape);
+        if !no_shape && let Some(clean) = shapes(current) {
             out = Some(clean);
         }
         if !json {
@@ -232,35 +255,116 @@ fn key_body_lines(text: &str) -> Option<String> {
     Some(lines.join("\n"))
 }
 
+/// API-key shapes: a prefix and the least length of the whole word.
+const PREFIXES: &[(&str, usize)] = &[
+    ("sk-", 20),
+    ("sk_live_", 20),
+    ("rk_live_", 20),
+    ("AIza", 30),
+    ("ya29.", 30),
+    ("ghp_", 30),
+    ("gho_", 30),
+    ("ghu_", 30),
+    ("ghs_", 30),
+    ("ghr_", 30),
+    ("github_pat_", 30),
+    ("glpat-", 20),
+    ("xoxb-", 20),
+    ("xoxp-", 20),
+    ("xoxa-", 20),
+    ("xoxr-", 20),
+    ("xoxs-", 20),
+    ("xapp-", 20),
+    ("hf_", 30),
+    ("npm_", 36),
+    ("AKIA", 16),
+    ("ASIA", 16),
+    // A JSON Web Token: its header is base64 of `{"`.
+    ("eyJ", 30),
+];
+
 /// Replaces bearer tokens and API-key-shaped words; `None` when there are none.
 fn shapes(text: &str) -> Option<String> {
-    const PREFIXES: &[(&str, usize)] = &[
-        ("sk-", 20),
-        ("sk_live_", 20),
-        ("rk_live_", 20),
-        ("AIza", 30),
-        ("ya29.", 30),
-        ("ghp_", 30),
-        ("gho_", 30),
-        ("ghu_", 30),
-        ("ghs_", 30),
-        ("ghr_", 30),
-        ("github_pat_", 30),
-        ("glpat-", 20),
-        ("xoxb-", 20),
-        ("xoxp-", 20),
-        ("xoxa-", 20),
-        ("xoxr-", 20),
-        ("xoxs-", 20),
-        ("xapp-", 20),
-        ("hf_", 30),
-        ("npm_", 36),
-        ("AKIA", 16),
-        ("ASIA", 16),
-        // A JSON Web Token: its header is base64 of `{"`.
-        ("eyJ", 30),
-    ];
-    let cheap = PREFIXES.iter().any(|(p, _)| text.contains(p)) || text.contains("earer ");
+    // Every shape is a run of at least 16 token characters (see the minimum lengths), and a
+    // bearer token follows "earer ": a text with neither, nearly every text, holds none.
+    if !Scan::of(text).shape {
+        return None;
+    }
+    every_shape(text)
+}
+
+/// What one pass over a text's bytes tells the secret checks, so that nearly every text (an
+/// agent's output line holds no secret) is read once.
+struct Scan {
+    /// Whether a word starts like a shape or a bearer token. Words start where
+    /// [`every_shape`] looks for them: at the start, after a character that is not a letter,
+    /// digit, `-` or `_`, or after a JSON escape such as `\n`.
+    shape: bool,
+    /// The longest run of characters a token is made of (`A-Z a-z 0-9 - _ . = + /`); a
+    /// private key's body line is such a run of 40 or more.
+    longest_run: usize,
+}
+
+impl Scan {
+    fn of(text: &str) -> Self {
+        // The first bytes of the prefixes and of "bearer".
+        const FIRST: [bool; 256] = {
+            let mut table = [false; 256];
+            table[b'b' as usize] = true;
+            table[b'B' as usize] = true;
+            let mut i = 0;
+            while i < PREFIXES.len() {
+                table[PREFIXES[i].0.as_bytes()[0] as usize] = true;
+                i += 1;
+            }
+            table
+        };
+        const TOKEN: [bool; 256] = {
+            let mut table = [false; 256];
+            let mut b = 0;
+            while b < 256 {
+                let c = b as u8;
+                table[b] = c.is_ascii_alphanumeric()
+                    || matches!(c, b'-' | b'_' | b'.' | b'=' | b'+' | b'/');
+                b += 1;
+            }
+            table
+        };
+        let bytes = text.as_bytes();
+        let is_word = |b: u8| b.is_ascii_alphanumeric() || b == b'-' || b == b'_';
+        let (mut shape, mut longest_run, mut run) = (false, 0, 0);
+        for (i, &b) in bytes.iter().enumerate() {
+            run = if TOKEN[usize::from(b)] { run + 1 } else { 0 };
+            longest_run = longest_run.max(run);
+            if !shape
+                && FIRST[usize::from(b)]
+                && (i == 0
+                    || !is_word(bytes[i - 1])
+                    || (i >= 2
+                        && bytes[i - 2] == b'\\'
+                        && matches!(bytes[i - 1], b'n' | b't' | b'r')))
+            {
+                let rest = &bytes[i..];
+                shape = rest
+                    .get(..7)
+                    .is_some_and(|w| w.eq_ignore_ascii_case(b"bearer "))
+                    || PREFIXES.iter().any(|(p, _)| rest.starts_with(p.as_bytes()));
+            }
+        }
+        Self { shape, longest_run }
+    }
+}
+
+/// Whether the text may hold a bearer token (`Bearer `, `bearer `, `BEARER `).
+fn has_bearer(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    memchr::memmem::find(bytes, b"earer ").is_some()
+        || memchr::memmem::find(bytes, b"EARER ").is_some()
+}
+
+/// [`shapes`] without the first look at token runs.
+fn every_shape(text: &str) -> Option<String> {
+    let cheap = PREFIXES.iter().any(|(p, _)| text.contains(p)) || has_bearer(text);
     if !cheap {
         return None;
     }
@@ -310,6 +414,25 @@ fn shapes(text: &str) -> Option<String> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    proptest::proptest! {
+        /// The look at token runs only skips texts the full check finds nothing in.
+        #[test]
+        fn the_token_run_filter_changes_nothing(
+            parts in proptest::collection::vec(
+                proptest::sample::select(vec![
+                    "sk-", "AKIA", "eyJ", "ghp_", "Bearer ", "bearer ", "BEARER ", "xoxb-", "=",
+                    " ", "\\n", "/", ".", "abcDEF123", "0123456789", "ABCDEFGHIJ", "é", "\"",
+                ]),
+                0..24,
+            ),
+        ) {
+            let text: String = parts.concat();
+            proptest::prop_assert_eq!(shapes(&text), every_shape(&text));
+            let long_run = Scan::of(&text).longest_run >= 40;
+            proptest::prop_assert!(long_run || !has_key_body(&text));
+        }
+    }
 
     #[test]
     fn redacts_named_values_and_shapes() {
