@@ -30,6 +30,14 @@ pub enum ReplayError {
     },
     #[error("record seq {seq}: the update's jq program fails on replay: {reason}")]
     Program { seq: u64, reason: String },
+    #[error(
+        "record seq {seq}: {kind} cannot be replayed: its {what} held text shaped like a secret, which the journal keeps only as [redacted]; the backlog itself is unaffected (to keep `looper audit` whole, keep secrets out of task text and refer to them by name, e.g. an environment variable)"
+    )]
+    Redacted {
+        seq: u64,
+        kind: String,
+        what: &'static str,
+    },
 }
 
 /// Replays the `backlog.*` records (in journal order) of one backlog; returns its final value.
@@ -82,7 +90,8 @@ impl Replayer {
                     serde_json::from_value(r.get("diff").cloned().unwrap_or(Value::Null))
                         .map_err(|e| malformed(&e.to_string()))?;
                 let next = merge::apply(&current, &diff);
-                check(seq, kind, r, "after_sha256", &next)?;
+                check(seq, kind, r, "after_sha256", &next)
+                    .map_err(|e| redacted(seq, kind, r, "diff", "changes", e))?;
                 self.external_base = Some(current);
                 self.state = Some(next);
             }
@@ -117,12 +126,36 @@ impl Replayer {
                     Some(base) => merge::resolve_conflicts(&base, &current, &result).0,
                     None => result,
                 };
-                check(seq, kind, r, "after_sha256", &result)?;
+                check(seq, kind, r, "after_sha256", &result)
+                    .map_err(|e| redacted(seq, kind, r, "args", "arguments", e))?;
                 self.state = Some(result);
             }
             _ => {}
         }
         Ok(())
+    }
+}
+
+/// `error`, or why it happened when the record's `field` was redacted as it was journaled.
+fn redacted(
+    seq: u64,
+    kind: &str,
+    r: &Value,
+    field: &str,
+    what: &'static str,
+    error: ReplayError,
+) -> ReplayError {
+    let marked = r
+        .get(field)
+        .is_some_and(|v| v.to_string().contains("[redacted]"));
+    if marked {
+        ReplayError::Redacted {
+            seq,
+            kind: kind.to_string(),
+            what,
+        }
+    } else {
+        error
     }
 }
 
@@ -138,5 +171,48 @@ fn check(seq: u64, kind: &str, r: &Value, field: &str, value: &Value) -> Result<
             expected: expected.to_string(),
             actual,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn sha(v: &Value) -> String {
+        sha256_hex(to_pretty_string(v).as_bytes())
+    }
+
+    /// An update whose journaled title was redacted, and one whose record is just wrong.
+    fn records(title_in_journal: &str) -> [Value; 2] {
+        let start = json!({"schema_version": 1, "tasks": []});
+        let real = json!({"schema_version": 1, "tasks": [
+            {"id": "T1", "title": "rotate sk-proj-ABCDEFGHIJKLMNOPQRSTUVWX", "priority": 3, "status": "todo"}]});
+        [
+            json!({"seq": 1, "type": "backlog.snapshot", "content": start}),
+            json!({"seq": 2, "type": "backlog.update",
+                "program": ".tasks += [{id: \"T1\", title: $title, priority: 3, status: \"todo\"}]",
+                "args": {"title": title_in_journal},
+                "before_sha256": sha(&start), "after_sha256": sha(&real)}),
+        ]
+    }
+
+    #[test]
+    fn a_redacted_update_is_named_as_such() {
+        let err = replay(&records("rotate [redacted]")).unwrap_err();
+        assert!(
+            matches!(
+                &err,
+                ReplayError::Redacted {
+                    seq: 2,
+                    what: "arguments",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert!(err.to_string().contains("keep secrets out of task text"));
+        let err = replay(&records("rotate something else")).unwrap_err();
+        assert!(matches!(err, ReplayError::Mismatch { seq: 2, .. }), "{err}");
     }
 }
