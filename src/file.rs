@@ -30,6 +30,20 @@ fn write_atomic_with(
     new_mode: u32,
     durable: bool,
 ) -> std::io::Result<()> {
+    let (dir, tmp) = temp_beside(path, bytes, new_mode, durable)?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    if durable { sync_dir(dir) } else { Ok(()) }
+}
+
+/// `bytes` in a temp file beside `path` (in its directory, so a rename is atomic), with the
+/// mode `path` has (`new_mode` when there is no file yet), synced when `durable`; up to the
+/// `file.before-rename` crash point. Returns the directory and the temp file.
+fn temp_beside<'a>(
+    path: &'a Path,
+    bytes: &[u8],
+    new_mode: u32,
+    durable: bool,
+) -> std::io::Result<(&'a Path, tempfile::NamedTempFile)> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
@@ -51,8 +65,7 @@ fn write_atomic_with(
         tmp.as_file().sync_all()?;
     }
     crate::fault::point("file.before-rename");
-    tmp.persist(path).map_err(|e| e.error)?;
-    if durable { sync_dir(dir) } else { Ok(()) }
+    Ok((dir, tmp))
 }
 
 /// The file [`replace_checked`] took off the path when it was not the one the caller read:
@@ -78,25 +91,7 @@ pub fn replace_checked(
     new_mode: u32,
     expected: &[u8],
 ) -> std::io::Result<Option<Displaced>> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    let mode = std::fs::metadata(path).map_or(new_mode, |m| m.permissions().mode() & 0o7777);
-    let mut tmp = tempfile::Builder::new()
-        .prefix(&format!(
-            ".{}.",
-            path.file_name()
-                .and_then(|n| n.to_str())
-                .unwrap_or("looper")
-        ))
-        .suffix(".tmp")
-        .tempfile_in(dir)?;
-    tmp.write_all(bytes)?;
-    tmp.as_file()
-        .set_permissions(Permissions::from_mode(mode))?;
-    tmp.as_file().sync_all()?;
-    crate::fault::point("file.before-rename");
+    let (dir, tmp) = temp_beside(path, bytes, new_mode, true)?;
     let tmp = tmp.into_temp_path();
     let displaced = if exchange(&tmp, path) {
         // `tmp` now names the file that was the backlog until the exchange.
