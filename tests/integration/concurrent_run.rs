@@ -26,20 +26,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::figures::{self, Figure};
-use crate::harness::{BIN, Env};
-
-/// A tiny deterministic generator, so a run can be replayed from its seed.
-struct Lcg(u64);
-
-impl Lcg {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407);
-        (self.0 >> 33) % n.max(1)
-    }
-}
+use crate::harness::{BIN, Env, Lcg};
 
 /// What a thread needs to run `looper` in the project (the harness's `Env` is not `Send`).
 #[derive(Clone)]

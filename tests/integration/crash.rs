@@ -5,20 +5,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::harness::Env;
-
-/// A tiny deterministic generator, so a failure can be replayed from its seed.
-struct Lcg(u64);
-
-impl Lcg {
-    fn next(&mut self) -> u64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407);
-        self.0 >> 33
-    }
-}
+use crate::harness::{Env, Lcg};
 
 #[test]
 fn sigkill_at_random_moments_never_corrupts_the_backlog() {

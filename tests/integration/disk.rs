@@ -12,7 +12,7 @@ use std::process::{Command, Output, Stdio};
 use std::rc::Rc;
 
 use crate::figures::{Figure, record};
-use crate::harness::{BIN, Env};
+use crate::harness::{BIN, Env, walk};
 
 /// A worker that does its task, and a reviewer that says done.
 fn project(tasks: usize) -> Rc<Env> {
@@ -75,19 +75,6 @@ fn text(out: &Output) -> String {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     )
-}
-
-fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for e in entries.flatten() {
-        let p = e.path();
-        out.push(p.clone());
-        if p.is_dir() && !p.is_symlink() {
-            walk(&p, out);
-        }
-    }
 }
 
 /// The project's state directory under `LOOPER_HOME`.

@@ -269,3 +269,35 @@ pub(crate) fn strip_ansi(text: &str) -> String {
 pub(crate) fn pick<T: Copy>(items: &[T], r: u64) -> T {
     items[(r % items.len() as u64) as usize]
 }
+
+/// A tiny deterministic generator, so a failure can be replayed from its seed.
+pub(crate) struct Lcg(pub(crate) u64);
+
+impl Lcg {
+    pub(crate) fn next(&mut self) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        self.0 >> 33
+    }
+
+    /// The next number below `n` (0 when `n` is 0).
+    pub(crate) fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+}
+
+/// Every path under `dir` (directories too), depth first, without following symlinks.
+pub(crate) fn walk(dir: &std::path::Path, out: &mut Vec<PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let p = e.path();
+        out.push(p.clone());
+        if p.is_dir() && !p.is_symlink() {
+            walk(&p, out);
+        }
+    }
+}

@@ -11,20 +11,9 @@ use std::rc::Rc;
 use serde_json::{Value, json};
 
 use crate::figures::{Figure, record};
-use crate::harness::Env;
-
-/// A tiny deterministic generator, so a failure can be replayed.
-struct Lcg(u64);
+use crate::harness::{Env, Lcg, walk};
 
 impl Lcg {
-    fn next(&mut self) -> u64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407);
-        self.0 >> 33
-    }
-
     fn pick(&mut self, alphabet: &str, len: usize) -> String {
         let chars: Vec<char> = alphabet.chars().collect();
         (0..len)
@@ -209,19 +198,6 @@ fn is_backlog_copy(path: &Path) -> bool {
             && [".last.json", ".index", ".pending.json"]
                 .iter()
                 .any(|s| name.ends_with(s))
-}
-
-fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for e in entries.flatten() {
-        let p = e.path();
-        out.push(p.clone());
-        if p.is_dir() && !p.is_symlink() {
-            walk(&p, out);
-        }
-    }
 }
 
 fn output_text(out: &Output) -> String {
