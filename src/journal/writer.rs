@@ -105,18 +105,31 @@ impl Journal {
         kind: &str,
         payloads: &[P],
     ) -> anyhow::Result<u64> {
-        let mut bodies = Vec::with_capacity(payloads.len());
-        for payload in payloads {
-            let body = serde_json::to_string(payload).context("cannot encode journal record")?;
-            anyhow::ensure!(
-                body.starts_with('{'),
-                "a journal record must be an object, got {body}"
-            );
-            bodies.push(match &self.redactor {
-                Some(redactor) => redactor.json(body),
-                None => body,
-            });
-        }
+        let bodies = payloads
+            .iter()
+            .map(|payload| self.encode(payload))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        self.append_encoded(kind, &bodies)
+    }
+
+    /// A record's payload as [`append_encoded`](Self::append_encoded) takes it: serialized
+    /// to a JSON object, secrets replaced. Its length is what the record adds to the journal
+    /// besides the header.
+    pub fn encode<P: serde::Serialize>(&self, payload: &P) -> anyhow::Result<String> {
+        let body = serde_json::to_string(payload).context("cannot encode journal record")?;
+        anyhow::ensure!(
+            body.starts_with('{'),
+            "a journal record must be an object, got {body}"
+        );
+        Ok(match &self.redactor {
+            Some(redactor) => redactor.json(body),
+            None => body,
+        })
+    }
+
+    /// Appends one record of `kind` per body made by [`encode`](Self::encode), all with one
+    /// lock and one `write`. Returns the last `seq`.
+    pub fn append_encoded(&self, kind: &str, bodies: &[String]) -> anyhow::Result<u64> {
         let mut cached = self
             .tail
             .lock()
@@ -140,7 +153,7 @@ impl Journal {
         tail.file
             .lock()
             .with_context(|| format!("cannot lock journal {}", self.path.display()))?;
-        let result = self.append_locked(&mut tail, kind, &bodies);
+        let result = self.append_locked(&mut tail, kind, bodies);
         let _ = tail.file.unlock();
         if result.is_ok() {
             *cached = Some(tail);

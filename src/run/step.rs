@@ -23,29 +23,20 @@ struct EventRecord<'a> {
     events: &'a [crate::agent::Event],
 }
 
-/// How many bytes of `agent.event` records one step journals (about: a line's raw text and
-/// its events, JSON-escaped, plus the record's envelope). The parser still reads every line,
-/// so the report, usage and failure class come from all of it; past this, lines are only
-/// counted (`agent.output_capped`), so an agent printing a gigabyte can't fill the disk with
-/// its journal. Real agent sessions stay far below it.
+/// How many bytes of `agent.event` records one step journals (each record's encoded payload
+/// plus [`HEADER_BYTES`] for its header). The parser still reads every line, so the report,
+/// usage and failure class come from all of it; past this, lines are only counted
+/// (`agent.output_capped`), so an agent printing a gigabyte can't fill the disk with its
+/// journal. Real agent sessions stay far below it.
 const MAX_JOURNALED_OUTPUT: usize = 32 << 20;
 
-/// What a line costs in the journal: its text twice (raw, and in its events), escaped as
-/// JSON escapes it, plus the record's fields.
-fn journal_cost(text: &str) -> usize {
-    // Branch-free per byte, so the sum runs as vector code: a quote or backslash costs one
-    // more, a control character five more, four of them fewer for the short escapes.
-    let extra: usize = text
-        .bytes()
-        .map(|b| {
-            let quote = usize::from(b == b'"' || b == b'\\');
-            let control = usize::from(b < 0x20);
-            let short = usize::from(matches!(b, b'\n' | b'\r' | b'\t' | 0x08 | 0x0c));
-            quote + 5 * control - 4 * short
-        })
-        .sum();
-    2 * (text.len() + extra) + 300
-}
+/// What a record's header (`v`, `ts`, `run`, `seq`, `type`, `iter`, `label`) adds to its
+/// payload, at most.
+const HEADER_BYTES: usize = 256;
+
+/// How many batches of lines may wait for the journal writer: the agent's output stays
+/// bounded in memory when the disk is slower than the agent.
+const WRITER_BACKLOG: usize = 4;
 
 /// The output lines a step has journaled so far, and those it dropped.
 #[derive(Default)]
@@ -56,24 +47,38 @@ struct Kept {
 }
 
 impl Kept {
-    /// The lines of `batch` that still fit under [`MAX_JOURNALED_OUTPUT`].
-    fn take<'a>(&mut self, batch: &'a [supervise::LineEvent]) -> &'a [supervise::LineEvent] {
-        let mut n = 0;
-        if self.dropped_lines == 0 {
-            for line in batch {
-                let cost = journal_cost(&line.text);
-                if self.bytes + cost > MAX_JOURNALED_OUTPUT {
-                    break;
+    /// The `agent.event` payloads of the lines of `batch` that still fit under
+    /// [`MAX_JOURNALED_OUTPUT`], encoded for `journal`; once one does not, no later one is
+    /// journaled either.
+    fn encode(
+        &mut self,
+        journal: &crate::journal::Journal,
+        batch: &[supervise::LineEvent],
+    ) -> anyhow::Result<Vec<String>> {
+        let mut bodies = Vec::with_capacity(batch.len());
+        for line in batch {
+            // Encoding never makes a line shorter: one that can't fit isn't encoded.
+            if self.dropped_lines == 0 && self.bytes + line.text.len() <= MAX_JOURNALED_OUTPUT {
+                let body = journal.encode(&EventRecord {
+                    stream: match line.stream {
+                        Stream::Stdout => "stdout",
+                        Stream::Stderr => "stderr",
+                    },
+                    at_ms: u64::try_from(line.at.as_millis()).unwrap_or(u64::MAX),
+                    raw: &line.text,
+                    events: &line.events,
+                })?;
+                let cost = body.len() + HEADER_BYTES;
+                if self.bytes + cost <= MAX_JOURNALED_OUTPUT {
+                    self.bytes += cost;
+                    bodies.push(body);
+                    continue;
                 }
-                self.bytes += cost;
-                n += 1;
             }
-        }
-        for line in &batch[n..] {
             self.dropped_lines += 1;
             self.dropped_bytes += line.text.len() as u64;
         }
-        &batch[..n]
+        Ok(bodies)
     }
 }
 
@@ -162,43 +167,53 @@ pub(crate) fn run_agent(
 }
 
 /// Runs the agent under the supervisor, journaling its output lines as `agent.event` records
-/// up to [`MAX_JOURNALED_OUTPUT`] and what was left out as `agent.output_capped`.
+/// up to [`MAX_JOURNALED_OUTPUT`] and what was left out as `agent.output_capped`. A writer
+/// thread encodes and appends the lines while the supervisor parses the next ones; every
+/// line is in the journal before this returns.
 fn run_journaled(
     ctx: &Ctx,
     spec: &supervise::Spec,
     parser: &mut dyn crate::agent::parse::StreamParser,
 ) -> anyhow::Result<RunResult> {
-    let mut journal_error = None;
-    let mut kept = Kept::default();
-    let result = {
-        let ctx_ref = ctx;
-        supervise::run_batched(spec, parser, &mut |lines| {
-            let lines = kept.take(&lines);
-            if lines.is_empty() {
-                return;
-            }
-            let records: Vec<EventRecord> = lines
-                .iter()
-                .map(|line| EventRecord {
-                    stream: match line.stream {
-                        Stream::Stdout => "stdout",
-                        Stream::Stderr => "stderr",
-                    },
-                    at_ms: u64::try_from(line.at.as_millis()).unwrap_or(u64::MAX),
-                    raw: &line.text,
-                    events: &line.events,
-                })
-                .collect();
-            if let Err(e) = ctx_ref.journal.append_all("agent.event", &records)
-                && journal_error.is_none()
-            {
-                journal_error = Some(e);
-            }
-        })?
-    };
-    if let Some(e) = journal_error {
-        return Err(e);
-    }
+    let journal = &ctx.journal;
+    let (result, kept) = std::thread::scope(|scope| {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<supervise::LineEvent>>(WRITER_BACKLOG);
+        let writer = std::thread::Builder::new()
+            .name("journal-events".into())
+            .spawn_scoped(scope, move || {
+                let mut kept = Kept::default();
+                // After an error, lines are still taken (the agent must not block on a full
+                // pipe) but not written: the first error is the one reported.
+                let mut error = None;
+                for batch in rx {
+                    if error.is_some() {
+                        continue;
+                    }
+                    let written = kept.encode(journal, &batch).and_then(|bodies| {
+                        if bodies.is_empty() {
+                            Ok(0)
+                        } else {
+                            journal.append_encoded("agent.event", &bodies)
+                        }
+                    });
+                    error = written.err();
+                }
+                error.map_or(Ok(kept), Err)
+            })
+            .context("cannot start the journal writer thread")?;
+        let result = supervise::run_batched(spec, parser, &mut |lines| {
+            // A send fails only when the writer is gone, which the join below reports.
+            let _ = tx.send(lines);
+        });
+        drop(tx);
+        let kept = writer
+            .join()
+            .map_err(|_| anyhow::anyhow!("the journal writer thread panicked"))?;
+        anyhow::Ok((result, kept))
+    })?;
+    // A journal error comes first: the agent's lines were not all kept.
+    let kept = kept?;
+    let result = result?;
     if kept.dropped_lines > 0 {
         ctx.record(
             "agent.output_capped",
@@ -224,16 +239,5 @@ pub(crate) fn describe_failure(result: &RunResult) -> String {
         (_, Some(signal)) => format!("the agent run ended {name} (signal {signal})"),
         (Some(code), _) if code != 0 => format!("the agent run ended {name} (exit {code})"),
         _ => format!("the agent run ended {name}"),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn journal_cost_counts_each_byte_as_json_escapes_it() {
-        let every_char: String = (0u8..=127).map(char::from).chain(['é', '✓']).collect();
-        let escaped = serde_json::to_string(&every_char).unwrap().len() - 2;
-        assert_eq!(super::journal_cost(&every_char), 2 * escaped + 300);
-        assert_eq!(super::journal_cost(""), 300);
     }
 }
