@@ -85,7 +85,7 @@ impl Redactor {
         let clean = self.text_in(&json, true, Some(&scan));
         // Lines of a private key's body are found only in real strings (here a JSON escape
         // like `\n` glues onto them): a document that may hold one is walked.
-        if scan.longest_run < 40 || !has_key_body(&json) {
+        if !scan.long_run || !has_key_body(&json) {
             let Some(clean) = clean else {
                 return json;
             };
@@ -300,44 +300,48 @@ struct Scan {
     /// [`every_shape`] looks for them: at the start, after a character that is not a letter,
     /// digit, `-` or `_`, or after a JSON escape such as `\n`.
     shape: bool,
-    /// The longest run of characters a token is made of (`A-Z a-z 0-9 - _ . = + /`); a
-    /// private key's body line is such a run of 40 or more.
-    longest_run: usize,
+    /// Whether there is a run of 40 or more characters a token is made of
+    /// (`A-Z a-z 0-9 - _ . = + /`), as a private key's body line is.
+    long_run: bool,
 }
+
+/// Whether `b` is a character a token is made of.
+const TOKEN: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        table[b] =
+            c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.' | b'=' | b'+' | b'/');
+        b += 1;
+    }
+    table
+};
 
 impl Scan {
     fn of(text: &str) -> Self {
-        // The first bytes of the prefixes and of "bearer".
-        const FIRST: [bool; 256] = {
-            let mut table = [false; 256];
-            table[b'b' as usize] = true;
-            table[b'B' as usize] = true;
+        // For each first byte, the second bytes that may follow it in a prefix or in
+        // "bearer" (any case): a word start is checked further only when its first two
+        // bytes are such a pair.
+        const PAIR: [u128; 256] = {
+            let mut table = [0u128; 256];
             let mut i = 0;
             while i < PREFIXES.len() {
-                table[PREFIXES[i].0.as_bytes()[0] as usize] = true;
+                let p = PREFIXES[i].0.as_bytes();
+                table[p[0] as usize] |= 1 << p[1];
                 i += 1;
             }
-            table
-        };
-        const TOKEN: [bool; 256] = {
-            let mut table = [false; 256];
-            let mut b = 0;
-            while b < 256 {
-                let c = b as u8;
-                table[b] = c.is_ascii_alphanumeric()
-                    || matches!(c, b'-' | b'_' | b'.' | b'=' | b'+' | b'/');
-                b += 1;
-            }
+            table[b'b' as usize] |= (1 << b'e') | (1 << b'E');
+            table[b'B' as usize] |= (1 << b'e') | (1 << b'E');
             table
         };
         let bytes = text.as_bytes();
         let is_word = |b: u8| b.is_ascii_alphanumeric() || b == b'-' || b == b'_';
-        let (mut shape, mut longest_run, mut run) = (false, 0, 0);
-        for (i, &b) in bytes.iter().enumerate() {
-            run = if TOKEN[usize::from(b)] { run + 1 } else { 0 };
-            longest_run = longest_run.max(run);
-            if !shape
-                && FIRST[usize::from(b)]
+        let mut shape = false;
+        for (i, pair) in bytes.windows(2).enumerate() {
+            let second = pair[1];
+            if second < 128
+                && PAIR[usize::from(pair[0])] >> second & 1 == 1
                 && (i == 0
                     || !is_word(bytes[i - 1])
                     || (i >= 2
@@ -345,14 +349,34 @@ impl Scan {
                         && matches!(bytes[i - 1], b'n' | b't' | b'r')))
             {
                 let rest = &bytes[i..];
-                shape = rest
+                if rest
                     .get(..7)
                     .is_some_and(|w| w.eq_ignore_ascii_case(b"bearer "))
-                    || PREFIXES.iter().any(|(p, _)| rest.starts_with(p.as_bytes()));
+                    || PREFIXES.iter().any(|(p, _)| rest.starts_with(p.as_bytes()))
+                {
+                    shape = true;
+                    break;
+                }
             }
         }
-        Self { shape, longest_run }
+        // A run of 40 holds a whole aligned block of 20: only a text with such a block is
+        // measured.
+        let long_run = bytes
+            .chunks_exact(20)
+            .any(|block| block.iter().all(|&b| TOKEN[usize::from(b)]))
+            && longest_run(bytes) >= 40;
+        Self { shape, long_run }
     }
+}
+
+/// The longest run of token characters in `bytes`.
+fn longest_run(bytes: &[u8]) -> usize {
+    let (mut longest, mut run) = (0, 0);
+    for &b in bytes {
+        run = if TOKEN[usize::from(b)] { run + 1 } else { 0 };
+        longest = longest.max(run);
+    }
+    longest
 }
 
 /// Whether the text may hold a bearer token (`Bearer `, `bearer `, `BEARER `).
@@ -429,8 +453,28 @@ mod tests {
         ) {
             let text: String = parts.concat();
             proptest::prop_assert_eq!(shapes(&text), every_shape(&text));
-            let long_run = Scan::of(&text).longest_run >= 40;
+            let long_run = Scan::of(&text).long_run;
+            proptest::prop_assert_eq!(long_run, longest_run(text.as_bytes()) >= 40);
             proptest::prop_assert!(long_run || !has_key_body(&text));
+        }
+    }
+
+    #[test]
+    fn long_runs_are_found_wherever_they_start() {
+        for offset in 0..45 {
+            for len in [19, 20, 39, 40, 41, 60] {
+                let text = format!(
+                    "{}{}\"{}",
+                    " ".repeat(offset),
+                    "aB3/".repeat(20).get(..len).unwrap(),
+                    ":".repeat(offset % 7)
+                );
+                assert_eq!(
+                    Scan::of(&text).long_run,
+                    len >= 40,
+                    "offset {offset}, run {len}"
+                );
+            }
         }
     }
 
