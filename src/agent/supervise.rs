@@ -374,6 +374,9 @@ struct Leader {
     pid_file: Option<PathBuf>,
     /// The value of [`TOKEN_VAR`] in the agent's environment.
     token: String,
+    /// The leader's start time (clock ticks after boot): a process started before it can't
+    /// be one of its descendants.
+    ticks: Option<u64>,
 }
 
 impl Leader {
@@ -514,6 +517,7 @@ fn start(spec: &Spec) -> Result<(Leader, Receiver<Msg>, usize), SuperviseError> 
         reaped: false,
         pid_file: None,
         token,
+        ticks: start_time(pgid.as_raw()),
     };
     if let Some(dir) = &spec.pid_dir {
         leader.pid_file = leave_note(dir, &leader);
@@ -766,8 +770,13 @@ fn wait_exited(pid: Pid) -> Result<(), Errno> {
 /// the group to disappear. Returns the members still alive after that.
 fn sweep(leader: &Leader, kill_grace: Duration, killed: bool) -> Vec<i32> {
     let pgid = leader.pgid.as_raw();
+    // Nearly always the group ended with its leader and nothing escaped: one look says so.
+    let first = survey(Some(pgid), Some((&leader.token, leader.ticks)));
+    if first.members.is_empty() && first.marked.is_empty() {
+        return Vec::new();
+    }
     let mut survivors = Vec::new();
-    if !group_members(pgid).is_empty() {
+    if !first.members.is_empty() {
         let ended = !killed && {
             leader.signal(Signal::SIGTERM);
             wait_empty(pgid, kill_grace)
@@ -779,18 +788,18 @@ fn sweep(leader: &Leader, kill_grace: Duration, killed: bool) -> Vec<i32> {
         }
     }
     // The group is gone; what left it is found by the token it inherited.
-    survivors.extend(end_escapees(&leader.token, kill_grace));
+    survivors.extend(end_escapees(&leader.token, leader.ticks, kill_grace));
     survivors
 }
 
 /// Ends the live processes that carry `token` in their environment but left the agent's
 /// group: SIGTERM (again to any that appear), then SIGKILL after `kill_grace`. Returns those
 /// still alive after that. Pids are signalled one by one, read from `/proc` just before.
-fn end_escapees(token: &str, kill_grace: Duration) -> Vec<i32> {
+fn end_escapees(token: &str, since: Option<u64>, kill_grace: Duration) -> Vec<i32> {
     let term_until = Instant::now() + kill_grace;
     let kill_until = term_until + KILL_SETTLE;
     loop {
-        let found = marked(token);
+        let found = survey(None, Some((token, since))).marked;
         let now = Instant::now();
         if found.is_empty() || now >= kill_until {
             return found;
@@ -807,42 +816,6 @@ fn end_escapees(token: &str, kill_grace: Duration) -> Vec<i32> {
     }
 }
 
-/// The live (not zombie) processes whose environment holds `TOKEN_VAR=token`.
-fn marked(token: &str) -> Vec<i32> {
-    let needle = format!("{TOKEN_VAR}={token}");
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    let mut found = Vec::new();
-    for entry in dir.flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|name| name.parse::<i32>().ok())
-        else {
-            continue;
-        };
-        // Another user's process, or one that just ended: not ours to look at.
-        let Ok(environ) = std::fs::read(entry.path().join("environ")) else {
-            continue;
-        };
-        if !environ
-            .split(|b| *b == 0)
-            .any(|var| var == needle.as_bytes())
-        {
-            continue;
-        }
-        let live = std::fs::read_to_string(entry.path().join("stat"))
-            .ok()
-            .and_then(|stat| parse_stat(&stat))
-            .is_some_and(|(state, _)| state != 'Z' && state != 'X');
-        if live {
-            found.push(pid);
-        }
-    }
-    found
-}
-
 /// Writes `<dir>/<pgid>.json`: the group, its leader's start time (so a recycled pid is not
 /// mistaken for it) and the program. Best effort: without the note an orphan after a crash
 /// is only not found by the next start.
@@ -851,7 +824,7 @@ fn leave_note(dir: &std::path::Path, leader: &Leader) -> Option<PathBuf> {
     let note = serde_json::json!({
         "v": 1,
         "pgid": pgid,
-        "start": start_time(pgid),
+        "start": leader.ticks,
         "program": leader.program,
         "token": leader.token,
     });
@@ -908,9 +881,10 @@ pub fn kill_orphans(dir: &std::path::Path, kill_grace: Duration) -> Vec<Orphan> 
             };
             // And what left the group, by the token it inherited.
             let token = note.as_ref().and_then(|n| n["token"].as_str());
-            let escaped = token.map_or(0, |t| marked(t).len());
+            let since = note.as_ref().and_then(|n| n["start"].as_u64());
+            let escaped = token.map_or(0, |t| survey(None, Some((t, since))).marked.len());
             if let Some(token) = token.filter(|_| escaped > 0) {
-                end_escapees(token, kill_grace);
+                end_escapees(token, since, kill_grace);
             }
             if live + escaped > 0 {
                 found.push(Orphan {
@@ -932,9 +906,7 @@ pub fn kill_orphans(dir: &std::path::Path, kill_grace: Duration) -> Vec<Orphan> 
 /// The start time (clock ticks after boot) of live process `pid`, from `/proc/PID/stat`.
 fn start_time(pid: i32) -> Option<u64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let (_, rest) = stat.rsplit_once(')')?;
-    // After `(comm)`: state is field 3, starttime field 22.
-    rest.split_ascii_whitespace().nth(19)?.parse().ok()
+    parse_stat(&stat)?.2
 }
 
 /// Polls `/proc` until the group has no live member or `limit` has passed.
@@ -953,42 +925,82 @@ fn wait_empty(pgid: i32, limit: Duration) -> bool {
 
 /// The live (not zombie) processes whose process group is `pgid`, from `/proc/*/stat`.
 fn group_members(pgid: i32) -> Vec<i32> {
+    survey(Some(pgid), None).members
+}
+
+/// What one pass over `/proc` found.
+#[derive(Default)]
+struct Survey {
+    /// The live members of the group asked about.
+    members: Vec<i32>,
+    /// The live processes outside that group whose environment holds `TOKEN_VAR=token`.
+    marked: Vec<i32>,
+}
+
+/// One pass over `/proc`: the live (not zombie) members of process group `group`, and the live
+/// processes outside it whose environment holds `TOKEN_VAR=token`. Only processes started
+/// no earlier than `since` (clock ticks after boot, the agent's own start) have their
+/// environment read: an older one can't have inherited the token.
+fn survey(group: Option<i32>, token: Option<(&str, Option<u64>)>) -> Survey {
+    let mut found = Survey::default();
     let Ok(dir) = std::fs::read_dir("/proc") else {
-        return Vec::new();
+        return found;
     };
-    let mut members = Vec::new();
+    let needle = token.map(|(token, _)| format!("{TOKEN_VAR}={token}"));
     for entry in dir.flatten() {
-        let Some(member) = entry
+        let Some(pid) = entry
             .file_name()
             .to_str()
             .and_then(|name| name.parse::<i32>().ok())
         else {
             continue;
         };
-        // Processes come and go while we look; a vanished one is simply not a member.
+        // Processes come and go while we look; a vanished one is simply not found.
         let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
             continue;
         };
-        if let Some((state, pgrp)) = parse_stat(&stat)
-            && pgrp == pgid
-            && state != 'Z'
-            && state != 'X'
+        let Some((state, pgrp, started)) = parse_stat(&stat) else {
+            continue;
+        };
+        if state == 'Z' || state == 'X' {
+            continue;
+        }
+        if Some(pgrp) == group {
+            found.members.push(pid);
+            continue;
+        }
+        let (Some(needle), Some((_, since))) = (&needle, token) else {
+            continue;
+        };
+        if since.is_some_and(|since| started.is_some_and(|started| started < since)) {
+            continue;
+        }
+        // Another user's process, or one that just ended: not ours to look at.
+        let Ok(environ) = std::fs::read(entry.path().join("environ")) else {
+            continue;
+        };
+        if environ
+            .split(|b| *b == 0)
+            .any(|var| var == needle.as_bytes())
         {
-            members.push(member);
+            found.marked.push(pid);
         }
     }
-    members
+    found
 }
 
-/// The state and process group of a `/proc/PID/stat` line: `pid (comm) state ppid pgrp ...`,
-/// where `comm` may itself hold spaces and parentheses.
-fn parse_stat(stat: &str) -> Option<(char, i32)> {
+/// The state, process group and start time (clock ticks after boot, when the line has it) of
+/// a `/proc/PID/stat` line: `pid (comm) state ppid pgrp ... starttime ...`, where `comm` may
+/// itself hold spaces and parentheses.
+fn parse_stat(stat: &str) -> Option<(char, i32, Option<u64>)> {
     let (_, rest) = stat.rsplit_once(')')?;
     let mut fields = rest.split_ascii_whitespace();
     let state = fields.next()?.chars().next()?;
     let _ppid = fields.next()?;
     let pgrp = fields.next()?.parse().ok()?;
-    Some((state, pgrp))
+    // After pgrp, starttime is the 17th field.
+    let started = fields.nth(16).and_then(|f| f.parse().ok());
+    Some((state, pgrp, started))
 }
 
 fn spawn_reader<R: Read + Send + 'static>(
@@ -1393,7 +1405,7 @@ mod tests {
         let alive = std::fs::read_to_string(format!("/proc/{escapee}/stat"))
             .ok()
             .and_then(|stat| parse_stat(&stat))
-            .is_some_and(|(state, _)| state != 'Z' && state != 'X');
+            .is_some_and(|(state, _, _)| state != 'Z' && state != 'X');
         assert!(!alive, "the escapee {escapee} is still running");
         assert!(result.survivors.is_empty(), "{result:?}");
         assert_eq!(result.class, Class::Ok);
@@ -1520,8 +1532,17 @@ mod tests {
     fn stat_lines_with_odd_names_parse() {
         assert_eq!(
             parse_stat("42 (a (b) c) S 1 4242 4242 0 -1"),
-            Some(('S', 4242))
+            Some(('S', 4242, None))
         );
+        // A real line: the start time is field 22.
+        let own = std::fs::read_to_string("/proc/self/stat").unwrap();
+        let (state, pgrp, started) = parse_stat(&own).unwrap();
+        assert!(matches!(state, 'R' | 'S'), "{state}");
+        assert_eq!(pgrp, nix::unistd::getpgrp().as_raw());
+        // starttime is the 22nd field of the line.
+        let field_22 = own.rsplit_once(')').unwrap().1.split_whitespace().nth(19);
+        assert_eq!(started, field_22.map(|f| f.parse().unwrap()));
+        assert!(started.is_some());
         assert_eq!(parse_stat("garbage"), None);
     }
 
