@@ -1091,7 +1091,7 @@ fn read_lines(
         let mut texts = Vec::new();
         let mut ended_a_line = false;
         loop {
-            let newline = rest.iter().position(|&b| b == b'\n');
+            let newline = memchr::memchr(b'\n', rest);
             if let Some(newline) = newline {
                 line.push(&rest[..newline]);
                 rest = &rest[newline + 1..];
