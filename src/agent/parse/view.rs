@@ -7,7 +7,7 @@
 //! `serde_json` still does the parsing, so what is and isn't JSON (depth limit, number
 //! range, surrogates, trailing characters) is unchanged, and each accessor answers as the
 //! `Value` method of the same name would for the same text (`view::tests`,
-//! `json::tests::borrowed_and_value_streams_agree`).
+//! `json::tests::borrowed_and_value_read_mutated_captures_alike`).
 
 use std::borrow::Cow;
 use std::fmt;
