@@ -14,6 +14,7 @@ pub(crate) mod gemini;
 pub(crate) mod json;
 pub(crate) mod opencode;
 pub(crate) mod pi;
+pub(crate) mod view;
 
 use serde::{Deserialize, Serialize};
 

@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 
-use serde_json::Value;
+use super::view::Json;
 
 use super::classify;
 use super::json::{
@@ -41,7 +41,7 @@ enum Pending {
 }
 
 impl JsonDialect for Claude {
-    fn object(&mut self, kind: &str, v: &Value, out: &mut Vec<Event>) -> Seen {
+    fn object<J: Json>(&mut self, kind: &str, v: &J, out: &mut Vec<Event>) -> Seen {
         match kind {
             "system" => return self.system(v, out),
             "assistant" => self.assistant(v, out),
@@ -52,7 +52,7 @@ impl JsonDialect for Claude {
                 if str_at(v, "/rate_limit_info/status") == Some("rejected") {
                     let reset_at = v
                         .pointer("/rate_limit_info/resetsAt")
-                        .and_then(Value::as_i64)
+                        .and_then(J::as_i64)
                         .and_then(classify::epoch_to_rfc3339);
                     let which = str_at(v, "/rate_limit_info/rateLimitType").unwrap_or("unknown");
                     out.push(Event::Error {
@@ -82,7 +82,7 @@ impl JsonDialect for Claude {
 }
 
 impl Claude {
-    fn system(&mut self, v: &Value, out: &mut Vec<Event>) -> Seen {
+    fn system<J: Json>(&mut self, v: &J, out: &mut Vec<Event>) -> Seen {
         match str_at(v, "/subtype").unwrap_or_default() {
             "init" => {
                 if let Some(id) = str_at(v, "/session_id") {
@@ -114,9 +114,9 @@ impl Claude {
         Seen::Known
     }
 
-    fn assistant(&mut self, v: &Value, out: &mut Vec<Event>) {
-        let blocks = v.pointer("/message/content").and_then(Value::as_array);
-        if v.get("is_api_error_message").and_then(Value::as_bool) == Some(true) {
+    fn assistant<J: Json>(&mut self, v: &J, out: &mut Vec<Event>) {
+        let blocks = v.pointer("/message/content").and_then(J::as_array);
+        if v.get("is_api_error_message").and_then(J::as_bool) == Some(true) {
             // Claude's synthetic stand-in for a failed API call; the `result` line that
             // follows is the fatal one.
             let class = match (str_at(v, "/error"), status_at(v, "/api_error_status")) {
@@ -176,8 +176,8 @@ impl Claude {
         }
     }
 
-    fn user(&mut self, v: &Value, out: &mut Vec<Event>) {
-        let blocks = v.pointer("/message/content").and_then(Value::as_array);
+    fn user<J: Json>(&mut self, v: &J, out: &mut Vec<Event>) {
+        let blocks = v.pointer("/message/content").and_then(J::as_array);
         let at = str_at(v, "/timestamp");
         for block in blocks.into_iter().flatten() {
             let Some(pending) =
@@ -185,7 +185,7 @@ impl Claude {
             else {
                 continue;
             };
-            let failed = block.get("is_error").and_then(Value::as_bool) == Some(true);
+            let failed = block.get("is_error").and_then(J::as_bool) == Some(true);
             match pending {
                 Pending::Command { cmd, started } => out.push(Event::Command {
                     cmd,
@@ -211,7 +211,7 @@ impl Claude {
         }
     }
 
-    fn result(&mut self, v: &Value, out: &mut Vec<Event>) {
+    fn result<J: Json>(&mut self, v: &J, out: &mut Vec<Event>) {
         // Claude's `input_tokens` exclude cache reads and writes (CONTRACTS §9).
         let cached = u64_at(v, "/usage/cache_read_input_tokens").unwrap_or(0);
         self.usage = Usage {
@@ -225,10 +225,10 @@ impl Claude {
         };
         out.push(Event::Usage(self.usage.clone()));
 
-        if v.get("is_error").and_then(Value::as_bool) == Some(false) {
+        if v.get("is_error").and_then(J::as_bool) == Some(false) {
             // With --json-schema the object is the answer; `result` is its JSON text then.
             let text = match v.get("structured_output") {
-                Some(object @ Value::Object(_)) => Some(object.to_string()),
+                Some(object) if object.is_object() => Some(object.to_value().to_string()),
                 _ => str_at(v, "/result").map(str::to_owned),
             };
             if let Some(text) = &text {
@@ -242,8 +242,8 @@ impl Claude {
         let message = str_at(v, "/result")
             .map(str::to_owned)
             .or_else(|| {
-                let errors = v.get("errors").and_then(Value::as_array)?;
-                let texts: Vec<&str> = errors.iter().filter_map(Value::as_str).collect();
+                let errors = v.get("errors").and_then(J::as_array)?;
+                let texts: Vec<&str> = errors.iter().filter_map(J::as_str).collect();
                 (!texts.is_empty()).then(|| texts.join("; "))
             })
             .unwrap_or_else(|| "claude reported an error".to_owned());

@@ -5,7 +5,7 @@
 //! (its `input_tokens` already include the cached ones). `error` lines and `error` items are
 //! warnings (retries, unknown model); only `turn.failed` fails a run (CONTRACTS §2.5).
 
-use serde_json::Value;
+use super::view::Json;
 
 use super::classify;
 use super::json::{Ending, JsonDialect, Seen, Verdict, exit_code_at, str_at, u64_at};
@@ -20,7 +20,7 @@ pub(crate) struct Codex {
 }
 
 impl JsonDialect for Codex {
-    fn object(&mut self, kind: &str, v: &Value, out: &mut Vec<Event>) -> Seen {
+    fn object<J: Json>(&mut self, kind: &str, v: &J, out: &mut Vec<Event>) -> Seen {
         match kind {
             "thread.started" => {
                 if let Some(id) = str_at(v, "/thread_id") {
@@ -79,7 +79,7 @@ impl JsonDialect for Codex {
 }
 
 impl Codex {
-    fn item(&mut self, v: &Value, out: &mut Vec<Event>) -> Seen {
+    fn item<J: Json>(&mut self, v: &J, out: &mut Vec<Event>) -> Seen {
         let Some(item) = v.get("item") else {
             return Seen::Unknown("item.completed".to_owned());
         };
@@ -99,7 +99,7 @@ impl Codex {
                 output: str_at(item, "/aggregated_output").map(str::to_owned),
             }),
             "file_change" => {
-                let changes = item.get("changes").and_then(Value::as_array);
+                let changes = item.get("changes").and_then(J::as_array);
                 for change in changes.into_iter().flatten() {
                     if let Some(path) = str_at(change, "/path") {
                         out.push(Event::FileChange {

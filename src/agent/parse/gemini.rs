@@ -9,6 +9,8 @@ use std::collections::HashMap;
 
 use serde_json::Value;
 
+use super::view::Json;
+
 use super::classify;
 use super::json::{Ending, JsonDialect, Seen, Verdict, millis_between, str_at, u64_at};
 use crate::agent::event::{Event, FailureClass, FileChangeKind, Usage};
@@ -32,7 +34,7 @@ struct Pending {
 }
 
 impl JsonDialect for Gemini {
-    fn object(&mut self, kind: &str, v: &Value, out: &mut Vec<Event>) -> Seen {
+    fn object<J: Json>(&mut self, kind: &str, v: &J, out: &mut Vec<Event>) -> Seen {
         match kind {
             "init" => {
                 if let Some(id) = str_at(v, "/session_id") {
@@ -55,7 +57,7 @@ impl JsonDialect for Gemini {
                         id.to_owned(),
                         Pending {
                             tool: str_at(v, "/tool_name").unwrap_or_default().to_owned(),
-                            parameters: v.get("parameters").cloned().unwrap_or_default(),
+                            parameters: v.get("parameters").map(J::to_value).unwrap_or_default(),
                             started: str_at(v, "/timestamp").map(str::to_owned),
                         },
                     );
@@ -93,7 +95,7 @@ impl JsonDialect for Gemini {
 }
 
 impl Gemini {
-    fn tool_result(&mut self, v: &Value, out: &mut Vec<Event>) {
+    fn tool_result<J: Json>(&mut self, v: &J, out: &mut Vec<Event>) {
         // Text before a tool call is narration, not the final answer.
         self.text.clear();
         let Some(call) = str_at(v, "/tool_id").and_then(|id| self.pending.remove(id)) else {
@@ -129,7 +131,7 @@ impl Gemini {
         }
     }
 
-    fn result(&mut self, v: &Value, out: &mut Vec<Event>) {
+    fn result<J: Json>(&mut self, v: &J, out: &mut Vec<Event>) {
         self.usage = Usage {
             input: u64_at(v, "/stats/input_tokens").unwrap_or(0),
             cached: u64_at(v, "/stats/cached").unwrap_or(0),
@@ -147,7 +149,7 @@ impl Gemini {
             return;
         }
         let message = str_at(v, "/error/message").unwrap_or("gemini reported an error");
-        let class = classify_error(v.get("error").unwrap_or(&Value::Null), message);
+        let class = classify_error(v.get("error"), message);
         out.push(Event::Error {
             message: message.to_owned(),
             fatal: true,
@@ -160,9 +162,9 @@ impl Gemini {
 /// Classifies `result.error` (`{type, message, code?}`; *not exercised*, CONTRACTS §5.3).
 /// The type is the name of gemini's error class; the code may be its exit code (41 auth,
 /// 53 turn limit) or an HTTP status.
-fn classify_error(error: &Value, message: &str) -> FailureClass {
-    let kind = str_at(error, "/type").unwrap_or_default();
-    let code = u64_at(error, "/code");
+fn classify_error<J: Json>(error: Option<&J>, message: &str) -> FailureClass {
+    let kind = error.and_then(|e| str_at(e, "/type")).unwrap_or_default();
+    let code = error.and_then(|e| u64_at(e, "/code"));
     if kind.contains("Auth") || code == Some(41) {
         return FailureClass::Auth;
     }

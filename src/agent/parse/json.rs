@@ -2,18 +2,20 @@
 //! what isn't understood, and turning a CLI's terminal verdict into an [`Outcome`].
 //!
 //! Each CLI only supplies a [`JsonDialect`]: what one typed object means, and what the
-//! stream said once it ended. Also small `Value` accessors, so dialects never index or
+//! stream said once it ended. Also small [`Json`] accessors, so dialects never index or
 //! unwrap into input.
 
+#[cfg(test)]
 use serde_json::Value;
 
+use super::view::{self, Json};
 use super::{Outcome, StreamParser};
 use crate::agent::event::{Event, FailureClass, Usage};
 
 /// One CLI's reading of its JSON objects.
 pub(crate) trait JsonDialect: Default {
     /// Handles one object whose `type` is `kind`, pushing its events to `out`.
-    fn object(&mut self, kind: &str, v: &Value, out: &mut Vec<Event>) -> Seen;
+    fn object<J: Json>(&mut self, kind: &str, v: &J, out: &mut Vec<Event>) -> Seen;
     /// What the stream said, once it has ended.
     fn end(&mut self) -> Ending;
 }
@@ -62,38 +64,7 @@ impl<D: JsonDialect> StreamParser for JsonStream<D> {
         if raw.trim().is_empty() {
             return Vec::new();
         }
-        let Ok(value) = serde_json::from_str::<Value>(raw) else {
-            self.garbage_lines += 1;
-            return vec![Event::Unknown { kind: None }];
-        };
-        if !value.is_object() {
-            self.garbage_lines += 1;
-            return vec![Event::Unknown { kind: None }];
-        }
-        let Some(kind) = value.get("type").and_then(Value::as_str) else {
-            self.unknown_lines += 1;
-            return vec![Event::Unknown { kind: None }];
-        };
-        let mut out = Vec::new();
-        if let Seen::Unknown(label) = self.dialect.object(kind, &value, &mut out) {
-            self.unknown_lines += 1;
-            out.push(Event::Unknown { kind: Some(label) });
-        }
-        for event in &out {
-            if let Event::Error {
-                fatal: false,
-                class: Some(class @ (FailureClass::RateLimited { .. } | FailureClass::Auth)),
-                ..
-            } = event
-            {
-                // Hints add up: a reset time from one line, a retry delay from the next.
-                self.hint = Some(match self.hint.take() {
-                    Some(earlier) => refine(class.clone(), Some(earlier)),
-                    None => class.clone(),
-                });
-            }
-        }
-        out
+        self.parsed(view::parse(raw).as_ref())
     }
 
     fn finish(&mut self) -> Outcome {
@@ -123,6 +94,50 @@ impl<D: JsonDialect> StreamParser for JsonStream<D> {
     }
 }
 
+impl<D: JsonDialect> JsonStream<D> {
+    /// Handles one non-blank line, `None` when it isn't JSON.
+    fn parsed<J: Json>(&mut self, value: Option<&J>) -> Vec<Event> {
+        let Some(value) = value.filter(|v| v.is_object()) else {
+            self.garbage_lines += 1;
+            return vec![Event::Unknown { kind: None }];
+        };
+        let Some(kind) = value.get("type").and_then(J::as_str) else {
+            self.unknown_lines += 1;
+            return vec![Event::Unknown { kind: None }];
+        };
+        let mut out = Vec::new();
+        if let Seen::Unknown(label) = self.dialect.object(kind, value, &mut out) {
+            self.unknown_lines += 1;
+            out.push(Event::Unknown { kind: Some(label) });
+        }
+        for event in &out {
+            if let Event::Error {
+                fatal: false,
+                class: Some(class @ (FailureClass::RateLimited { .. } | FailureClass::Auth)),
+                ..
+            } = event
+            {
+                // Hints add up: a reset time from one line, a retry delay from the next.
+                self.hint = Some(match self.hint.take() {
+                    Some(earlier) => refine(class.clone(), Some(earlier)),
+                    None => class.clone(),
+                });
+            }
+        }
+        out
+    }
+
+    /// The line as the parser read it before `view::Borrowed`: through a `serde_json::Value`.
+    /// Kept to prove both read every line alike.
+    #[cfg(test)]
+    pub(crate) fn line_via_value(&mut self, raw: &str) -> Vec<Event> {
+        if raw.trim().is_empty() {
+            return Vec::new();
+        }
+        self.parsed(serde_json::from_str::<Value>(raw).ok().as_ref())
+    }
+}
+
 /// Sharpens a fatal class with a hint from an earlier non-fatal error: a run that retried
 /// 429s and then failed vaguely was rate-limited.
 fn refine(class: FailureClass, hint: Option<FailureClass>) -> FailureClass {
@@ -146,47 +161,45 @@ fn refine(class: FailureClass, hint: Option<FailureClass>) -> FailureClass {
 }
 
 /// The string at a JSON pointer.
-pub(crate) fn str_at<'a>(v: &'a Value, pointer: &str) -> Option<&'a str> {
-    v.pointer(pointer).and_then(Value::as_str)
+pub(crate) fn str_at<'a, J: Json>(v: &'a J, pointer: &str) -> Option<&'a str> {
+    v.pointer(pointer).and_then(J::as_str)
 }
 
 /// The unsigned integer at a JSON pointer.
-pub(crate) fn u64_at(v: &Value, pointer: &str) -> Option<u64> {
-    v.pointer(pointer).and_then(Value::as_u64)
+pub(crate) fn u64_at<J: Json>(v: &J, pointer: &str) -> Option<u64> {
+    v.pointer(pointer).and_then(J::as_u64)
 }
 
 /// The number at a JSON pointer.
-pub(crate) fn f64_at(v: &Value, pointer: &str) -> Option<f64> {
-    v.pointer(pointer).and_then(Value::as_f64)
+pub(crate) fn f64_at<J: Json>(v: &J, pointer: &str) -> Option<f64> {
+    v.pointer(pointer).and_then(J::as_f64)
 }
 
 /// An exit code at a JSON pointer, if it fits an `i32`.
-pub(crate) fn exit_code_at(v: &Value, pointer: &str) -> Option<i32> {
+pub(crate) fn exit_code_at<J: Json>(v: &J, pointer: &str) -> Option<i32> {
     v.pointer(pointer)
-        .and_then(Value::as_i64)
+        .and_then(J::as_i64)
         .and_then(|c| i32::try_from(c).ok())
 }
 
 /// An HTTP status at a JSON pointer, if it is one.
-pub(crate) fn status_at(v: &Value, pointer: &str) -> Option<u16> {
+pub(crate) fn status_at<J: Json>(v: &J, pointer: &str) -> Option<u16> {
     u64_at(v, pointer)
         .and_then(|s| u16::try_from(s).ok())
         .filter(|s| (100..600).contains(s))
 }
 
 /// The text of a content value: a string, or the `text` of an array of blocks, joined.
-pub(crate) fn text_of(v: &Value) -> Option<String> {
-    match v {
-        Value::String(s) => Some(s.clone()),
-        Value::Array(blocks) => {
-            let texts: Vec<&str> = blocks
-                .iter()
-                .filter_map(|b| b.get("text").and_then(Value::as_str))
-                .collect();
-            (!texts.is_empty()).then(|| texts.concat())
-        }
-        _ => None,
+pub(crate) fn text_of<J: Json>(v: &J) -> Option<String> {
+    if let Some(s) = v.as_str() {
+        return Some(s.to_owned());
     }
+    let texts: Vec<&str> = v
+        .as_array()?
+        .iter()
+        .filter_map(|b| b.get("text").and_then(J::as_str))
+        .collect();
+    (!texts.is_empty()).then(|| texts.concat())
 }
 
 /// Milliseconds between two RFC 3339 timestamps, when both parse and `end` is not earlier.
@@ -198,7 +211,214 @@ pub(crate) fn millis_between(start: &str, end: &str) -> Option<u64> {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
+    use crate::agent::parse::{
+        claude::Claude, codex::Codex, gemini::Gemini, opencode::Opencode, pi::Pi,
+    };
+
+    /// Every captured stream, as text.
+    fn captures() -> Vec<String> {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/captures");
+        let mut paths: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "jsonl"))
+            .collect();
+        paths.sort();
+        assert!(paths.len() >= 20, "{paths:?}");
+        paths
+            .iter()
+            .map(|p| std::fs::read_to_string(p).unwrap())
+            .collect()
+    }
+
+    /// Reads a stream with one dialect through `Borrowed` and through `Value`; both must
+    /// give the same events line by line and the same outcome.
+    fn agree<D: JsonDialect>(text: &str) -> Result<(), TestCaseError> {
+        let mut fast = JsonStream::<D>::default();
+        let mut slow = JsonStream::<D>::default();
+        for line in text.split('\n') {
+            prop_assert_eq!(fast.line(line), slow.line_via_value(line), "{}", line);
+        }
+        prop_assert_eq!(fast.finish(), slow.finish());
+        Ok(())
+    }
+
+    fn all_agree(text: &str) -> Result<(), TestCaseError> {
+        agree::<Codex>(text)?;
+        agree::<Claude>(text)?;
+        agree::<Gemini>(text)?;
+        agree::<Opencode>(text)?;
+        agree::<Pi>(text)
+    }
+
+    #[test]
+    fn borrowed_and_value_read_every_capture_alike() {
+        for capture in captures() {
+            all_agree(&capture).unwrap();
+        }
+    }
+
+    /// Members inserted right after a `{`: known keys again (a duplicate key, whose last
+    /// value counts), with other types, escapes and odd numbers.
+    const MEMBERS: &[&str] = &[
+        r#""type":"result","#,
+        r#""type":"item.completed","#,
+        r#""type":"tool_result","#,
+        r#""type":7,"#,
+        r#""text":"dup\n\u00e9","#,
+        r#""text":null,"#,
+        r#""exit_code":-1,"#,
+        r#""exit_code":4294967296,"#,
+        r#""is_error":false,"#,
+        r#""is_error":true,"#,
+        r#""result":"r\"q","#,
+        r#""status":"success","#,
+        r#""role":"assistant","#,
+        r#""subtype":"api_retry","#,
+        r#""error_status":429,"#,
+        r#""content":[{"type":"text","text":"t"},{"text":"u"}],"#,
+        r#""content":"c","#,
+        r#""structured_output":{"b":1,"a":[1.5,-0],"b":2},"#,
+        r#""usage":{"input_tokens":5,"input_tokens":1e3,"output_tokens":-3},"#,
+        r#""\u0074ype":"error","#,
+        r#""message":{"role":"assistant","content":[{"type":"text","text":"m"}],"stopReason":"error"},"#,
+        r#""item":{"type":"file_change","changes":[{"path":"/a","kind":"add"},{"path":1}]},"#,
+        r#""part":{"tool":"bash","state":{"input":{"command":"ls"},"time":{"start":5,"end":3}}},"#,
+        r#""error":{"name":"APIError","data":{"statusCode":429,"isRetryable":false}},"#,
+        r#""error":{"type":"QuotaError","code":53,"message":"m"},"#,
+        r#""parameters":{"command":"c","file_path":"\/p"},"#,
+        r#""args":{"command":"a","path":"p"},"#,
+        r#""tool_id":"t1","toolCallId":"t1","#,
+        r#""":"","#,
+    ];
+
+    const TOKENS: &[&str] = &[
+        "",
+        "\"",
+        "\\",
+        "\\u0000",
+        "\\ud800",
+        "\\ud83d\\ude00",
+        "{",
+        "}",
+        "[",
+        "]",
+        ",",
+        ":",
+        "null",
+        "\n",
+        "\u{e9}",
+        "\u{1f600}",
+        "\t",
+        "1e400",
+        "-0",
+        "0.1",
+    ];
+
+    const NUMBERS: &[&str] = &[
+        "0",
+        "-1",
+        "1.5",
+        "4294967296",
+        "9223372036854775807",
+        "9223372036854775808",
+        "18446744073709551615",
+        "18446744073709551616",
+        "-9223372036854775809",
+        "1e400",
+        "1e-400",
+        "2.5E3",
+    ];
+
+    #[derive(Debug, Clone)]
+    enum Edit {
+        /// A member after the n-th `{`.
+        Member(usize, &'static str),
+        Insert(usize, &'static str),
+        Delete(usize, usize),
+        /// Replaces the n-th run of digits.
+        Number(usize, &'static str),
+    }
+
+    fn edit() -> impl Strategy<Value = Edit> {
+        prop_oneof![
+            3 => (any::<usize>(), proptest::sample::select(MEMBERS)).prop_map(|(i, m)| Edit::Member(i, m)),
+            1 => (any::<usize>(), proptest::sample::select(TOKENS)).prop_map(|(i, t)| Edit::Insert(i, t)),
+            1 => (any::<usize>(), 1..4usize).prop_map(|(i, n)| Edit::Delete(i, n)),
+            2 => (any::<usize>(), proptest::sample::select(NUMBERS)).prop_map(|(i, n)| Edit::Number(i, n)),
+        ]
+    }
+
+    fn apply(text: &mut String, edit: &Edit) {
+        let nth =
+            |starts: Vec<usize>, i: usize| (!starts.is_empty()).then(|| starts[i % starts.len()]);
+        let boundaries = |text: &str| {
+            (0..=text.len())
+                .filter(|&b| text.is_char_boundary(b))
+                .collect()
+        };
+        match *edit {
+            Edit::Member(i, member) => {
+                let braces = text.match_indices('{').map(|(at, _)| at + 1).collect();
+                if let Some(at) = nth(braces, i) {
+                    text.insert_str(at, member);
+                }
+            }
+            Edit::Insert(i, token) => {
+                if let Some(at) = nth(boundaries(text), i) {
+                    text.insert_str(at, token);
+                }
+            }
+            Edit::Delete(i, n) => {
+                let all: Vec<usize> = boundaries(text);
+                if let Some(at) = nth(all.clone(), i) {
+                    let end = all
+                        .iter()
+                        .copied()
+                        .filter(|&b| b >= at)
+                        .nth(n)
+                        .unwrap_or(text.len());
+                    text.replace_range(at..end, "");
+                }
+            }
+            Edit::Number(i, number) => {
+                let bytes = text.as_bytes();
+                let runs = (0..bytes.len())
+                    .filter(|&b| {
+                        bytes[b].is_ascii_digit() && (b == 0 || !bytes[b - 1].is_ascii_digit())
+                    })
+                    .collect();
+                if let Some(at) = nth(runs, i) {
+                    let end = text[at..]
+                        .find(|c: char| !c.is_ascii_digit())
+                        .map_or(text.len(), |e| at + e);
+                    text.replace_range(at..end, number);
+                }
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(1500))]
+
+        /// Mutated captures (duplicate and retyped members, broken escapes, odd numbers,
+        /// broken syntax) read alike through `Borrowed` and `Value`.
+        #[test]
+        fn borrowed_and_value_read_mutated_captures_alike(
+            which in any::<usize>(),
+            edits in proptest::collection::vec(edit(), 1..12),
+        ) {
+            let captures = captures();
+            let mut text = captures[which % captures.len()].clone();
+            for edit in &edits {
+                apply(&mut text, edit);
+            }
+            all_agree(&text)?;
+        }
+    }
 
     #[test]
     fn refine_prefers_the_hint_over_a_vague_failure() {

@@ -6,7 +6,7 @@
 //! the run is over when a step finishes for any reason but `tool-calls` (after which another
 //! step always follows), and failed when an `error` event arrives.
 
-use serde_json::Value;
+use super::view::Json;
 
 use super::classify;
 use super::json::{
@@ -23,7 +23,7 @@ pub(crate) struct Opencode {
 }
 
 impl JsonDialect for Opencode {
-    fn object(&mut self, kind: &str, v: &Value, out: &mut Vec<Event>) -> Seen {
+    fn object<J: Json>(&mut self, kind: &str, v: &J, out: &mut Vec<Event>) -> Seen {
         if self.session_id.is_none()
             && let Some(id) = str_at(v, "/sessionID")
         {
@@ -66,7 +66,7 @@ impl JsonDialect for Opencode {
                 let message = str_at(v, "/error/data/message")
                     .or_else(|| str_at(v, "/error/name"))
                     .unwrap_or("opencode reported an error");
-                let class = classify_error(v.get("error").unwrap_or(&Value::Null), message);
+                let class = classify_error(v.get("error"), message);
                 out.push(Event::Error {
                     message: message.to_owned(),
                     fatal: true,
@@ -89,7 +89,7 @@ impl JsonDialect for Opencode {
     }
 }
 
-fn tool_use(v: &Value, out: &mut Vec<Event>) {
+fn tool_use<J: Json>(v: &J, out: &mut Vec<Event>) {
     let Some(state) = v.pointer("/part/state") else {
         return;
     };
@@ -124,11 +124,11 @@ fn tool_use(v: &Value, out: &mut Vec<Event>) {
 /// Classifies an `error` event's `{name, data}` (*not exercised*, CONTRACTS §6.3). Names
 /// are opencode's error classes: `APIError` carries `statusCode`, `isRetryable` and the
 /// response headers; `ProviderAuthError` is a credential problem.
-fn classify_error(error: &Value, message: &str) -> FailureClass {
-    match str_at(error, "/name").unwrap_or_default() {
+fn classify_error<J: Json>(error: Option<&J>, message: &str) -> FailureClass {
+    match error.and_then(|e| str_at(e, "/name")).unwrap_or_default() {
         "ProviderAuthError" => FailureClass::Auth,
         "APIError" => {
-            let status = status_at(error, "/data/statusCode");
+            let status = error.and_then(|e| status_at(e, "/data/statusCode"));
             match classify::api_error(status, &[], message) {
                 FailureClass::RateLimited {
                     reset_at,
@@ -136,15 +136,16 @@ fn classify_error(error: &Value, message: &str) -> FailureClass {
                 } => FailureClass::RateLimited {
                     reset_at,
                     retry_after_s: retry_after_s.or_else(|| {
-                        str_at(error, "/data/responseHeaders/retry-after")
+                        error
+                            .and_then(|e| str_at(e, "/data/responseHeaders/retry-after"))
                             .and_then(|s| s.trim().parse().ok())
                     }),
                 },
                 FailureClass::Api { status, retryable } => FailureClass::Api {
                     status,
                     retryable: error
-                        .pointer("/data/isRetryable")
-                        .and_then(Value::as_bool)
+                        .and_then(|e| e.pointer("/data/isRetryable"))
+                        .and_then(J::as_bool)
                         .unwrap_or(retryable),
                 },
                 class => class,

@@ -11,6 +11,8 @@ use std::collections::HashMap;
 
 use serde_json::Value;
 
+use super::view::Json;
+
 use super::classify;
 use super::json::{Ending, JsonDialect, Seen, Verdict, f64_at, str_at, text_of, u64_at};
 use crate::agent::event::{Event, FailureClass, FileChangeKind, Usage};
@@ -26,7 +28,7 @@ pub(crate) struct Pi {
 }
 
 impl JsonDialect for Pi {
-    fn object(&mut self, kind: &str, v: &Value, out: &mut Vec<Event>) -> Seen {
+    fn object<J: Json>(&mut self, kind: &str, v: &J, out: &mut Vec<Event>) -> Seen {
         match kind {
             "session" => {
                 if let Some(id) = str_at(v, "/id") {
@@ -51,7 +53,7 @@ impl JsonDialect for Pi {
             }
             "tool_execution_start" => {
                 if let Some(id) = str_at(v, "/toolCallId") {
-                    let args = v.get("args").cloned().unwrap_or_default();
+                    let args = v.get("args").map(J::to_value).unwrap_or_default();
                     self.pending.insert(id.to_owned(), args);
                 }
             }
@@ -90,11 +92,11 @@ impl JsonDialect for Pi {
 }
 
 impl Pi {
-    fn message_end(&mut self, message: &Value, out: &mut Vec<Event>) {
+    fn message_end<J: Json>(&mut self, message: &J, out: &mut Vec<Event>) {
         if str_at(message, "/role") != Some("assistant") {
             return;
         }
-        let blocks = message.get("content").and_then(Value::as_array);
+        let blocks = message.get("content").and_then(J::as_array);
         for block in blocks.into_iter().flatten() {
             match str_at(block, "/type").unwrap_or_default() {
                 "text" => out.push(Event::Message {
@@ -131,11 +133,11 @@ impl Pi {
         }
     }
 
-    fn tool_end(&mut self, v: &Value, out: &mut Vec<Event>) {
+    fn tool_end<J: Json>(&mut self, v: &J, out: &mut Vec<Event>) {
         let args = str_at(v, "/toolCallId")
             .and_then(|id| self.pending.remove(id))
             .unwrap_or_default();
-        let failed = v.get("isError").and_then(Value::as_bool) == Some(true);
+        let failed = v.get("isError").and_then(J::as_bool) == Some(true);
         match str_at(v, "/toolName").unwrap_or_default() {
             "bash" => out.push(Event::Command {
                 cmd: str_at(&args, "/command").unwrap_or_default().to_owned(),
@@ -157,13 +159,13 @@ impl Pi {
         }
     }
 
-    fn agent_end(&mut self, v: &Value, out: &mut Vec<Event>) {
-        let messages = v.get("messages").and_then(Value::as_array);
+    fn agent_end<J: Json>(&mut self, v: &J, out: &mut Vec<Event>) {
+        let messages = v.get("messages").and_then(J::as_array);
         let last_assistant = messages
             .into_iter()
             .flatten()
             .rev()
-            .find(|m| str_at(m, "/role") == Some("assistant"));
+            .find(|m| str_at(*m, "/role") == Some("assistant"));
         if let Some(text) = last_assistant.and_then(assistant_text) {
             self.last_text = Some(text);
         }
@@ -187,11 +189,11 @@ impl Pi {
 }
 
 /// The text blocks of an assistant message, joined; `None` when it has none.
-fn assistant_text(message: &Value) -> Option<String> {
-    let blocks = message.get("content").and_then(Value::as_array)?;
+fn assistant_text<J: Json>(message: &J) -> Option<String> {
+    let blocks = message.get("content").and_then(J::as_array)?;
     let texts: Vec<&str> = blocks
         .iter()
-        .filter(|b| str_at(b, "/type") == Some("text"))
+        .filter(|b| str_at(*b, "/type") == Some("text"))
         .filter_map(|b| str_at(b, "/text"))
         .collect();
     (!texts.is_empty()).then(|| texts.concat())
@@ -199,7 +201,7 @@ fn assistant_text(message: &Value) -> Option<String> {
 
 /// The failure an assistant message's `stopReason` reports, if any (*not exercised*,
 /// CONTRACTS §7.2: `error` with an `errorMessage`, or `aborted`).
-fn stop_failure(message: &Value) -> Option<FailureClass> {
+fn stop_failure<J: Json>(message: &J) -> Option<FailureClass> {
     match str_at(message, "/stopReason")? {
         "error" => Some(classify::error_message(
             str_at(message, "/errorMessage").unwrap_or_default(),
