@@ -142,6 +142,16 @@ impl Ctx {
         Ok(doc)
     }
 
+    /// Applies `change` to the backlog. The run's cached copy is let go first: with no other
+    /// copy held, the store patches the document where it is instead of copying it whole.
+    pub(crate) fn update(
+        &self,
+        change: &crate::backlog::ops::Change,
+    ) -> anyhow::Result<crate::backlog::persist::Applied> {
+        self.doc_cache.borrow_mut().take();
+        self.store.update(change, &self.journal)
+    }
+
     /// The backlog's path relative to the project root, for prompts.
     pub(crate) fn backlog_display(&self) -> String {
         self.backlog
@@ -381,8 +391,7 @@ fn drive(ctx: &mut Ctx, idea: Option<&str>) -> anyhow::Result<(&'static str, u8)
         // Work was added after the review declared the project done: it is not done.
         let id = marker.id.to_owned();
         drop(tasks);
-        ctx.store
-            .update(&crate::backlog::ops::reopen(&id), &ctx.journal)?;
+        ctx.update(&crate::backlog::ops::reopen(&id))?;
         ctx.record(
             "project.reopened",
             json!({"marker": id, "why": "tasks were added after the review declared the project done"}),
@@ -404,6 +413,8 @@ fn drive(ctx: &mut Ctx, idea: Option<&str>) -> anyhow::Result<(&'static str, u8)
                 return Ok(("the iteration cap was reached with work left", EXIT_CAP));
             }
             let task = doc.task(&id).map_or(Value::Null, |t| t.value.clone());
+            // Held on, it would make the iteration's updates copy the backlog.
+            drop(doc);
             let (agent, why) = match schedule::worker(ctx, &task)? {
                 schedule::Pick::Run { agent, why } => (agent, why),
                 schedule::Pick::Wait { until, why } => {

@@ -123,10 +123,71 @@ impl Doc {
         self.tasks().into_iter().find(|t| t.is_marker)
     }
 
-    /// How many tasks have each status (the project-done marker is not counted).
+    /// How many tasks have each status (the project-done marker is not counted): the tasks
+    /// [`Self::tasks`] views, counted in one pass over each task's fields without building
+    /// the views (a run counts after every step).
     pub fn counts(&self) -> Counts {
         let mut c = Counts::default();
-        for t in self.tasks() {
+        let tasks = self.value.get("tasks").and_then(Value::as_array);
+        for task in tasks.into_iter().flatten() {
+            let Some((status, is_marker)) = counted(task) else {
+                continue;
+            };
+            if is_marker {
+                c.project_done = true;
+                continue;
+            }
+            *match status {
+                Status::Todo => &mut c.todo,
+                Status::Doing => &mut c.doing,
+                Status::Blocked => &mut c.blocked,
+                Status::Done => &mut c.done,
+            } += 1;
+        }
+        c
+    }
+
+    /// The canonical bytes of this document.
+    pub fn to_pretty_string(&self) -> String {
+        super::format::to_pretty_string(&self.value)
+    }
+}
+
+/// A task's status and whether it is the project-done marker, when [`TaskView::from_value`]
+/// makes a view of it (same conditions, one walk over the fields instead of a lookup each).
+fn counted(task: &Value) -> Option<(Status, bool)> {
+    let (mut id, mut title, mut priority, mut status, mut tags) = (false, false, false, None, None);
+    for (key, value) in task.as_object()? {
+        match key.as_str() {
+            "id" => id = value.is_string(),
+            "title" => title = value.is_string(),
+            "priority" => {
+                priority = super::model::as_integer(value).is_some_and(|p| u8::try_from(p).is_ok());
+            }
+            "status" => status = value.as_str().and_then(Status::parse),
+            "tags" => tags = Some(value),
+            _ => {}
+        }
+    }
+    let status = status.filter(|_| id && title && priority)?;
+    let is_marker = status == Status::Done
+        && tags.and_then(Value::as_array).is_some_and(|t| {
+            t.iter()
+                .any(|t| t.as_str() == Some(super::model::PROJECT_DONE_TAG))
+        });
+    Some((status, is_marker))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    /// What [`Doc::counts`] counted before its one-pass form: a view of every task.
+    fn counts_by_views(doc: &Doc) -> Counts {
+        let mut c = Counts::default();
+        for t in doc.tasks() {
             if t.is_marker {
                 c.project_done = true;
                 continue;
@@ -141,8 +202,55 @@ impl Doc {
         c
     }
 
-    /// The canonical bytes of this document.
-    pub fn to_pretty_string(&self) -> String {
-        super::format::to_pretty_string(&self.value)
+    fn arb_field() -> impl Strategy<Value = Value> {
+        prop_oneof![
+            Just(Value::Null),
+            Just(json!("todo")),
+            Just(json!("doing")),
+            Just(json!("blocked")),
+            Just(json!("done")),
+            Just(json!("Done")),
+            Just(json!("x")),
+            Just(json!(3)),
+            Just(json!(2.0)),
+            Just(json!(2.5)),
+            Just(json!(300)),
+            Just(json!(-1)),
+            Just(json!(["project-done"])),
+            Just(json!(["a", "project-done"])),
+            Just(json!(["a"])),
+            Just(json!("project-done")),
+        ]
+    }
+
+    proptest! {
+        /// The one-pass count equals counting the views, on any task objects, valid or not.
+        #[test]
+        fn counts_match_views(tasks in prop::collection::vec(
+            (0usize..4, prop::collection::vec((prop::sample::select(vec!["id", "title", "priority", "status", "tags", "notes"]), prop::option::of(arb_field())), 0..3)),
+            0..8,
+        ), odd in any::<bool>()) {
+            const STATUSES: [&str; 4] = ["todo", "doing", "blocked", "done"];
+            // Valid tasks with a few fields replaced by odd values or removed.
+            let mut tasks: Vec<Value> = tasks
+                .into_iter()
+                .map(|(status, edits)| {
+                    let mut task = json!({"id": "T", "title": "t", "priority": 3, "status": STATUSES[status]});
+                    for (key, value) in edits {
+                        let fields = task.as_object_mut().unwrap();
+                        match value {
+                            Some(v) => { fields.insert(key.to_owned(), v); }
+                            None => { fields.shift_remove(key); }
+                        }
+                    }
+                    task
+                })
+                .collect();
+            if odd {
+                tasks.push(json!("not an object"));
+            }
+            let doc = Doc::from_validated(json!({"schema_version": 1, "tasks": tasks}));
+            prop_assert_eq!(doc.counts(), counts_by_views(&doc));
+        }
     }
 }

@@ -97,19 +97,110 @@ pub fn run_update(
     input: Value,
     shadow: &Shadow,
 ) -> Result<Update, JqError> {
+    let out = run_shadow(program, args, shadow)?;
+    match out.changed_tasks(shadow, &input) {
+        Some(changed) => out.patch_tasks(input, changed),
+        None => out.patch(input, shadow),
+    }
+}
+
+/// A program's result on a document's shadow, not yet made into a JSON value.
+pub struct Output(Val);
+
+/// Runs `program` on the document `shadow` stands for; the result is an object.
+pub fn run_shadow(
+    program: &str,
+    args: &[(String, Value)],
+    shadow: &Shadow,
+) -> Result<Output, JqError> {
     let out = run_val(program, args, shadow.0.clone())?;
     if !matches!(out, Val::Obj(_)) {
         let value = from_val(&out, &mut true)?;
         return Err(JqError::NotObject(super::validate::snippet(&value)));
     }
-    let mut exact = true;
-    let (value, changed, before) = patch(input, &shadow.0, &out, &mut exact)?;
-    Ok(Update {
-        value,
-        shadow: exact.then_some(Shadow(out)),
-        changed,
-        before,
-    })
+    Ok(Output(out))
+}
+
+impl Output {
+    /// The indices of the tasks the program changed, when it changed nothing else (the same
+    /// keys, the same number of tasks, everything else shared) and `input` is the document
+    /// `shadow` stands for. Only then does [`Self::patch_tasks`] apply, so a caller that
+    /// still needs `input` afterwards can tell before it hands `input` over.
+    pub fn changed_tasks(&self, shadow: &Shadow, input: &Value) -> Option<Vec<usize>> {
+        let (Val::Obj(o), Val::Obj(n), Value::Object(map)) = (&shadow.0, &self.0, input) else {
+            return None;
+        };
+        if jaq_json::Rc::ptr_eq(o, n) {
+            return Some(Vec::new());
+        }
+        let same_keys = o.len() == n.len() && map.len() == o.len() && o.keys().eq(n.keys());
+        if !same_keys {
+            return None;
+        }
+        let mut indices = None;
+        for ((key, nv), ov) in n.iter().zip(o.values()) {
+            if same(ov, nv) {
+                continue;
+            }
+            match (utf8_key(key), ov, nv, map.get("tasks")) {
+                (Some("tasks"), Val::Arr(oa), Val::Arr(na), Some(Value::Array(items)))
+                    if oa.len() == items.len() && na.len() == oa.len() =>
+                {
+                    indices = Some(
+                        oa.iter()
+                            .zip(na.iter())
+                            .enumerate()
+                            .filter(|(_, (ot, nt))| !same(ot, nt))
+                            .map(|(i, _)| i)
+                            .collect(),
+                    );
+                }
+                _ => return None,
+            }
+        }
+        Some(indices.unwrap_or_default())
+    }
+
+    /// The result made from `input` by replacing the tasks at `changed` (from
+    /// [`Self::changed_tasks`] of the same shadow and `input`) with their new values.
+    pub fn patch_tasks(self, mut input: Value, changed: Vec<usize>) -> Result<Update, JqError> {
+        let mut exact = true;
+        let mut before = Vec::with_capacity(changed.len());
+        let new_tasks = match &self.0 {
+            Val::Obj(n) => n.iter().find(|(k, _)| utf8_key(k) == Some("tasks")),
+            _ => None,
+        };
+        if let (Some(Value::Array(items)), Some((_, Val::Arr(na)))) =
+            (input.get_mut("tasks"), new_tasks)
+        {
+            for &i in &changed {
+                before.push(std::mem::replace(
+                    &mut items[i],
+                    from_val(&na[i], &mut exact)?,
+                ));
+            }
+        }
+        debug_assert_eq!(before.len(), changed.len());
+        Ok(Update {
+            value: input,
+            shadow: exact.then_some(Shadow(self.0)),
+            changed: Some(changed),
+            before,
+        })
+    }
+
+    /// The result made from `input`, the document `shadow` stands for, whatever the program
+    /// changed: what it left alone is moved over, the rest converted.
+    pub fn patch(self, input: Value, shadow: &Shadow) -> Result<Update, JqError> {
+        let mut exact = true;
+        let (value, changed, before) = patch(input, &shadow.0, &self.0, &mut exact)?;
+        Ok(Update {
+            value,
+            shadow: exact.then_some(Shadow(self.0)),
+            changed,
+            before,
+        })
+    }
 }
 
 /// The changed-task view of a patch: indices and the tasks they replaced.
@@ -505,6 +596,14 @@ mod tests {
             for (program, args) in &changes {
                 let expected = run(program, args, &full);
                 let got = run_update(program, args, value.clone(), &shadow);
+                // Telling a tasks-only change apart first gives what patching in general gives.
+                let general = run_shadow(program, args, &shadow).and_then(|out| out.patch(value.clone(), &shadow));
+                if let (Ok(general), Ok(got)) = (&general, &got) {
+                    proptest::prop_assert_eq!(&general.value, &got.value);
+                    proptest::prop_assert_eq!(&general.changed, &got.changed);
+                    proptest::prop_assert_eq!(&general.before, &got.before);
+                    proptest::prop_assert_eq!(general.shadow.is_some(), got.shadow.is_some());
+                }
                 match (expected, got) {
                     (Err(e), Err(g)) => proptest::prop_assert_eq!(e, g),
                     (Ok(expected), Ok(got)) => {

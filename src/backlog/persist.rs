@@ -22,7 +22,7 @@ use serde_json::{Map, Value, json};
 
 use super::doc::Doc;
 use super::error::BacklogError;
-use super::format::{sha256_hex, to_pretty_string};
+use super::format::{TaskSpans, sha256_hex, splice_tasks, to_pretty_spans, to_pretty_string};
 use super::jq;
 use super::load::{self, Loaded};
 use super::merge::{self, Conflict, Diff, Refusal};
@@ -65,6 +65,10 @@ pub struct Applied {
 /// is exactly what Looper last wrote (so already canonical).
 type TakenIn = (Doc, Option<(Value, ExternalChange)>, bool);
 
+/// What [`BacklogStore::apply`] made: the checked result, what changed, the conflicts
+/// resolved, and the indices of the changed tasks when nothing else changed.
+type Applying = (Doc, Diff, Vec<Conflict>, Option<Vec<usize>>);
+
 /// An external edit worked out by [`BacklogStore::examine`]: the last version Looper wrote
 /// (which the merged document is journaled against), the change, and its journal records.
 struct Found {
@@ -84,6 +88,8 @@ const HISTORY: usize = 16;
 struct Written {
     loaded: Loaded,
     last_key: String,
+    /// Where each task's text is in `loaded.raw` (see [`to_pretty_spans`]).
+    spans: Option<TaskSpans>,
 }
 
 /// The held lock of a backlog; released on drop.
@@ -241,43 +247,73 @@ impl BacklogStore {
         let _lock = self.lock()?;
         self.recover_pending(journal)?;
 
-        let (loaded, ours) = match self.load_for_update() {
+        let (loaded, ours, spans) = match self.load_for_update() {
             Ok(l) => l,
             Err(e) => {
                 self.journal_refused(journal, change, &e)?;
                 return Err(e.into());
             }
         };
-        let (pre, external_base, canonical_on_disk) = if ours {
-            (loaded.doc.clone(), None, true)
+        // The document moves on into the update, so it is patched in place, not copied.
+        let (pre, external_base, before_sha256, read) = if ours {
+            // The file is exactly what Looper last wrote: canonical, its hash known.
+            (loaded.doc, None, loaded.sha256, loaded.raw)
         } else {
-            self.take_in(&loaded, journal)?
-        };
-        let change = &*change.located(pre.value());
-        let (doc, diff, conflicts) =
-            match self.apply(change, &pre, external_base.as_ref().map(|(base, _)| base)) {
-                Ok(applied) => applied,
-                Err(e) => {
-                    self.journal_refused(journal, change, &e)?;
-                    return Err(e.into());
-                }
+            let (pre, external_base, canonical) = self.take_in(&loaded, journal)?;
+            let Loaded { raw, sha256, .. } = loaded;
+            let before_sha256 = if canonical {
+                sha256
+            } else {
+                sha256_hex(to_pretty_string(pre.value()).as_bytes())
             };
-        let pre = pre.value();
+            (pre, external_base, before_sha256, raw)
+        };
+        self.write_update(
+            change,
+            journal,
+            (pre, external_base, before_sha256),
+            (read, spans),
+        )
+    }
 
-        let text = doc.to_pretty_string();
-        // When the file is exactly what Looper last wrote, it is canonical: reuse its hash.
-        let before_sha256 = if canonical_on_disk {
-            loaded.sha256.clone()
-        } else {
-            sha256_hex(to_pretty_string(pre).as_bytes())
+    /// The rest of [`Self::update`]: applies `change` to `pre` (after an external edit, with
+    /// the base it was made against; `before_sha256` is the hash of `pre`'s canonical text),
+    /// then writes the result over the file read as `read` (with its task spans when it is
+    /// `pre`'s canonical text) and journals it.
+    fn write_update(
+        &self,
+        change: &Change,
+        journal: &Journal,
+        (pre, external_base, before_sha256): (Doc, Option<(Value, ExternalChange)>, String),
+        (read, spans): (Vec<u8>, Option<TaskSpans>),
+    ) -> anyhow::Result<Applied> {
+        let change = &*change.located(pre.value());
+        let base = external_base.as_ref().map(|(base, _)| base);
+        let (doc, diff, conflicts, changed) = match self.apply(change, pre, base) {
+            Ok(applied) => applied,
+            Err(e) => {
+                self.journal_refused(journal, change, &e)?;
+                return Err(e.into());
+            }
+        };
+        let list = tasks(doc.value());
+        let (text, spans) = match (spans, changed, std::str::from_utf8(&read)) {
+            // Only some tasks changed in a file Looper wrote: only their text is written anew.
+            (Some(spans), Some(changed), Ok(old)) if spans.len() == list.len() => {
+                let changed: Vec<(usize, &Value)> =
+                    changed.iter().map(|&i| (i, &list[i])).collect();
+                let (text, spans) = splice_tasks(old, &spans, &changed);
+                (text, Some(spans))
+            }
+            _ => to_pretty_spans(doc.value()),
         };
         let after_sha256 = sha256_hex(text.as_bytes());
-        let written = text.as_bytes() != loaded.raw.as_slice();
+        let written = text.as_bytes() != read.as_slice();
 
         let record =
             self.update_record(change, [&before_sha256, &after_sha256], &diff, &conflicts)?;
         let displaced = if written {
-            self.write_with_pending(&record, &after_sha256, &text, &loaded.raw)?
+            self.write_with_pending(&record, &after_sha256, &text, &read)?
         } else {
             None
         };
@@ -287,11 +323,14 @@ impl BacklogStore {
         if written {
             let _ = std::fs::remove_file(self.state_file("pending.json"));
         }
-        self.remember(Loaded {
-            doc: doc.clone(),
-            raw: text.into_bytes(),
-            sha256: after_sha256.clone(),
-        });
+        self.remember(
+            Loaded {
+                doc: doc.clone(),
+                raw: text.into_bytes(),
+                sha256: after_sha256.clone(),
+            },
+            spans,
+        );
         let doc = match displaced {
             Some(d) => self.merge_displaced(d, doc, journal)?,
             None => doc,
@@ -310,13 +349,15 @@ impl BacklogStore {
     /// The change's result on `pre`, checked: valid, and completing nothing it may not. After
     /// an external edit (`base` is what the edit was made against) conflicts are resolved in
     /// favour of the edit. Otherwise the jq engine works on the document's shadow and only the
-    /// tasks the program changed are converted, validated and diffed.
+    /// tasks the program changed are converted, validated and diffed; when it changed nothing
+    /// but tasks in place, `pre` is patched where it is (not copied, when nothing else holds
+    /// it) and the indices of the changed tasks come back too.
     fn apply(
         &self,
         change: &Change,
-        pre: &Doc,
+        pre: Doc,
         base: Option<&Value>,
-    ) -> Result<(Doc, Diff, Vec<Conflict>), BacklogError> {
+    ) -> Result<Applying, BacklogError> {
         let jq_error = |source| BacklogError::Jq {
             path: self.path.clone(),
             source,
@@ -327,18 +368,21 @@ impl BacklogStore {
             let doc = load::check(&self.path, result)?;
             self.refuse_completion(change, tasks(pre.value()), tasks(doc.value()))?;
             let diff = merge::diff(pre.value(), doc.value());
-            return Ok((doc, diff, conflicts));
+            return Ok((doc, diff, conflicts, None));
         }
-        let update = jq::run_update(
-            &change.program,
-            &change.args,
-            pre.value().clone(),
-            pre.shadow(),
-        )
-        .map_err(jq_error)?;
-        if let Some(changed) = &update.changed
-            && super::validate::still_valid(&update.value, changed, &update.before)
-        {
+        let shadow = pre.shadow().clone();
+        let out = jq::run_shadow(&change.program, &change.args, &shadow).map_err(jq_error)?;
+        let Some(changed) = out.changed_tasks(&shadow, pre.value()) else {
+            let update = out.patch(pre.value().clone(), &shadow).map_err(jq_error)?;
+            let doc = load::check_shadowed(&self.path, update.value, update.shadow)?;
+            self.refuse_completion(change, tasks(pre.value()), tasks(doc.value()))?;
+            let diff = merge::diff(pre.value(), doc.value());
+            return Ok((doc, diff, Vec::new(), None));
+        };
+        let update = out
+            .patch_tasks(pre.into_value(), changed.clone())
+            .map_err(jq_error)?;
+        if super::validate::still_valid(&update.value, &changed, &update.before) {
             let after: Vec<Value> = changed
                 .iter()
                 .map(|&i| tasks(&update.value)[i].clone())
@@ -346,12 +390,20 @@ impl BacklogStore {
             self.refuse_completion(change, &update.before, &after)?;
             let diff = merge::diff(&json!({"tasks": update.before}), &json!({"tasks": after}));
             let doc = Doc::with_shadow(update.value, update.shadow);
-            return Ok((doc, diff, Vec::new()));
+            return Ok((doc, diff, Vec::new(), Some(changed)));
+        }
+        // The changed tasks need the whole document checked: `pre` again is the result with
+        // the tasks it replaced put back.
+        let mut pre = update.value.clone();
+        if let Some(Value::Array(items)) = pre.get_mut("tasks") {
+            for (&i, task) in changed.iter().zip(update.before) {
+                items[i] = task;
+            }
         }
         let doc = load::check_shadowed(&self.path, update.value, update.shadow)?;
-        self.refuse_completion(change, tasks(pre.value()), tasks(doc.value()))?;
-        let diff = merge::diff(pre.value(), doc.value());
-        Ok((doc, diff, Vec::new()))
+        self.refuse_completion(change, tasks(&pre), tasks(doc.value()))?;
+        let diff = merge::diff(&pre, doc.value());
+        Ok((doc, diff, Vec::new(), None))
     }
 
     fn refuse_completion(
@@ -670,7 +722,7 @@ impl BacklogStore {
             let Some(found) = found else {
                 return Ok(doc);
             };
-            let text = to_pretty_string(&merged);
+            let (text, spans) = to_pretty_spans(&merged);
             let next = crate::file::replace_checked(&self.path, text.as_bytes(), 0o644, &on_disk)
                 .map_err(|source| BacklogError::Write {
                 path: self.path.clone(),
@@ -682,11 +734,14 @@ impl BacklogStore {
             }
             doc = Doc::from_validated(merged);
             on_disk = text.into_bytes();
-            self.remember(Loaded {
-                doc: doc.clone(),
-                sha256: sha256_hex(&on_disk),
-                raw: on_disk.clone(),
-            });
+            self.remember(
+                Loaded {
+                    doc: doc.clone(),
+                    sha256: sha256_hex(&on_disk),
+                    raw: on_disk.clone(),
+                },
+                spans,
+            );
             match next {
                 Some(d) => displaced = d,
                 None => return Ok(doc),
@@ -732,8 +787,9 @@ impl BacklogStore {
     }
 
     /// The backlog on disk for an update, and whether it is exactly what this process last
-    /// wrote (with the base saved beside it untouched), so there is nothing to take in.
-    fn load_for_update(&self) -> Result<(Loaded, bool), BacklogError> {
+    /// wrote (with the base saved beside it untouched), so there is nothing to take in; then
+    /// also where each task's text is in it.
+    fn load_for_update(&self) -> Result<(Loaded, bool, Option<TaskSpans>), BacklogError> {
         let mut written = self
             .written
             .lock()
@@ -746,20 +802,25 @@ impl BacklogStore {
                 && super::index::file_key(&self.state_file("last.json")).as_deref()
                     == Some(w.last_key.as_str())
             {
-                return Ok((w.loaded, true));
+                return Ok((w.loaded, true, w.spans));
             }
-            Ok((load::from_bytes(&self.path, raw)?, false))
+            Ok((load::from_bytes(&self.path, raw)?, false, None))
         })
     }
 
-    /// Keeps what was just written (and saved as the base) for the next update.
-    fn remember(&self, loaded: Loaded) {
+    /// Keeps what was just written (and saved as the base) for the next update, with where
+    /// each task's text is in it when that is known.
+    fn remember(&self, loaded: Loaded, spans: Option<TaskSpans>) {
         let last_key = super::index::file_key(&self.state_file("last.json"));
         *self
             .written
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner) =
-            last_key.map(|last_key| Written { loaded, last_key });
+            last_key.map(|last_key| Written {
+                loaded,
+                last_key,
+                spans,
+            });
     }
 
     /// Puts back the last version Looper wrote when the backlog is gone or no longer valid

@@ -40,13 +40,15 @@ pub(crate) fn iterate(
         json!({"task": id, "agent": agent.spec.to_string(), "agent_name": agent.name, "why": why, "reason": reason.as_str(), "backlog": doc.counts()}),
     )?;
     let task = doc.task(id).map_or(Value::Null, |t| t.value.clone());
+    let sources = source_files_text(&doc);
+    // Held on, it would make the updates below copy the backlog.
+    drop(doc);
     if task.get("status").and_then(Value::as_str) != Some("doing") {
-        ctx.store
-            .update(&ops::set_status(id, Status::Doing), &ctx.journal)?;
+        ctx.update(&ops::set_status(id, Status::Doing))?;
     }
     let (before, _) = snapshot(ctx, "before")?;
     ctx.record("git", json!({"phase": "before", "head": before.head()}))?;
-    let text = worker_prompt(ctx, id, &task, &doc)?;
+    let text = worker_prompt(ctx, id, &task, sources)?;
     let result = step::run_agent(ctx, agent, Role::Worker, &text, ctx.config.worker_timeout)?;
     let (after, git_lost) = snapshot(ctx, "after")?;
     if git_lost.is_none() {
@@ -62,8 +64,7 @@ pub(crate) fn iterate(
         return Ok(Outcome::Interrupted);
     }
     if let Some(why) = schedule::note_run(ctx, agent, &result)? {
-        ctx.store
-            .update(&ops::set_status(id, Status::Todo), &ctx.journal)?;
+        ctx.update(&ops::set_status(id, Status::Todo))?;
         let doc = ctx.load()?;
         ctx.record(
             "iteration.end",
@@ -168,7 +169,7 @@ fn judge(
         );
     }
     let note = clip(&format!("{}: done: {}", ctx.label, report.summary));
-    ctx.store.update(&ops::complete(id, &note), &ctx.journal)?;
+    ctx.update(&ops::complete(id, &note))?;
     ctx.digest
         .push(format!("{id} done in {}: {}", ctx.label, report.summary));
     if ctx.config.git_commit == GitCommit::Looper && ctx.git {
@@ -285,7 +286,7 @@ fn attempt(
         .map(|b| clip(b))
         .collect();
     let change = ops::attempt(id, &note, blocked, &blockers, ctx.config.retry_limit);
-    ctx.store.update(&change, &ctx.journal)?;
+    ctx.update(&change)?;
     ctx.digest.push(format!("{id} not done in {note}"));
     Ok(Outcome::Attempt(note))
 }
@@ -397,7 +398,7 @@ pub(super) fn add_task(
         tags: vec![source.to_owned()],
     };
     let style = ops::IdStyle::of(ctx.load()?.value());
-    ctx.store.update(&ops::add(&task, &style), &ctx.journal)?;
+    ctx.update(&ops::add(&task, &style))?;
     Ok(true)
 }
 
@@ -429,12 +430,9 @@ fn report_json(report: &WorkerReport) -> Value {
     })
 }
 
-fn worker_prompt(
-    ctx: &Ctx,
-    id: &str,
-    task: &Value,
-    doc: &crate::backlog::Doc,
-) -> anyhow::Result<String> {
+/// The worker's prompt for task `id` (`task`), with the backlog's `source_files` listed as
+/// `sources`.
+fn worker_prompt(ctx: &Ctx, id: &str, task: &Value, sources: String) -> anyhow::Result<String> {
     let mut body = String::new();
     for (key, label) in [
         ("description", "Description"),
@@ -494,7 +492,7 @@ fn worker_prompt(
             ("task_id", id.to_owned()),
             ("task_title", title.to_owned()),
             ("task_body", body.trim_end().to_owned()),
-            ("source_files", source_files_text(doc)),
+            ("source_files", sources),
             ("backlog", backlog),
             ("gates", gates),
             ("commit_rule", commit_rule.to_owned()),

@@ -101,10 +101,7 @@ pub(crate) fn review(ctx: &mut Ctx) -> anyhow::Result<Verdict> {
         Verdict::NewTasks
     } else if all_done && gates_green(ctx)? {
         let marker = marker_id(ctx)?;
-        ctx.store.update(
-            &ops::mark_project_done(&marker, &summaries.join(" ")),
-            &ctx.journal,
-        )?;
+        ctx.update(&ops::mark_project_done(&marker, &summaries.join(" ")))?;
         Verdict::Done
     } else {
         Verdict::Inconclusive
