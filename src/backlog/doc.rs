@@ -33,6 +33,20 @@ impl Counts {
     pub fn open(&self) -> usize {
         self.todo + self.doing + self.blocked
     }
+
+    /// Counts one task with `status`, or the project-done marker.
+    fn tally(&mut self, status: Status, is_marker: bool) {
+        if is_marker {
+            self.project_done = true;
+            return;
+        }
+        *match status {
+            Status::Todo => &mut self.todo,
+            Status::Doing => &mut self.doing,
+            Status::Blocked => &mut self.blocked,
+            Status::Done => &mut self.done,
+        } += 1;
+    }
 }
 
 /// A backlog document that passed validation. Shared, so passing one around (the run's
@@ -130,19 +144,9 @@ impl Doc {
         let mut c = Counts::default();
         let tasks = self.value.get("tasks").and_then(Value::as_array);
         for task in tasks.into_iter().flatten() {
-            let Some((status, is_marker)) = counted(task) else {
-                continue;
-            };
-            if is_marker {
-                c.project_done = true;
-                continue;
+            if let Some((status, is_marker)) = counted(task) {
+                c.tally(status, is_marker);
             }
-            *match status {
-                Status::Todo => &mut c.todo,
-                Status::Doing => &mut c.doing,
-                Status::Blocked => &mut c.blocked,
-                Status::Done => &mut c.done,
-            } += 1;
         }
         c
     }
@@ -188,16 +192,7 @@ mod tests {
     fn counts_by_views(doc: &Doc) -> Counts {
         let mut c = Counts::default();
         for t in doc.tasks() {
-            if t.is_marker {
-                c.project_done = true;
-                continue;
-            }
-            *match t.status {
-                Status::Todo => &mut c.todo,
-                Status::Doing => &mut c.doing,
-                Status::Blocked => &mut c.blocked,
-                Status::Done => &mut c.done,
-            } += 1;
+            c.tally(t.status, t.is_marker);
         }
         c
     }

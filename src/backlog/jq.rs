@@ -74,7 +74,7 @@ impl Shadow {
     }
 }
 
-/// What [`run_update`] made of a document.
+/// What a program made of a document ([`Output::patch`], [`Output::patch_tasks`]).
 pub struct Update {
     /// The result, as a JSON object.
     pub value: Value,
@@ -90,7 +90,10 @@ pub struct Update {
 
 /// Runs `program` on a document whose shadow is known. `input` is the document itself, owned:
 /// the parts the program left alone (jaq shares them, so they are found by pointer) are moved
-/// into the result as they are, and only what changed is converted back.
+/// into the result as they are, and only what changed is converted back. The store takes the
+/// same two steps itself ([`run_shadow`], then one of the patches), so that it can hand the
+/// document over only when it no longer needs it; this is their whole for the tests.
+#[cfg(test)]
 pub fn run_update(
     program: &str,
     args: &[(String, Value)],
