@@ -64,6 +64,16 @@ pub enum StreamFormat {
 }
 
 impl StreamFormat {
+    /// Every format, the JSON ones first.
+    pub const ALL: [Self; 6] = [
+        Self::Codex,
+        Self::Claude,
+        Self::Gemini,
+        Self::Opencode,
+        Self::Pi,
+        Self::Cmd,
+    ];
+
     /// A fresh parser for this format.
     pub fn parser(self) -> Box<dyn StreamParser + Send> {
         match self {
@@ -171,13 +181,7 @@ mod tests {
 
     #[test]
     fn every_format_has_a_parser_that_finishes_an_empty_stream() {
-        for format in [
-            StreamFormat::Codex,
-            StreamFormat::Claude,
-            StreamFormat::Gemini,
-            StreamFormat::Opencode,
-            StreamFormat::Pi,
-        ] {
+        for format in &StreamFormat::ALL[..5] {
             let outcome = format.parser().finish();
             assert_eq!(
                 outcome.failure,

@@ -305,6 +305,34 @@ struct Scan {
     long_run: bool,
 }
 
+/// For each pair of bytes (`first | second << 8`), whether a prefix or "bearer" (any case)
+/// starts with it: one bit each, 8 KiB.
+static PAIRS: [u64; 1024] = {
+    const fn set(mut table: [u64; 1024], first: u8, second: u8) -> [u64; 1024] {
+        let at = first as usize | (second as usize) << 8;
+        table[at >> 6] |= 1 << (at & 63);
+        table
+    }
+    let mut table = [0u64; 1024];
+    let mut i = 0;
+    while i < PREFIXES.len() {
+        let p = PREFIXES[i].0.as_bytes();
+        table = set(table, p[0], p[1]);
+        i += 1;
+    }
+    table = set(table, b'b', b'e');
+    table = set(table, b'b', b'E');
+    table = set(table, b'B', b'e');
+    set(table, b'B', b'E')
+};
+
+/// Whether a word starting with `first`, `second` may be a shape or a bearer token: one
+/// look-up, no branch, as the scan does it for every byte of every record.
+fn starts_pair(first: u8, second: u8) -> bool {
+    let at = usize::from(first) | usize::from(second) << 8;
+    PAIRS[at >> 6] >> (at & 63) & 1 == 1
+}
+
 /// Whether `b` is a character a token is made of.
 const TOKEN: [bool; 256] = {
     let mut table = [false; 256];
@@ -320,28 +348,11 @@ const TOKEN: [bool; 256] = {
 
 impl Scan {
     fn of(text: &str) -> Self {
-        // For each first byte, the second bytes that may follow it in a prefix or in
-        // "bearer" (any case): a word start is checked further only when its first two
-        // bytes are such a pair.
-        const PAIR: [u128; 256] = {
-            let mut table = [0u128; 256];
-            let mut i = 0;
-            while i < PREFIXES.len() {
-                let p = PREFIXES[i].0.as_bytes();
-                table[p[0] as usize] |= 1 << p[1];
-                i += 1;
-            }
-            table[b'b' as usize] |= (1 << b'e') | (1 << b'E');
-            table[b'B' as usize] |= (1 << b'e') | (1 << b'E');
-            table
-        };
         let bytes = text.as_bytes();
         let is_word = |b: u8| b.is_ascii_alphanumeric() || b == b'-' || b == b'_';
         let mut shape = false;
         for (i, pair) in bytes.windows(2).enumerate() {
-            let second = pair[1];
-            if second < 128
-                && PAIR[usize::from(pair[0])] >> second & 1 == 1
+            if starts_pair(pair[0], pair[1])
                 && (i == 0
                     || !is_word(bytes[i - 1])
                     || (i >= 2

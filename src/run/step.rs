@@ -13,14 +13,36 @@ use crate::agent::{Request, Role, invocation};
 use crate::backlog::format::sha256_hex;
 use crate::config::Agent;
 
-/// One `agent.event` record: a line of the agent's output, raw and normalized.
-#[derive(serde::Serialize)]
+/// One `agent.event` record: a line of the agent's output, raw and normalized. Written by
+/// hand ([`EventRecord::encode`]); the derived form is what that must equal.
+#[cfg_attr(test, derive(serde::Serialize))]
 struct EventRecord<'a> {
     stream: &'static str,
     at_ms: u64,
     raw: &'a str,
     /// Stays the last field: `journal::read::stream` finds it from the line's end.
     events: &'a [crate::agent::Event],
+}
+
+impl EventRecord<'_> {
+    /// The record's payload as JSON, as `serde_json` writes the struct, without going
+    /// through its serializer for the fields around `events`: this runs for every line an
+    /// agent prints.
+    fn encode(&self) -> anyhow::Result<String> {
+        let mut body = String::with_capacity(self.raw.len() + self.raw.len() / 4 + 128);
+        body.push_str("{\"stream\":\"");
+        body.push_str(self.stream);
+        body.push_str("\",\"at_ms\":");
+        crate::journal::writer::push_u64(&mut body, self.at_ms);
+        body.push_str(",\"raw\":");
+        crate::journal::writer::push_json_str(&mut body, self.raw);
+        body.push_str(",\"events\":");
+        body.push_str(
+            &serde_json::to_string(self.events).context("cannot encode an agent's events")?,
+        );
+        body.push('}');
+        Ok(body)
+    }
 }
 
 /// How many bytes of `agent.event` records one step journals (each record's encoded payload
@@ -59,15 +81,18 @@ impl Kept {
         for line in batch {
             // Encoding never makes a line shorter: one that can't fit isn't encoded.
             if self.dropped_lines == 0 && self.bytes + line.text.len() <= MAX_JOURNALED_OUTPUT {
-                let body = journal.encode(&EventRecord {
-                    stream: match line.stream {
-                        Stream::Stdout => "stdout",
-                        Stream::Stderr => "stderr",
-                    },
-                    at_ms: u64::try_from(line.at.as_millis()).unwrap_or(u64::MAX),
-                    raw: &line.text,
-                    events: &line.events,
-                })?;
+                let body = journal.redact(
+                    EventRecord {
+                        stream: match line.stream {
+                            Stream::Stdout => "stdout",
+                            Stream::Stderr => "stderr",
+                        },
+                        at_ms: u64::try_from(line.at.as_millis()).unwrap_or(u64::MAX),
+                        raw: &line.text,
+                        events: &line.events,
+                    }
+                    .encode()?,
+                );
                 let cost = body.len() + HEADER_BYTES;
                 if self.bytes + cost <= MAX_JOURNALED_OUTPUT {
                     self.bytes += cost;
@@ -239,5 +264,46 @@ pub(crate) fn describe_failure(result: &RunResult) -> String {
         (_, Some(signal)) => format!("the agent run ended {name} (signal {signal})"),
         (Some(code), _) if code != 0 => format!("the agent run ended {name} (exit {code})"),
         _ => format!("the agent run ended {name}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::agent::StreamFormat;
+
+    /// The hand-written `agent.event` payload is what `serde_json` makes of the record, for
+    /// every line of every captured stream read by every parser (and a line with control
+    /// characters, quotes and non-ASCII text).
+    #[test]
+    fn event_record_encodes_as_serde_json() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/captures");
+        let mut lines = vec![(
+            "a\t\"quoted\" \\ \u{1} é \u{2028}".to_owned(),
+            StreamFormat::Cmd,
+        )];
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+            for format in StreamFormat::ALL {
+                lines.extend(text.lines().map(|l| (l.to_owned(), format)));
+            }
+        }
+        assert!(lines.len() > 1000, "{}", lines.len());
+        let mut with_events = 0;
+        for (i, (line, format)) in lines.iter().enumerate() {
+            let events = format.parser().line(line);
+            with_events += usize::from(!events.is_empty());
+            let record = EventRecord {
+                stream: if i % 2 == 0 { "stdout" } else { "stderr" },
+                at_ms: (i as u64).pow(3),
+                raw: line,
+                events: &events,
+            };
+            assert_eq!(
+                record.encode().unwrap(),
+                serde_json::to_string(&record).unwrap()
+            );
+        }
+        assert!(with_events > 500, "{with_events}");
     }
 }

@@ -379,14 +379,7 @@ fn fixtures(dir: &str) -> Vec<Vec<u8>> {
         .collect()
 }
 
-const FORMATS: [StreamFormat; 6] = [
-    StreamFormat::Codex,
-    StreamFormat::Claude,
-    StreamFormat::Gemini,
-    StreamFormat::Opencode,
-    StreamFormat::Pi,
-    StreamFormat::Cmd,
-];
+const FORMATS: [StreamFormat; 6] = StreamFormat::ALL;
 
 /// Loading never panics; what loads is valid, selectable, and loads again from its
 /// canonical form to the same document.
