@@ -377,6 +377,8 @@ struct Leader {
     /// The leader's start time (clock ticks after boot): a process started before it can't
     /// be one of its descendants.
     ticks: Option<u64>,
+    /// The pids its descendants can have, when that can be told.
+    window: Option<PidWindow>,
 }
 
 impl Leader {
@@ -499,6 +501,8 @@ fn start(spec: &Spec) -> Result<(Leader, Receiver<Msg>, usize), SuperviseError> 
         .process_group(0);
     let token = new_token();
     command.env(TOKEN_VAR, &token);
+    // Counted before the spawn: every process made after it is in the count.
+    let forks = total_forks();
     let mut child = command.spawn().map_err(|source| SuperviseError::Spawn {
         program: program.clone(),
         source,
@@ -518,6 +522,10 @@ fn start(spec: &Spec) -> Result<(Leader, Receiver<Msg>, usize), SuperviseError> 
         pid_file: None,
         token,
         ticks: start_time(pgid.as_raw()),
+        window: forks.map(|forks| PidWindow {
+            leader: pgid.as_raw(),
+            forks,
+        }),
     };
     if let Some(dir) = &spec.pid_dir {
         leader.pid_file = leave_note(dir, &leader);
@@ -771,7 +779,11 @@ fn wait_exited(pid: Pid) -> Result<(), Errno> {
 fn sweep(leader: &Leader, kill_grace: Duration, killed: bool) -> Vec<i32> {
     let pgid = leader.pgid.as_raw();
     // Nearly always the group ended with its leader and nothing escaped: one look says so.
-    let first = survey(Some(pgid), Some((&leader.token, leader.ticks)));
+    let first = survey(
+        Some(pgid),
+        Some((&leader.token, leader.ticks)),
+        leader.window.as_ref().and_then(PidWindow::now),
+    );
     if first.members.is_empty() && first.marked.is_empty() {
         return Vec::new();
     }
@@ -799,7 +811,7 @@ fn end_escapees(token: &str, since: Option<u64>, kill_grace: Duration) -> Vec<i3
     let term_until = Instant::now() + kill_grace;
     let kill_until = term_until + KILL_SETTLE;
     loop {
-        let found = survey(None, Some((token, since))).marked;
+        let found = survey(None, Some((token, since)), None).marked;
         let now = Instant::now();
         if found.is_empty() || now >= kill_until {
             return found;
@@ -882,7 +894,7 @@ pub fn kill_orphans(dir: &std::path::Path, kill_grace: Duration) -> Vec<Orphan> 
             // And what left the group, by the token it inherited.
             let token = note.as_ref().and_then(|n| n["token"].as_str());
             let since = note.as_ref().and_then(|n| n["start"].as_u64());
-            let escaped = token.map_or(0, |t| survey(None, Some((t, since))).marked.len());
+            let escaped = token.map_or(0, |t| survey(None, Some((t, since)), None).marked.len());
             if let Some(token) = token.filter(|_| escaped > 0) {
                 end_escapees(token, since, kill_grace);
             }
@@ -925,7 +937,7 @@ fn wait_empty(pgid: i32, limit: Duration) -> bool {
 
 /// The live (not zombie) processes whose process group is `pgid`, from `/proc/*/stat`.
 fn group_members(pgid: i32) -> Vec<i32> {
-    survey(Some(pgid), None).members
+    survey(Some(pgid), None, None).members
 }
 
 /// What one pass over `/proc` found.
@@ -937,11 +949,94 @@ struct Survey {
     marked: Vec<i32>,
 }
 
+/// The pids the kernel handed out after the agent's leader: every descendant of the leader
+/// (a group member, an escapee) has one of them, so a look at `/proc` after the agent ended
+/// need not read the `stat` of every process on the machine (about 10 µs each).
+#[derive(Debug, Clone, Copy)]
+struct PidWindow {
+    leader: i32,
+    /// Processes (and threads) the machine had made before the leader was spawned.
+    forks: u64,
+}
+
+/// A [`PidWindow`] closed now: the pids after `leader` up to `last`, the last one handed
+/// out, counting on from `leader` and wrapping around at the namespace's `pid_max`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct PidRange {
+    leader: i32,
+    last: i32,
+}
+
+impl PidWindow {
+    /// The range now, or `None` (look at every process) when the pid counter may have gone
+    /// all the way around since the leader started: it moves by at most one per process
+    /// made plus one per pid in use (which it skips), and that must stay well under
+    /// `pid_max`.
+    fn now(&self) -> Option<PidRange> {
+        let (threads, last) = loadavg()?;
+        let made = total_forks()?.checked_sub(self.forks)?;
+        (made.saturating_add(threads) < pid_max()? / 2).then_some(PidRange {
+            leader: self.leader,
+            last,
+        })
+    }
+}
+
+impl PidRange {
+    fn holds(self, pid: i32) -> bool {
+        if self.last >= self.leader {
+            pid > self.leader && pid <= self.last
+        } else {
+            // The counter wrapped around after the leader.
+            pid > self.leader || pid <= self.last
+        }
+    }
+}
+
+/// How many processes and threads the machine has made since boot (`processes` in
+/// `/proc/stat`).
+fn total_forks() -> Option<u64> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    stat.lines()
+        .find_map(|line| line.strip_prefix("processes "))?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// From `/proc/loadavg` (`0.00 0.01 0.05 1/123 4567`): the number of threads on the
+/// machine, and the last pid handed out in this pid namespace.
+fn loadavg() -> Option<(u64, i32)> {
+    let text = std::fs::read_to_string("/proc/loadavg").ok()?;
+    let mut fields = text.split_ascii_whitespace().skip(3);
+    let threads = fields.next()?.split_once('/')?.1.parse().ok()?;
+    let last = fields.next()?.parse().ok()?;
+    Some((threads, last))
+}
+
+/// The highest pid plus one (`/proc/sys/kernel/pid_max`), read once.
+fn pid_max() -> Option<u64> {
+    static PID_MAX: std::sync::OnceLock<Option<u64>> = std::sync::OnceLock::new();
+    *PID_MAX.get_or_init(|| {
+        std::fs::read_to_string("/proc/sys/kernel/pid_max")
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    })
+}
+
 /// One pass over `/proc`: the live (not zombie) members of process group `group`, and the live
 /// processes outside it whose environment holds `TOKEN_VAR=token`. Only processes started
 /// no earlier than `since` (clock ticks after boot, the agent's own start) have their
-/// environment read: an older one can't have inherited the token.
-fn survey(group: Option<i32>, token: Option<(&str, Option<u64>)>) -> Survey {
+/// environment read: an older one can't have inherited the token. With `range`, only the
+/// processes whose pid is in it are looked at: the group and the token are the agent's, so
+/// their processes came after its leader.
+fn survey(
+    group: Option<i32>,
+    token: Option<(&str, Option<u64>)>,
+    range: Option<PidRange>,
+) -> Survey {
     let mut found = Survey::default();
     let Ok(dir) = std::fs::read_dir("/proc") else {
         return found;
@@ -955,6 +1050,9 @@ fn survey(group: Option<i32>, token: Option<(&str, Option<u64>)>) -> Survey {
         else {
             continue;
         };
+        if range.is_some_and(|range| !range.holds(pid)) {
+            continue;
+        }
         // Processes come and go while we look; a vanished one is simply not found.
         let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
             continue;
@@ -1144,6 +1242,66 @@ mod tests {
 
     use super::*;
     use crate::agent::parse::{StreamFormat, parse_lines};
+
+    #[test]
+    fn pid_range_counts_on_from_the_leader_and_wraps_around() {
+        let cases = [
+            (
+                (100, 200),
+                [
+                    (99, false),
+                    (100, false),
+                    (101, true),
+                    (200, true),
+                    (201, false),
+                ],
+            ),
+            // The counter wrapped around after the leader.
+            (
+                (32_000, 400),
+                [
+                    (32_000, false),
+                    (32_001, true),
+                    (300, true),
+                    (400, true),
+                    (401, false),
+                ],
+            ),
+        ];
+        for ((leader, last), pids) in cases {
+            let range = PidRange { leader, last };
+            for (pid, holds) in pids {
+                assert_eq!(range.holds(pid), holds, "{pid} in {range:?}");
+            }
+        }
+    }
+
+    /// What the window is read from is there, and a process made after the leader is in
+    /// the window while one made before it is not.
+    #[test]
+    fn a_process_made_after_the_leader_is_in_its_window() {
+        let before = Command::new("sleep").arg("5").spawn().unwrap();
+        let forks = total_forks().unwrap();
+        let mut leader = Command::new("true").spawn().unwrap();
+        let after = Command::new("sleep").arg("5").spawn().unwrap();
+        let window = PidWindow {
+            leader: leader.id().cast_signed(),
+            forks,
+        };
+        let range = window.now().unwrap();
+        assert!(range.holds(after.id().cast_signed()), "{range:?}");
+        assert!(!range.holds(leader.id().cast_signed()), "{range:?}");
+        // Unless the counter wrapped between the two spawns, a moment ago.
+        if before.id() < leader.id() {
+            assert!(!range.holds(before.id().cast_signed()), "{range:?}");
+        }
+        assert!(total_forks().unwrap() >= forks + 2);
+        for mut child in [before, after] {
+            child.kill().unwrap();
+            child.wait().unwrap();
+        }
+        leader.wait().unwrap();
+    }
 
     const CODEX_CAPTURE: &str = concat!(
         env!("CARGO_MANIFEST_DIR"),
