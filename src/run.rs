@@ -74,6 +74,8 @@ pub struct Ctx {
     pub cost_usd: f64,
     /// Whether the project is a git work tree (asked once per run).
     pub git: bool,
+    /// The files' hashes from the last snapshot of the tree.
+    pub(crate) hashes: workspace::Hashes,
     /// Task iterations whose agent ran (not deferred by a rate limit): the schedule's count.
     pub worked: u32,
     /// The agents' rate limits, kept across runs.
@@ -296,6 +298,7 @@ pub fn run(project: &Project, flags: Layer, idea: Option<&str>) -> anyhow::Resul
         tokens: 0,
         cost_usd: 0.0,
         git: workspace::is_git(&project.root),
+        hashes: workspace::Hashes::default(),
         worked: 0,
         limits: limits::Limits::load(&project.home.state())?,
         unavailable: BTreeMap::new(),

@@ -348,7 +348,8 @@ pub(super) fn snapshot(
     ctx: &mut Ctx,
     phase: &str,
 ) -> anyhow::Result<(workspace::Snapshot, Option<String>)> {
-    match workspace::snapshot(&ctx.root, &ctx.own_files(), ctx.git) {
+    let own = ctx.own_files();
+    match workspace::snapshot(&ctx.root, &own, ctx.git, &mut ctx.hashes) {
         Ok(snapshot) => Ok((snapshot, None)),
         Err(e) if ctx.git => {
             let error = clip(&format!("{e:#}"));
@@ -361,7 +362,7 @@ pub(super) fn snapshot(
                 "the git repository became unusable in {}: {error}; the run went on without git",
                 ctx.label
             ));
-            let files = workspace::snapshot(&ctx.root, &ctx.own_files(), false)?;
+            let files = workspace::snapshot(&ctx.root, &own, false, &mut ctx.hashes)?;
             Ok((files, Some(error)))
         }
         Err(e) => Err(e),

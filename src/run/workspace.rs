@@ -5,7 +5,7 @@
 //! file (skipping `.git`, `target`, `node_modules` and `.looper`). Git is run as a program with
 //! the inherited `GIT_DIR` and friends cleared, so the user's config and hooks apply.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -41,9 +41,87 @@ pub(crate) fn is_git(root: &Path) -> bool {
     git(root, &["rev-parse", "--is-inside-work-tree"]).is_ok_and(|out| out.trim() == "true")
 }
 
+/// How long a file must have gone unchanged before it was read for its hash to be kept: a
+/// file's times move in steps of the kernel's clock tick (up to 10 ms), so a change made
+/// after a read gives it new times only when the times it had were older than that.
+const SETTLED: std::time::Duration = std::time::Duration::from_millis(50);
+
+/// The content hashes of a run's snapshots, kept while a file's metadata (device, inode,
+/// size, modification and change times) stays what it was when it was read, so a snapshot
+/// reads only the files that changed since the last one, as git's index does. A hash is
+/// kept only for a file that had not changed for [`SETTLED`] before it was read: a change
+/// during or after the read then shows in its change time.
+#[derive(Debug, Default)]
+pub(crate) struct Hashes {
+    known: HashMap<PathBuf, (Stamp, String)>,
+    /// Files read (not taken from `known`) so far.
+    pub(crate) read: u64,
+}
+
+/// What says a file is unchanged: device, inode, size, and modification and change times.
+type Stamp = (u64, u64, u64, i64, i64, i64, i64);
+
+impl Hashes {
+    /// The sha256 of regular file `path`, whose metadata is `meta`; kept for the next
+    /// snapshot (in `next`) when it may be.
+    fn hash(
+        &mut self,
+        path: &Path,
+        meta: &std::fs::Metadata,
+        next: &mut HashMap<PathBuf, (Stamp, String)>,
+    ) -> std::io::Result<String> {
+        use std::os::unix::fs::MetadataExt as _;
+        let stamp = (
+            meta.dev(),
+            meta.ino(),
+            meta.size(),
+            meta.mtime(),
+            meta.mtime_nsec(),
+            meta.ctime(),
+            meta.ctime_nsec(),
+        );
+        if let Some((known, hash)) = self.known.remove(path)
+            && known == stamp
+        {
+            next.insert(path.to_owned(), (stamp, hash.clone()));
+            return Ok(hash);
+        }
+        let read_at = std::time::SystemTime::now();
+        let hash = sha256_hex(&fs_err::read(path)?);
+        self.read += 1;
+        let changed = std::time::UNIX_EPOCH
+            + std::time::Duration::new(
+                u64::try_from(meta.ctime()).unwrap_or(0),
+                u32::try_from(meta.ctime_nsec()).unwrap_or(0),
+            );
+        if changed + SETTLED < read_at {
+            next.insert(path.to_owned(), (stamp, hash.clone()));
+        }
+        Ok(hash)
+    }
+}
+
 /// Takes a snapshot of `root` (through git when `is_git`); files in `skip` (Looper's own) are
-/// not read.
-pub(crate) fn snapshot(root: &Path, skip: &[PathBuf], is_git: bool) -> anyhow::Result<Snapshot> {
+/// not read. Files unchanged since the last snapshot with `hashes` are not read again.
+pub(crate) fn snapshot(
+    root: &Path,
+    skip: &[PathBuf],
+    is_git: bool,
+    hashes: &mut Hashes,
+) -> anyhow::Result<Snapshot> {
+    let mut next = HashMap::new();
+    let snapshot = take_snapshot(root, skip, is_git, hashes, &mut next);
+    hashes.known = next;
+    snapshot
+}
+
+fn take_snapshot(
+    root: &Path,
+    skip: &[PathBuf],
+    is_git: bool,
+    hashes: &mut Hashes,
+    next: &mut HashMap<PathBuf, (Stamp, String)>,
+) -> anyhow::Result<Snapshot> {
     if is_git {
         let head = git(root, &["rev-parse", "--verify", "-q", "HEAD"])
             .ok()
@@ -57,17 +135,20 @@ pub(crate) fn snapshot(root: &Path, skip: &[PathBuf], is_git: bool) -> anyhow::R
         for entry in status.split('\0').filter(|e| e.len() > 3) {
             let path = &entry[3..];
             let full = root.join(path);
-            let hash = if skip.contains(&full) {
-                "-".into()
-            } else {
-                fs_err::read(&full).map_or_else(|_| "-".into(), |b| sha256_hex(&b))
+            let hash = match std::fs::metadata(&full) {
+                Ok(meta) if meta.is_file() && !skip.contains(&full) => hashes
+                    .hash(&full, &meta, next)
+                    .unwrap_or_else(|_| "-".into()),
+                _ => "-".into(),
             };
             dirty.insert(path.to_owned(), format!("{} {hash}", &entry[..2]));
         }
         return Ok(Snapshot::Git { head, dirty });
     }
     let mut files = BTreeMap::new();
-    walk(root, root, skip, &mut files)?;
+    walk(root, root, skip, &mut files, &mut |path, meta| {
+        hashes.hash(path, meta, next)
+    })?;
     Ok(Snapshot::Files(files))
 }
 
@@ -76,6 +157,7 @@ fn walk(
     dir: &Path,
     skip: &[PathBuf],
     out: &mut BTreeMap<String, String>,
+    hash: &mut dyn FnMut(&Path, &std::fs::Metadata) -> std::io::Result<String>,
 ) -> anyhow::Result<()> {
     for entry in fs_err::read_dir(dir)? {
         let entry = entry?;
@@ -84,7 +166,7 @@ fn walk(
         let name = entry.file_name();
         if kind.is_dir() {
             if !SKIPPED_DIRS.iter().any(|s| name == *s) {
-                walk(root, &path, skip, out)?;
+                walk(root, &path, skip, out, hash)?;
             }
         } else if kind.is_file() && !skip.contains(&path) {
             let rel = path
@@ -92,7 +174,8 @@ fn walk(
                 .unwrap_or(&path)
                 .to_string_lossy()
                 .into_owned();
-            out.insert(rel, sha256_hex(&fs_err::read(&path)?));
+            let meta = fs_err::symlink_metadata(&path)?;
+            out.insert(rel, hash(&path, &meta)?);
         }
     }
     Ok(())
@@ -229,4 +312,55 @@ pub(crate) fn git(root: &Path, args: &[&str]) -> anyhow::Result<String> {
         );
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn files(root: &Path, hashes: &mut Hashes) -> BTreeMap<String, String> {
+        match snapshot(root, &[], false, hashes).unwrap() {
+            Snapshot::Files(files) => files,
+            Snapshot::Git { .. } => unreachable!(),
+        }
+    }
+
+    /// A file is read again only when it changed: a rewrite with the same size a moment
+    /// after it was read (the same clock tick) is still seen, and one long after it too.
+    #[test]
+    fn snapshots_read_only_changed_files_and_see_every_change() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::write(root.join("old.txt"), "aaaa").unwrap();
+        std::fs::create_dir(root.join("sub")).unwrap();
+        std::fs::write(root.join("sub/new.txt"), "bbbb").unwrap();
+        std::thread::sleep(SETTLED * 2);
+        let mut hashes = Hashes::default();
+        let first = files(root, &mut hashes);
+        assert_eq!(first["old.txt"], sha256_hex(b"aaaa"));
+        assert_eq!(hashes.read, 2);
+
+        // Nothing changed: nothing is read.
+        assert_eq!(files(root, &mut hashes), first);
+        assert_eq!(hashes.read, 2);
+
+        // Rewritten at once with the same size, twice: read each time, never stale.
+        for text in ["cccc", "dddd"] {
+            std::fs::write(root.join("sub/new.txt"), text).unwrap();
+            let now = files(root, &mut hashes);
+            assert_eq!(now["sub/new.txt"], sha256_hex(text.as_bytes()));
+            assert_eq!(now["old.txt"], first["old.txt"]);
+        }
+        assert_eq!(hashes.read, 4);
+
+        // Long after its last read, a same-size rewrite still changes its times.
+        std::thread::sleep(SETTLED * 2);
+        files(root, &mut hashes);
+        std::fs::write(root.join("old.txt"), "eeee").unwrap();
+        assert_eq!(files(root, &mut hashes)["old.txt"], sha256_hex(b"eeee"));
+        // A deleted file is gone from the snapshot and from what is kept.
+        std::fs::remove_file(root.join("sub/new.txt")).unwrap();
+        assert_eq!(files(root, &mut hashes).len(), 1);
+        assert_eq!(hashes.known.len(), 0, "old.txt was just written");
+    }
 }
