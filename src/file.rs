@@ -7,7 +7,7 @@
 use std::fs::Permissions;
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
@@ -85,24 +85,95 @@ impl Displaced {
 /// read before it decided what to write), another process wrote the path in between, and
 /// the replaced file is returned for the caller to take in. Where the exchange is not
 /// available (another OS, a file system without it, no file yet), a plain rename.
+/// The replaced file, when it is `expected`, is removed by `remover`.
 pub fn replace_checked(
     path: &Path,
     bytes: &[u8],
     new_mode: u32,
     expected: &[u8],
+    remover: &Remover,
 ) -> std::io::Result<Option<Displaced>> {
     let (dir, tmp) = temp_beside(path, bytes, new_mode, true)?;
     let tmp = tmp.into_temp_path();
     let displaced = if exchange(&tmp, path) {
         // `tmp` now names the file that was the backlog until the exchange.
         let old = std::fs::read(&tmp).ok();
-        (old.as_deref() != Some(expected)).then_some(Displaced(tmp))
+        if old.as_deref() == Some(expected) {
+            if let Ok(path) = tmp.keep() {
+                remover.remove(path);
+            }
+            None
+        } else {
+            Some(Displaced(tmp))
+        }
     } else {
         tmp.persist(path).map_err(|e| e.error)?;
         None
     };
     sync_dir(dir)?;
     Ok(displaced)
+}
+
+/// Removes files on a thread of its own. Freeing a large file's blocks costs a journaling
+/// file system a fraction of a millisecond (0.2 ms for a 330 KB backlog on ext4), which a
+/// writer need not wait for. Clones share the thread; when the last one is dropped it waits
+/// for the removals asked for so far, so none is left behind.
+#[derive(Debug, Clone, Default)]
+pub struct Remover(std::sync::Arc<Removing>);
+
+#[derive(Debug, Default)]
+pub struct Removing(
+    std::sync::Mutex<
+        Option<(
+            std::sync::mpsc::Sender<PathBuf>,
+            std::thread::JoinHandle<()>,
+        )>,
+    >,
+);
+
+impl Remover {
+    /// Removes the file at `path` soon (at once when no thread can be started).
+    pub fn remove(&self, path: PathBuf) {
+        let mut thread = self
+            .0
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if thread.is_none() {
+            let (tx, rx) = std::sync::mpsc::channel::<PathBuf>();
+            let spawned = std::thread::Builder::new()
+                .name("looper-remover".into())
+                .spawn(move || {
+                    for path in rx {
+                        let _ = std::fs::remove_file(path);
+                    }
+                });
+            let Ok(handle) = spawned else {
+                let _ = std::fs::remove_file(path);
+                return;
+            };
+            *thread = Some((tx, handle));
+        }
+        if let Some((tx, _)) = &*thread
+            && let Err(unsent) = tx.send(path)
+        {
+            let _ = std::fs::remove_file(unsent.0);
+        }
+    }
+}
+
+impl Drop for Removing {
+    fn drop(&mut self) {
+        let thread = self
+            .0
+            .get_mut()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        if let Some((tx, handle)) = thread {
+            drop(tx);
+            let _ = handle.join();
+        }
+    }
 }
 
 /// Atomically swaps two paths; false when that is not possible here (then nothing moved).
@@ -120,7 +191,7 @@ fn exchange(_: &Path, _: &Path) -> bool {
 /// Removes the temp files a killed [`write_atomic`] of `path` left (`.<name>.<random>.tmp`).
 /// Only for a caller that holds the lock every writer of `path` takes.
 pub fn remove_stale_temps(path: &Path) {
-    let (Some(dir), Some(name)) = (path.parent(), path.file_name().and_then(|n| n.to_str())) else {
+    let Some(dir) = path.parent() else {
         return;
     };
     let dir = if dir.as_os_str().is_empty() {
@@ -128,22 +199,29 @@ pub fn remove_stale_temps(path: &Path) {
     } else {
         dir
     };
-    let prefix = format!(".{name}.");
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
     };
     for entry in entries.flatten() {
-        let file_name = entry.file_name();
-        let Some(n) = file_name.to_str() else {
-            continue;
-        };
-        if n.len() > prefix.len() + 4
-            && n.starts_with(&prefix)
-            && Path::new(n).extension().is_some_and(|e| e == "tmp")
-        {
+        if is_temp_of(Path::new(&entry.file_name()), path) {
             let _ = std::fs::remove_file(entry.path());
         }
     }
+}
+
+/// Whether `candidate`'s file name is that of a temp file this module writes for `path`
+/// (`.<name>.<random>.tmp`): one being written, or one a writer has not removed yet.
+pub fn is_temp_of(candidate: &Path, path: &Path) -> bool {
+    let (Some(name), Some(n)) = (
+        path.file_name().and_then(|n| n.to_str()),
+        candidate.file_name().and_then(|n| n.to_str()),
+    ) else {
+        return false;
+    };
+    let prefix = format!(".{name}.");
+    n.len() > prefix.len() + 4
+        && n.starts_with(&prefix)
+        && Path::new(n).extension().is_some_and(|e| e == "tmp")
 }
 
 /// Fsyncs a directory so a rename in it is durable.

@@ -37,6 +37,10 @@ pub struct BacklogStore {
     state_dir: PathBuf,
     key: String,
     written: std::sync::Arc<std::sync::Mutex<Option<Written>>>,
+    /// Whether the temp files a killed writer left were looked for (once per process).
+    cleaned: std::sync::Arc<std::sync::Once>,
+    /// Removes replaced versions without making the writer wait for it.
+    remover: crate::file::Remover,
 }
 
 /// An external edit found and taken in before an update.
@@ -110,6 +114,8 @@ impl BacklogStore {
             state_dir: state_dir.to_path_buf(),
             key,
             written: std::sync::Arc::default(),
+            cleaned: std::sync::Arc::new(std::sync::Once::new()),
+            remover: crate::file::Remover::default(),
         }
     }
 
@@ -140,10 +146,13 @@ impl BacklogStore {
         file.lock()
             .with_context(|| format!("cannot lock {}", path.display()))?;
         // Holding the lock, no other writer is mid-write: a temp file of these files is what
-        // a killed writer left behind.
-        crate::file::remove_stale_temps(&self.path);
-        crate::file::remove_stale_temps(&self.state_file("pending.json"));
-        crate::file::remove_stale_temps(&self.state_file("last.json"));
+        // a killed writer left behind. Looked for once per process, not at every update: one
+        // left since is only in the way of nothing until the next command.
+        self.cleaned.call_once(|| {
+            crate::file::remove_stale_temps(&self.path);
+            crate::file::remove_stale_temps(&self.state_file("pending.json"));
+            crate::file::remove_stale_temps(&self.state_file("last.json"));
+        });
         Ok(BacklogLock { _file: file })
     }
 
@@ -446,8 +455,13 @@ impl BacklogStore {
             )
         })?;
         crate::fault::point("backlog.pending");
-        let displaced = match crate::file::replace_checked(&self.path, text.as_bytes(), 0o644, read)
-        {
+        let displaced = match crate::file::replace_checked(
+            &self.path,
+            text.as_bytes(),
+            0o644,
+            read,
+            &self.remover,
+        ) {
             Ok(displaced) => displaced,
             Err(source) => {
                 // Unless the rename went through (only the directory's fsync failed), the
@@ -695,7 +709,7 @@ impl BacklogStore {
         }
         let extra = (names.len() + 1).saturating_sub(HISTORY);
         for (_, name) in &names[..extra] {
-            let _ = std::fs::remove_file(dir.join(name));
+            self.remover.remove(dir.join(name));
         }
     }
 
@@ -723,8 +737,14 @@ impl BacklogStore {
                 return Ok(doc);
             };
             let (text, spans) = to_pretty_spans(&merged);
-            let next = crate::file::replace_checked(&self.path, text.as_bytes(), 0o644, &on_disk)
-                .map_err(|source| BacklogError::Write {
+            let next = crate::file::replace_checked(
+                &self.path,
+                text.as_bytes(),
+                0o644,
+                &on_disk,
+                &self.remover,
+            )
+            .map_err(|source| BacklogError::Write {
                 path: self.path.clone(),
                 source,
             })?;

@@ -135,6 +135,9 @@ fn take_snapshot(
         for entry in status.split('\0').filter(|e| e.len() > 3) {
             let path = &entry[3..];
             let full = root.join(path);
+            if is_own_temp(&full, skip) {
+                continue;
+            }
             let hash = match std::fs::metadata(&full) {
                 Ok(meta) if meta.is_file() && !skip.contains(&full) => hashes
                     .hash(&full, &meta, next)
@@ -150,6 +153,13 @@ fn take_snapshot(
         hashes.hash(path, meta, next)
     })?;
     Ok(Snapshot::Files(files))
+}
+
+/// Whether `path` is a temp file of one of Looper's own files (`skip`): Looper's, not the
+/// agent's work, and gone a moment later.
+fn is_own_temp(path: &Path, skip: &[PathBuf]) -> bool {
+    skip.iter()
+        .any(|own| own.parent() == path.parent() && crate::file::is_temp_of(path, own))
 }
 
 fn walk(
@@ -168,14 +178,21 @@ fn walk(
             if !SKIPPED_DIRS.iter().any(|s| name == *s) {
                 walk(root, &path, skip, out, hash)?;
             }
-        } else if kind.is_file() && !skip.contains(&path) {
+        } else if kind.is_file() && !skip.contains(&path) && !is_own_temp(&path, skip) {
             let rel = path
                 .strip_prefix(root)
                 .unwrap_or(&path)
                 .to_string_lossy()
                 .into_owned();
-            let meta = fs_err::symlink_metadata(&path)?;
-            out.insert(rel, hash(&path, &meta)?);
+            // A file deleted since the directory was listed is not in the tree.
+            let hashed = fs_err::symlink_metadata(&path).and_then(|meta| hash(&path, &meta));
+            match hashed {
+                Ok(hashed) => {
+                    out.insert(rel, hashed);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e.into()),
+            }
         }
     }
     Ok(())
@@ -362,5 +379,22 @@ mod tests {
         std::fs::remove_file(root.join("sub/new.txt")).unwrap();
         assert_eq!(files(root, &mut hashes).len(), 1);
         assert_eq!(hashes.known.len(), 0, "old.txt was just written");
+    }
+
+    /// A temp file of Looper's own files (the backlog's replaced version, removed on a
+    /// thread of its own) is not the agent's work.
+    #[test]
+    fn temps_of_own_files_are_not_in_the_tree() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let backlog = root.join("to-do.json");
+        std::fs::write(&backlog, "{}").unwrap();
+        std::fs::write(root.join(".to-do.json.Ab12Cd.tmp"), "{}").unwrap();
+        std::fs::write(root.join(".notes.Ab12Cd.tmp"), "mine").unwrap();
+        let snapshot = snapshot(root, &[backlog], false, &mut Hashes::default()).unwrap();
+        let Snapshot::Files(files) = snapshot else {
+            unreachable!()
+        };
+        assert_eq!(files.keys().collect::<Vec<_>>(), [".notes.Ab12Cd.tmp"]);
     }
 }
