@@ -709,7 +709,7 @@ impl BacklogStore {
         }
         let extra = (names.len() + 1).saturating_sub(HISTORY);
         for (_, name) in &names[..extra] {
-            self.remover.remove(dir.join(name));
+            self.remover.remove(&dir.join(name));
         }
     }
 
