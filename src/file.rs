@@ -125,7 +125,7 @@ pub fn replace_checked(
 pub struct Remover(std::sync::Arc<Removing>);
 
 #[derive(Debug, Default)]
-pub struct Removing(
+struct Removing(
     std::sync::Mutex<
         Option<(
             std::sync::mpsc::Sender<std::fs::File>,

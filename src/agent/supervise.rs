@@ -377,8 +377,9 @@ struct Leader {
     /// The leader's start time (clock ticks after boot): a process started before it can't
     /// be one of its descendants.
     ticks: Option<u64>,
-    /// The pids its descendants can have, when that can be told.
-    window: Option<PidWindow>,
+    /// Processes (and threads) the machine had made before the leader was spawned: with
+    /// its pid, what says which pids its descendants can have ([`PidRange::since`]).
+    forks: Option<u64>,
 }
 
 impl Leader {
@@ -522,10 +523,7 @@ fn start(spec: &Spec) -> Result<(Leader, Receiver<Msg>, usize), SuperviseError> 
         pid_file: None,
         token,
         ticks: start_time(pgid.as_raw()),
-        window: forks.map(|forks| PidWindow {
-            leader: pgid.as_raw(),
-            forks,
-        }),
+        forks,
     };
     if let Some(dir) = &spec.pid_dir {
         leader.pid_file = leave_note(dir, &leader);
@@ -782,7 +780,7 @@ fn sweep(leader: &Leader, kill_grace: Duration, killed: bool) -> Vec<i32> {
     let first = survey(
         Some(pgid),
         Some((&leader.token, leader.ticks)),
-        leader.window.as_ref().and_then(PidWindow::now),
+        leader.forks.and_then(|forks| PidRange::since(pgid, forks)),
     );
     if first.members.is_empty() && first.marked.is_empty() {
         return Vec::new();
@@ -949,40 +947,28 @@ struct Survey {
     marked: Vec<i32>,
 }
 
-/// The pids the kernel handed out after the agent's leader: every descendant of the leader
-/// (a group member, an escapee) has one of them, so a look at `/proc` after the agent ended
-/// need not read the `stat` of every process on the machine (about 10 µs each).
-#[derive(Debug, Clone, Copy)]
-struct PidWindow {
-    leader: i32,
-    /// Processes (and threads) the machine had made before the leader was spawned.
-    forks: u64,
-}
-
-/// A [`PidWindow`] closed now: the pids after `leader` up to `last`, the last one handed
-/// out, counting on from `leader` and wrapping around at the namespace's `pid_max`.
+/// The pids the kernel handed out after the agent's leader, up to `last`, the last one handed
+/// out, counting on from `leader` and wrapping around at the namespace's `pid_max`: every
+/// descendant of the leader (a group member, an escapee) has one of them, so a look at
+/// `/proc` after the agent ended need not read the `stat` of every process on the machine
+/// (about 10 µs each).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct PidRange {
     leader: i32,
     last: i32,
 }
 
-impl PidWindow {
-    /// The range now, or `None` (look at every process) when the pid counter may have gone
-    /// all the way around since the leader started: it moves by at most one per process
-    /// made plus one per pid in use (which it skips), and that must stay well under
-    /// `pid_max`.
-    fn now(&self) -> Option<PidRange> {
-        let (threads, last) = loadavg()?;
-        let made = total_forks()?.checked_sub(self.forks)?;
-        (made.saturating_add(threads) < pid_max()? / 2).then_some(PidRange {
-            leader: self.leader,
-            last,
-        })
-    }
-}
-
 impl PidRange {
+    /// The range now for `leader`, spawned when the machine had made `forks` processes, or
+    /// `None` (look at every process) when the pid counter may have gone all the way around
+    /// since: it moves by at most one per process made plus one per pid in use (which it
+    /// skips), and that must stay well under `pid_max`.
+    fn since(leader: i32, forks: u64) -> Option<Self> {
+        let (threads, last) = loadavg()?;
+        let made = total_forks()?.checked_sub(forks)?;
+        (made.saturating_add(threads) < pid_max()? / 2).then_some(Self { leader, last })
+    }
+
     fn holds(self, pid: i32) -> bool {
         if self.last >= self.leader {
             pid > self.leader && pid <= self.last
@@ -1276,19 +1262,15 @@ mod tests {
         }
     }
 
-    /// What the window is read from is there, and a process made after the leader is in
-    /// the window while one made before it is not.
+    /// What the range is read from is there, and a process made after the leader is in
+    /// its range while one made before it is not.
     #[test]
-    fn a_process_made_after_the_leader_is_in_its_window() {
+    fn a_process_made_after_the_leader_is_in_its_range() {
         let before = Command::new("sleep").arg("5").spawn().unwrap();
         let forks = total_forks().unwrap();
         let mut leader = Command::new("true").spawn().unwrap();
         let after = Command::new("sleep").arg("5").spawn().unwrap();
-        let window = PidWindow {
-            leader: leader.id().cast_signed(),
-            forks,
-        };
-        let range = window.now().unwrap();
+        let range = PidRange::since(leader.id().cast_signed(), forks).unwrap();
         assert!(range.holds(after.id().cast_signed()), "{range:?}");
         assert!(!range.holds(leader.id().cast_signed()), "{range:?}");
         // Unless the counter wrapped between the two spawns, a moment ago.

@@ -115,7 +115,7 @@ impl Journal {
     /// A record's payload as [`append_encoded`](Self::append_encoded) takes it: serialized
     /// to a JSON object, secrets replaced. Its length is what the record adds to the journal
     /// besides the header.
-    pub fn encode<P: serde::Serialize>(&self, payload: &P) -> anyhow::Result<String> {
+    fn encode<P: serde::Serialize>(&self, payload: &P) -> anyhow::Result<String> {
         let body = serde_json::to_string(payload).context("cannot encode journal record")?;
         anyhow::ensure!(
             body.starts_with('{'),
@@ -133,8 +133,9 @@ impl Journal {
         }
     }
 
-    /// Appends one record of `kind` per body made by [`encode`](Self::encode), all with one
-    /// lock and one `write`. Returns the last `seq`.
+    /// Appends one record of `kind` per body (a serialized payload with secrets replaced, as
+    /// [`redact`](Self::redact) leaves it), all with one lock and one `write`. Returns the
+    /// last `seq`.
     pub fn append_encoded(&self, kind: &str, bodies: &[String]) -> anyhow::Result<u64> {
         let mut cached = self
             .tail
