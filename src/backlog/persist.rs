@@ -1101,6 +1101,59 @@ mod tests {
         std::fs::write(path, serde_json::to_string(&v).unwrap()).unwrap();
     }
 
+    /// An external edit taken in by an update that is then refused is not applied against
+    /// the next update again when the journal is replayed (found by `store_invariants`; the
+    /// seed is kept in its regressions file).
+    #[test]
+    fn an_edit_taken_in_by_a_refused_update_replays_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("to-do.json");
+        std::fs::write(
+            &path,
+            r#"{"tasks":[],"source_files":[],"schema_version":1}"#,
+        )
+        .unwrap();
+        let store = BacklogStore::new(&path, &dir.path().join("state"));
+        let journal = Journal::new(dir.path().join("runs/r.jsonl"), "r".into());
+        let add = |v: &mut Value| {
+            let n = v["tasks"].as_array().unwrap().len();
+            v["tasks"].as_array_mut().unwrap().push(
+                json!({"id": format!("H{n}a"), "title": "a", "priority": 1, "status": "todo"}),
+            );
+        };
+        store.update(&ops::format(), &journal).unwrap();
+        edit_file(&path, add);
+        store
+            .update(&ops::set_status("H0a", Status::Doing), &journal)
+            .unwrap();
+        edit_file(&path, add);
+        edit_file(&path, |v| v["tasks"][0]["status"] = json!("done"));
+        let invalid = ops::user(
+            ".tasks += [{\"id\": \"Z\", \"title\": \"z\", \"priority\": 9, \"status\": \"todo\"}]",
+            vec![],
+        );
+        assert!(store.update(&invalid, &journal).is_err());
+        store
+            .update(&ops::set_status("H0a", Status::Doing), &journal)
+            .unwrap();
+        let text = std::fs::read_to_string(dir.path().join("runs/r.jsonl")).unwrap();
+        let records: Vec<Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert!(
+            records
+                .iter()
+                .any(|r| r["type"] == "backlog.update_refused"),
+            "{text}"
+        );
+        let replayed = replay::replay(&records).unwrap().unwrap();
+        assert_eq!(
+            to_pretty_string(&replayed),
+            std::fs::read_to_string(&path).unwrap()
+        );
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(48))]
 

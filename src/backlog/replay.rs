@@ -130,6 +130,9 @@ impl Replayer {
                     .map_err(|e| redacted(seq, kind, r, "args", "arguments", e))?;
                 self.state = Some(result);
             }
+            // An external edit taken in by an update that was then refused belonged to that
+            // update: the next one starts from the taken-in state with no edit of its own.
+            "backlog.update_refused" => self.external_base = None,
             _ => {}
         }
         Ok(())
