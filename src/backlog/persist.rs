@@ -1169,10 +1169,24 @@ mod tests {
             let store = BacklogStore::new(&path, &dir.path().join("state"));
             let journal = Journal::new(dir.path().join("runs/r.jsonl"), "r".into());
 
+            // An update refused after it took in an external edit leaves the file as the edit
+            // made it, while Looper goes on from the edit as it took it in (`last.json`, with
+            // its refusals): the next update's untouched tasks are compared with that.
+            let mut taken_in_by_refused = false;
             for op in ops {
                 let before: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+                let looper_view: Value = if taken_in_by_refused {
+                    serde_json::from_slice(&std::fs::read(store.state_file("last.json")).unwrap()).unwrap()
+                } else {
+                    before.clone()
+                };
                 let ids = task_ids(&before);
                 let pick = |i: usize| ids.get(i % ids.len().max(1)).cloned();
+                // Only an update that goes through makes Looper's view the file again.
+                let keeps_view = matches!(op, Op::BadUpdate | Op::ExternalRetitle(..) | Op::ExternalDelete(..) | Op::ExternalAdd(..) | Op::ExternalDone(..) | Op::ExternalCompact);
+                if !keeps_view {
+                    taken_in_by_refused = false;
+                }
                 match op {
                     Op::Add(title) => {
                         let title = if title.trim().is_empty() { "x".into() } else { title };
@@ -1188,7 +1202,7 @@ mod tests {
                         if applied.external.is_none() {
                             // Only the targeted task changed; the others are byte-identical.
                             let after = applied.doc.value();
-                            for (a, b) in before["tasks"].as_array().unwrap().iter().zip(after["tasks"].as_array().unwrap()) {
+                            for (a, b) in looper_view["tasks"].as_array().unwrap().iter().zip(after["tasks"].as_array().unwrap()) {
                                 if a["id"] != id.as_str() {
                                     prop_assert_eq!(serde_json::to_string(a).unwrap(), serde_json::to_string(b).unwrap());
                                 }
@@ -1201,9 +1215,12 @@ mod tests {
                     }
                     Op::BadUpdate => {
                         let raw = std::fs::read(&path).unwrap();
+                        let edits = || std::fs::read_to_string(dir.path().join("runs/r.jsonl")).unwrap_or_default().matches("\"backlog.external_change\"").count();
+                        let edits_before = edits();
                         let r = store.update(&ops::user(".tasks += [{\"id\": \"Z\", \"title\": \"z\", \"priority\": 9, \"status\": \"todo\"}]", vec![]), &journal);
                         prop_assert!(r.is_err());
                         prop_assert_eq!(std::fs::read(&path).unwrap(), raw, "a refused update leaves the file untouched");
+                        taken_in_by_refused |= edits() > edits_before;
                     }
                     Op::Fmt => { store.update(&ops::format(), &journal).unwrap(); }
                     Op::ExternalRetitle(i, t) => {
