@@ -215,14 +215,39 @@ mod tests {
             Just(json!(["a", "project-done"])),
             Just(json!(["a"])),
             Just(json!("project-done")),
+            Just(json!(["T1", 3, "T2"])),
+            Just(json!(7)),
         ]
     }
 
+    /// What [`TaskView::from_value`] read before its one-pass form: a lookup per field.
+    fn view_by_lookups(value: &Value) -> Option<impl PartialEq + std::fmt::Debug + '_> {
+        use crate::backlog::model::{PROJECT_DONE_TAG, as_integer, has_tag};
+        let obj = value.as_object()?;
+        let id = obj.get("id")?.as_str()?;
+        let title = obj.get("title")?.as_str()?;
+        let priority = u8::try_from(obj.get("priority").and_then(as_integer)?).ok()?;
+        let status = Status::parse(obj.get("status")?.as_str()?)?;
+        let attempts = obj
+            .get("attempts")
+            .and_then(as_integer)
+            .and_then(|a| u32::try_from(a).ok())
+            .unwrap_or(0);
+        let depends_on: Vec<&str> = obj
+            .get("depends_on")
+            .and_then(Value::as_array)
+            .map(|deps| deps.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        let is_marker = status == Status::Done && has_tag(value, PROJECT_DONE_TAG);
+        Some((id, title, priority, status, attempts, depends_on, is_marker))
+    }
+
     proptest! {
-        /// The one-pass count equals counting the views, on any task objects, valid or not.
+        /// The one-pass count equals counting the views, and a view reads what a lookup per
+        /// field reads, on any task objects, valid or not.
         #[test]
         fn counts_match_views(tasks in prop::collection::vec(
-            (0usize..4, prop::collection::vec((prop::sample::select(vec!["id", "title", "priority", "status", "tags", "notes"]), prop::option::of(arb_field())), 0..3)),
+            (0usize..4, prop::collection::vec((prop::sample::select(vec!["id", "title", "priority", "status", "tags", "notes", "attempts", "depends_on"]), prop::option::of(arb_field())), 0..3)),
             0..8,
         ), odd in any::<bool>()) {
             const STATUSES: [&str; 4] = ["todo", "doing", "blocked", "done"];
@@ -243,6 +268,12 @@ mod tests {
                 .collect();
             if odd {
                 tasks.push(json!("not an object"));
+            }
+            for task in &tasks {
+                let view = TaskView::from_value(0, task).map(|t| {
+                    (t.id, t.title, t.priority, t.status, t.attempts, t.depends_on, t.is_marker)
+                });
+                prop_assert_eq!(format!("{view:?}"), format!("{:?}", view_by_lookups(task)));
             }
             let doc = Doc::from_validated(json!({"schema_version": 1, "tasks": tasks}));
             prop_assert_eq!(doc.counts(), counts_by_views(&doc));

@@ -232,23 +232,38 @@ impl<'a> TaskView<'a> {
     /// Reads the view from a task object; `None` when a required field has the wrong shape
     /// (which validation reports separately).
     pub fn from_value(index: usize, value: &'a Value) -> Option<TaskView<'a>> {
-        let obj = value.as_object()?;
-        let id = obj.get("id")?.as_str()?;
-        let title = obj.get("title")?.as_str()?;
-        let priority = obj.get("priority").and_then(as_integer)?;
-        let priority = u8::try_from(priority).ok()?;
-        let status = Status::parse(obj.get("status")?.as_str()?)?;
-        let attempts = obj
-            .get("attempts")
+        // One walk over the fields: a lookup each would hash every name (SipHash), and
+        // selection makes a view of every task.
+        let (mut id, mut title, mut priority, mut status) = (None, None, None, None);
+        let (mut attempts, mut depends_on, mut tags) = (None, None, None);
+        for (key, field) in value.as_object()? {
+            match key.as_str() {
+                "id" => id = Some(field),
+                "title" => title = Some(field),
+                "priority" => priority = Some(field),
+                "status" => status = Some(field),
+                "attempts" => attempts = Some(field),
+                "depends_on" => depends_on = Some(field),
+                "tags" => tags = Some(field),
+                _ => {}
+            }
+        }
+        let id = id?.as_str()?;
+        let title = title?.as_str()?;
+        let priority = u8::try_from(priority.and_then(as_integer)?).ok()?;
+        let status = Status::parse(status?.as_str()?)?;
+        let attempts = attempts
             .and_then(as_integer)
             .and_then(|a| u32::try_from(a).ok())
             .unwrap_or(0);
-        let depends_on = obj
-            .get("depends_on")
+        let depends_on = depends_on
             .and_then(Value::as_array)
             .map(|deps| deps.iter().filter_map(Value::as_str).collect())
             .unwrap_or_default();
-        let is_marker = status == Status::Done && has_tag(value, PROJECT_DONE_TAG);
+        let is_marker = status == Status::Done
+            && tags
+                .and_then(Value::as_array)
+                .is_some_and(|tags| tags.iter().any(|t| t.as_str() == Some(PROJECT_DONE_TAG)));
         Some(TaskView {
             index,
             id,

@@ -43,10 +43,11 @@ pub(crate) fn iterate(
     let sources = source_files_text(&doc);
     // Held on, it would make the updates below copy the backlog.
     drop(doc);
-    if task.get("status").and_then(Value::as_str) != Some("doing") {
-        ctx.update(&ops::set_status(id, Status::Doing))?;
-    }
-    let (before, _) = snapshot(ctx, "before")?;
+    let (before, _) = if task.get("status").and_then(Value::as_str) == Some("doing") {
+        snapshot(ctx, "before")?
+    } else {
+        mark_doing(ctx, id)?
+    };
     ctx.record("git", json!({"phase": "before", "head": before.head()}))?;
     let text = worker_prompt(ctx, id, &task, sources)?;
     let result = step::run_agent(ctx, agent, Role::Worker, &text, ctx.config.worker_timeout)?;
@@ -348,8 +349,48 @@ pub(super) fn snapshot(
     ctx: &mut Ctx,
     phase: &str,
 ) -> anyhow::Result<(workspace::Snapshot, Option<String>)> {
+    let taken = workspace::snapshot(&ctx.root, &ctx.own_files(), ctx.git, &mut ctx.hashes);
+    snapshot_taken(ctx, phase, taken)
+}
+
+/// Marks task `id` `doing` and takes the tree's `before` snapshot at the same time, on a
+/// thread of its own: the snapshot leaves the backlog and Looper's temp files beside it
+/// out, so neither sees the other, and its stats and reads (or `git status`) overlap the
+/// update's writes and fsyncs. The snapshot is as [`snapshot`] returns it.
+fn mark_doing(ctx: &mut Ctx, id: &str) -> anyhow::Result<(workspace::Snapshot, Option<String>)> {
     let own = ctx.own_files();
-    match workspace::snapshot(&ctx.root, &own, ctx.git, &mut ctx.hashes) {
+    let mut hashes = std::mem::take(&mut ctx.hashes);
+    let (root, git, shared) = (&ctx.root, ctx.git, &*ctx);
+    let (updated, taken) = std::thread::scope(|scope| {
+        let thread = std::thread::Builder::new()
+            .name("looper-snapshot".into())
+            .spawn_scoped(scope, || workspace::snapshot(root, &own, git, &mut hashes));
+        let updated = shared.update(&ops::set_status(id, Status::Doing));
+        // Without a thread (none could start), the snapshot comes after the update.
+        let taken = thread.ok().map(|thread| {
+            thread
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+        });
+        (updated, taken)
+    });
+    ctx.hashes = hashes;
+    updated?;
+    match taken {
+        Some(taken) => snapshot_taken(ctx, "before", taken),
+        None => snapshot(ctx, "before"),
+    }
+}
+
+/// [`snapshot`]'s result from the `taken` snapshot: when git failed, the tree is snapshot
+/// again from file hashes.
+fn snapshot_taken(
+    ctx: &mut Ctx,
+    phase: &str,
+    taken: anyhow::Result<workspace::Snapshot>,
+) -> anyhow::Result<(workspace::Snapshot, Option<String>)> {
+    let own = ctx.own_files();
+    match taken {
         Ok(snapshot) => Ok((snapshot, None)),
         Err(e) if ctx.git => {
             let error = clip(&format!("{e:#}"));
