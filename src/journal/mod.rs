@@ -9,4 +9,4 @@ pub mod redact;
 pub mod writer;
 
 pub use redact::Redactor;
-pub use writer::{JOURNAL_VERSION, Journal};
+pub use writer::{Bodies, JOURNAL_VERSION, Journal};

@@ -81,21 +81,25 @@ impl Redactor {
     /// or after the first half of an escape, breaks the document: then it is parsed and
     /// walked instead.
     pub fn json(&self, json: String) -> String {
-        let scan = Scan::of(&json);
-        let clean = self.text_in(&json, true, Some(&scan));
+        self.json_changed(&json).unwrap_or(json)
+    }
+
+    /// [`json`](Self::json) for a document the caller keeps: `None` when it holds nothing
+    /// to replace, as nearly every one does.
+    pub fn json_changed(&self, json: &str) -> Option<String> {
+        let scan = Scan::of(json);
+        let clean = self.text_in(json, true, Some(&scan));
         // Lines of a private key's body are found only in real strings (here a JSON escape
         // like `\n` glues onto them): a document that may hold one is walked.
-        if !scan.long_run || !has_key_body(&json) {
-            let Some(clean) = clean else {
-                return json;
-            };
+        if !scan.long_run || !has_key_body(json) {
+            let clean = clean?;
             if serde_json::from_str::<serde::de::IgnoredAny>(&clean).is_ok() {
-                return clean;
+                return Some(clean);
             }
-            return self.walk(&json, clean);
+            return Some(self.walk(json, clean));
         }
-        let clean = clean.unwrap_or_else(|| json.clone());
-        self.walk(&json, clean)
+        let clean = clean.unwrap_or_else(|| json.to_owned());
+        Some(self.walk(json, clean))
     }
 
     /// Parses `json` and redacts its strings; `clean` (the text redacted as text) when it is

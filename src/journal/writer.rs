@@ -54,6 +54,9 @@ struct Tail {
     file: File,
     len: u64,
     seq: u64,
+    /// The text of the last append, kept for the next one: an agent's output is appended
+    /// batch after batch, each a fraction of a megabyte that a fresh buffer would fault in.
+    text: String,
 }
 
 impl Journal {
@@ -124,19 +127,36 @@ impl Journal {
         Ok(self.redact(body))
     }
 
-    /// A payload serialized by the caller (a JSON object), with secrets replaced: the second
-    /// half of [`encode`](Self::encode), for a hot path that writes its JSON by hand.
-    pub fn redact(&self, body: String) -> String {
+    /// A serialized payload (a JSON object), with secrets replaced: the second half of
+    /// [`encode`](Self::encode).
+    fn redact(&self, body: String) -> String {
         match &self.redactor {
             Some(redactor) => redactor.json(body),
             None => body,
         }
     }
 
+    /// Replaces the secrets in the payload `buf` holds from `start` on (a JSON object), in
+    /// place: [`redact`](Self::redact) for a payload written into a larger buffer.
+    pub fn redact_from(&self, buf: &mut String, start: usize) {
+        if let Some(redactor) = &self.redactor
+            && let Some(clean) = redactor.json_changed(&buf[start..])
+        {
+            buf.truncate(start);
+            buf.push_str(&clean);
+        }
+    }
+
+    /// Appends one record of `kind` per payload of `bodies`, all with one lock and one
+    /// `write`. Returns the last `seq`.
+    pub fn append_bodies(&self, kind: &str, bodies: &Bodies) -> anyhow::Result<u64> {
+        self.append_encoded(kind, &bodies.iter().collect::<Vec<_>>())
+    }
+
     /// Appends one record of `kind` per body (a serialized payload with secrets replaced, as
     /// [`redact`](Self::redact) leaves it), all with one lock and one `write`. Returns the
     /// last `seq`.
-    pub fn append_encoded(&self, kind: &str, bodies: &[String]) -> anyhow::Result<u64> {
+    pub fn append_encoded<B: AsRef<str>>(&self, kind: &str, bodies: &[B]) -> anyhow::Result<u64> {
         let mut cached = self
             .tail
             .lock()
@@ -155,6 +175,7 @@ impl Journal {
                 file: self.open()?,
                 len: u64::MAX,
                 seq: 0,
+                text: String::new(),
             },
         };
         tail.file
@@ -203,7 +224,12 @@ impl Journal {
     }
 
     /// Writes the records; the caller holds the file lock.
-    fn append_locked(&self, tail: &mut Tail, kind: &str, bodies: &[String]) -> anyhow::Result<u64> {
+    fn append_locked<B: AsRef<str>>(
+        &self,
+        tail: &mut Tail,
+        kind: &str,
+        bodies: &[B],
+    ) -> anyhow::Result<u64> {
         let len = tail
             .file
             .metadata()
@@ -235,13 +261,20 @@ impl Journal {
                 Value::String(label.clone())
             );
         }
-        let mut text =
-            String::with_capacity(bodies.iter().map(|b| b.len() + head.len() + 40).sum());
+        let mut text = std::mem::take(&mut tail.text);
+        text.clear();
+        text.reserve(
+            bodies
+                .iter()
+                .map(|b| b.as_ref().len() + head.len() + 40)
+                .sum(),
+        );
         // A torn last line from a crash would glue onto our record: start on a fresh line.
         if resync && needs_newline(&mut tail.file) {
             text.push('\n');
         }
         for body in bodies {
+            let body = body.as_ref();
             seq += 1;
             text.push_str(&head);
             text.push_str("\"seq\":");
@@ -270,8 +303,65 @@ impl Journal {
                 .context(format!("cannot write journal {}", self.path.display())));
         }
         tail.len = len + text.len() as u64;
+        // A one-off large append (a whole backlog) need not stay in memory.
+        if text.capacity() <= 4 << 20 {
+            tail.text = text;
+        }
         tail.seq = seq;
         Ok(seq)
+    }
+}
+
+/// Record payloads (JSON objects, secrets replaced) one after another in one buffer, as
+/// [`Journal::append_bodies`] takes them: the thousands of lines of an agent's output cost
+/// no allocation each.
+#[derive(Debug, Default)]
+pub struct Bodies {
+    text: String,
+    ends: Vec<usize>,
+}
+
+impl Bodies {
+    /// Drops every payload, keeping the memory.
+    pub fn clear(&mut self) {
+        self.text.clear();
+        self.ends.clear();
+    }
+
+    /// The buffer the next payload is written at the end of.
+    pub fn buf(&mut self) -> &mut String {
+        &mut self.text
+    }
+
+    /// Ends the payload written into [`buf`](Self::buf) since the last one, with its secrets
+    /// replaced by `journal`'s redactor. Returns its length.
+    pub fn seal(&mut self, journal: &Journal) -> usize {
+        let start = self.sealed();
+        journal.redact_from(&mut self.text, start);
+        self.ends.push(self.text.len());
+        self.text.len() - start
+    }
+
+    /// Drops the last sealed payload, and anything written after it.
+    pub fn pop(&mut self) {
+        self.ends.pop();
+        self.text.truncate(self.sealed());
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    /// Where the sealed payloads end.
+    fn sealed(&self) -> usize {
+        self.ends.last().copied().unwrap_or(0)
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &str> {
+        let starts = std::iter::once(0).chain(self.ends.iter().copied());
+        starts
+            .zip(&self.ends)
+            .map(|(start, &end)| &self.text[start..end])
     }
 }
 
@@ -291,6 +381,14 @@ pub(crate) fn push_u64(out: &mut String, mut n: u64) {
     for &d in &digits[at..] {
         out.push(char::from(d));
     }
+}
+
+/// Appends `n` in decimal, as [`push_u64`] does.
+pub(crate) fn push_i64(out: &mut String, n: i64) {
+    if n < 0 {
+        out.push('-');
+    }
+    push_u64(out, n.unsigned_abs());
 }
 
 /// Appends `s` as a JSON string, byte for byte as `serde_json` writes it (`\"`, `\\`, the
@@ -331,6 +429,10 @@ pub(crate) fn push_json_str(out: &mut String, s: &str) {
             out.push_str("u00");
             out.push(char::from(HEX[usize::from(b >> 4)]));
             out.push(char::from(HEX[usize::from(b & 0xf)]));
+        } else if escape == b {
+            // `"` and `\` stand for themselves: the next run starts with them.
+            start = i;
+            continue;
         } else {
             out.push(char::from(escape));
         }
@@ -397,6 +499,9 @@ mod tests {
             let mut out = String::new();
             push_u64(&mut out, n);
             proptest::prop_assert_eq!(out, n.to_string());
+            let (mut out, i) = (String::new(), n.cast_signed());
+            push_i64(&mut out, i);
+            proptest::prop_assert_eq!(out, i.to_string());
         }
     }
 
@@ -408,6 +513,43 @@ mod tests {
             push_json_str(&mut out, &text);
             assert_eq!(out, serde_json::to_string(&text).unwrap(), "byte {b:#x}");
         }
+    }
+
+    /// Payloads written into one buffer are redacted each in place, a popped one is not
+    /// journaled, and each becomes a record of its own.
+    #[test]
+    fn bodies_are_redacted_in_place_and_appended_as_records() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("runs/r.jsonl");
+        let mut j = Journal::new(path.clone(), "r".into());
+        j.set_redactor(super::super::Redactor::new(
+            [("API_TOKEN".to_owned(), "hunter2hunter2".to_owned())],
+            [],
+        ));
+        let mut bodies = Bodies::default();
+        for (i, text) in ["plain", "the token is hunter2hunter2!", "dropped", "last"]
+            .iter()
+            .enumerate()
+        {
+            let buf = bodies.buf();
+            buf.push_str("{\"text\":");
+            push_json_str(buf, text);
+            buf.push('}');
+            let len = bodies.seal(&j);
+            if i == 1 {
+                assert_eq!(len, r#"{"text":"the token is [redacted]!"}"#.len());
+            }
+            if i == 2 {
+                bodies.pop();
+            }
+        }
+        assert_eq!(j.append_bodies("agent.event", &bodies).unwrap(), 3);
+        let texts: Vec<Value> = std::fs::read_to_string(&path)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str::<Value>(l).unwrap()["text"].clone())
+            .collect();
+        assert_eq!(texts, ["plain", "the token is [redacted]!", "last"]);
     }
 
     #[test]

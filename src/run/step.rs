@@ -12,6 +12,7 @@ use crate::agent::supervise::{self, RunResult, Stream};
 use crate::agent::{Request, Role, invocation};
 use crate::backlog::format::sha256_hex;
 use crate::config::Agent;
+use crate::journal::Bodies;
 
 /// One `agent.event` record: a line of the agent's output, raw and normalized. Written by
 /// hand ([`EventRecord::encode`]); the derived form is what that must equal.
@@ -25,24 +26,99 @@ struct EventRecord<'a> {
 }
 
 impl EventRecord<'_> {
-    /// The record's payload as JSON, as `serde_json` writes the struct, without going
-    /// through its serializer for the fields around `events`: this runs for every line an
+    /// Appends the record's payload as JSON, as `serde_json` writes the struct, without
+    /// going through its serializer for the common events: this runs for every line an
     /// agent prints.
-    fn encode(&self) -> anyhow::Result<String> {
-        let mut body = String::with_capacity(self.raw.len() + self.raw.len() / 4 + 128);
-        body.push_str("{\"stream\":\"");
-        body.push_str(self.stream);
-        body.push_str("\",\"at_ms\":");
-        crate::journal::writer::push_u64(&mut body, self.at_ms);
-        body.push_str(",\"raw\":");
-        crate::journal::writer::push_json_str(&mut body, self.raw);
-        body.push_str(",\"events\":");
-        body.push_str(
-            &serde_json::to_string(self.events).context("cannot encode an agent's events")?,
-        );
-        body.push('}');
-        Ok(body)
+    fn encode_into(&self, out: &mut String) -> anyhow::Result<()> {
+        use crate::journal::writer::{push_json_str, push_u64};
+        out.reserve(self.raw.len() * 2 + 128);
+        out.push_str("{\"stream\":\"");
+        out.push_str(self.stream);
+        out.push_str("\",\"at_ms\":");
+        push_u64(out, self.at_ms);
+        out.push_str(",\"raw\":");
+        push_json_str(out, self.raw);
+        out.push_str(",\"events\":[");
+        for (i, event) in self.events.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            push_event(out, event)?;
+        }
+        out.push_str("]}");
+        Ok(())
     }
+}
+
+/// Appends `event` as JSON, as `serde_json` writes it; by hand but for the events a stream
+/// has one or two of (usage, errors).
+fn push_event(out: &mut String, event: &crate::agent::Event) -> anyhow::Result<()> {
+    use crate::agent::Event;
+    use crate::journal::writer::{push_i64, push_json_str, push_u64};
+    let text = |out: &mut String, kind: &str, field: &str, value: &str| {
+        out.push_str("{\"type\":\"");
+        out.push_str(kind);
+        out.push_str("\",\"");
+        out.push_str(field);
+        out.push_str("\":");
+        push_json_str(out, value);
+        out.push('}');
+    };
+    match event {
+        Event::Session { id } => text(out, "session", "id", id),
+        Event::Message { text: t } => text(out, "message", "text", t),
+        Event::Reasoning { text: t } => text(out, "reasoning", "text", t),
+        Event::Final { text: t } => text(out, "final", "text", t),
+        Event::Command {
+            cmd,
+            exit_code,
+            duration_ms,
+            output,
+        } => {
+            out.push_str("{\"type\":\"command\",\"cmd\":");
+            push_json_str(out, cmd);
+            out.push_str(",\"exit_code\":");
+            match exit_code {
+                Some(code) => push_i64(out, i64::from(*code)),
+                None => out.push_str("null"),
+            }
+            out.push_str(",\"duration_ms\":");
+            match duration_ms {
+                Some(ms) => push_u64(out, *ms),
+                None => out.push_str("null"),
+            }
+            out.push_str(",\"output\":");
+            match output {
+                Some(output) => push_json_str(out, output),
+                None => out.push_str("null"),
+            }
+            out.push('}');
+        }
+        Event::FileChange { path, kind } => {
+            out.push_str("{\"type\":\"file_change\",\"path\":");
+            push_json_str(out, path);
+            out.push_str(",\"kind\":\"");
+            out.push_str(match kind {
+                crate::agent::FileChangeKind::Add => "add",
+                crate::agent::FileChangeKind::Delete => "delete",
+                crate::agent::FileChangeKind::Update => "update",
+            });
+            out.push_str("\"}");
+        }
+        Event::Unknown { kind } => {
+            out.push_str("{\"type\":\"unknown\",\"kind\":");
+            match kind {
+                Some(kind) => push_json_str(out, kind),
+                None => out.push_str("null"),
+            }
+            out.push('}');
+        }
+        Event::Usage(_) | Event::Error { .. } => {
+            let json = serde_json::to_string(event).context("cannot encode an agent's event")?;
+            out.push_str(&json);
+        }
+    }
+    Ok(())
 }
 
 /// How many bytes of `agent.event` records one step journals (each record's encoded payload
@@ -66,6 +142,8 @@ struct Kept {
     bytes: usize,
     dropped_lines: u64,
     dropped_bytes: u64,
+    /// The payloads of the batch being written; its memory serves the next batch.
+    bodies: Bodies,
 }
 
 impl Kept {
@@ -76,29 +154,28 @@ impl Kept {
         &mut self,
         journal: &crate::journal::Journal,
         batch: &[supervise::LineEvent],
-    ) -> anyhow::Result<Vec<String>> {
-        let mut bodies = Vec::with_capacity(batch.len());
+    ) -> anyhow::Result<&Bodies> {
+        let bodies = &mut self.bodies;
+        bodies.clear();
         for line in batch {
             // Encoding never makes a line shorter: one that can't fit isn't encoded.
             if self.dropped_lines == 0 && self.bytes + line.text.len() <= MAX_JOURNALED_OUTPUT {
-                let body = journal.redact(
-                    EventRecord {
-                        stream: match line.stream {
-                            Stream::Stdout => "stdout",
-                            Stream::Stderr => "stderr",
-                        },
-                        at_ms: u64::try_from(line.at.as_millis()).unwrap_or(u64::MAX),
-                        raw: &line.text,
-                        events: &line.events,
-                    }
-                    .encode()?,
-                );
-                let cost = body.len() + HEADER_BYTES;
+                EventRecord {
+                    stream: match line.stream {
+                        Stream::Stdout => "stdout",
+                        Stream::Stderr => "stderr",
+                    },
+                    at_ms: u64::try_from(line.at.as_millis()).unwrap_or(u64::MAX),
+                    raw: &line.text,
+                    events: &line.events,
+                }
+                .encode_into(bodies.buf())?;
+                let cost = bodies.seal(journal) + HEADER_BYTES;
                 if self.bytes + cost <= MAX_JOURNALED_OUTPUT {
                     self.bytes += cost;
-                    bodies.push(body);
                     continue;
                 }
+                bodies.pop();
             }
             self.dropped_lines += 1;
             self.dropped_bytes += line.text.len() as u64;
@@ -218,7 +295,7 @@ fn run_journaled(
                         if bodies.is_empty() {
                             Ok(0)
                         } else {
-                            journal.append_encoded("agent.event", &bodies)
+                            journal.append_bodies("agent.event", bodies)
                         }
                     });
                     error = written.err();
@@ -299,11 +376,78 @@ mod tests {
                 raw: line,
                 events: &events,
             };
+            let mut encoded = String::from("before");
+            record.encode_into(&mut encoded).unwrap();
             assert_eq!(
-                record.encode().unwrap(),
+                encoded.strip_prefix("before").unwrap(),
                 serde_json::to_string(&record).unwrap()
             );
         }
         assert!(with_events > 500, "{with_events}");
+    }
+
+    /// Every kind of event, with the values the captures may lack (negative exit codes,
+    /// durations, missing fields, every file change kind), encodes as `serde_json` writes it.
+    #[test]
+    fn every_event_encodes_as_serde_json() {
+        use crate::agent::{Event, FailureClass, FileChangeKind, Usage};
+        let odd = "tab\t \"q\" \\ \u{7} é";
+        let mut events = vec![
+            Event::Session { id: odd.into() },
+            Event::Message { text: odd.into() },
+            Event::Reasoning {
+                text: String::new(),
+            },
+            Event::Final { text: odd.into() },
+            Event::Unknown { kind: None },
+            Event::Unknown {
+                kind: Some(odd.into()),
+            },
+            Event::Usage(Usage {
+                input: 1,
+                cached: 2,
+                output: 3,
+                cost_usd: Some(0.125),
+            }),
+            Event::Error {
+                message: odd.into(),
+                fatal: true,
+                class: Some(FailureClass::rate_limited()),
+            },
+        ];
+        for (exit_code, duration_ms, output) in [
+            (None, None, None),
+            (Some(-9), Some(0), Some(odd.to_owned())),
+            (Some(i32::MIN), Some(u64::MAX), Some(String::new())),
+            (Some(i32::MAX), None, None),
+        ] {
+            events.push(Event::Command {
+                cmd: odd.into(),
+                exit_code,
+                duration_ms,
+                output,
+            });
+        }
+        for kind in [
+            FileChangeKind::Add,
+            FileChangeKind::Delete,
+            FileChangeKind::Update,
+        ] {
+            events.push(Event::FileChange {
+                path: odd.into(),
+                kind,
+            });
+        }
+        for n in [0, 1, 2, events.len()] {
+            let record = EventRecord {
+                stream: "stdout",
+                at_ms: 7,
+                raw: odd,
+                events: &events[..n],
+            };
+            let mut encoded = String::new();
+            record.encode_into(&mut encoded).unwrap();
+            assert_eq!(encoded, serde_json::to_string(&record).unwrap());
+        }
     }
 }
