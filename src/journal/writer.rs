@@ -416,12 +416,13 @@ pub(crate) fn push_json_str(out: &mut String, s: &str) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     out.reserve(s.len() + 2);
     out.push('"');
+    let bytes = s.as_bytes();
     let mut start = 0;
-    for (i, &b) in s.as_bytes().iter().enumerate() {
+    let mut from = 0;
+    while let Some(i) = next_escaped(bytes, from) {
+        let b = bytes[i];
         let escape = ESCAPE[usize::from(b)];
-        if escape == 0 {
-            continue;
-        }
+        from = i + 1;
         // An escaped byte is ASCII: `i` is on a character boundary.
         out.push_str(&s[start..i]);
         out.push('\\');
@@ -440,6 +441,33 @@ pub(crate) fn push_json_str(out: &mut String, s: &str) {
     }
     out.push_str(&s[start..]);
     out.push('"');
+}
+
+/// Where the first byte at or after `from` is that a JSON string escapes (a control
+/// character, `"` or `\`), eight bytes at a time.
+fn next_escaped(bytes: &[u8], mut from: usize) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    while let Some(Ok(word)) = bytes.get(from..from + 8).map(<[u8; 8]>::try_from) {
+        let x = u64::from_le_bytes(word);
+        let (quote, backslash) = (x ^ (ONES * 0x22), x ^ (ONES * 0x5c));
+        // Each term marks a byte below 0x20 (or equal to the quote, the backslash) in its
+        // high bit. Bits above the first marked byte may be false, the first one is not:
+        // a borrow only runs upwards from a byte that matched.
+        let marked = (x.wrapping_sub(ONES * 0x20) & !x
+            | quote.wrapping_sub(ONES) & !quote
+            | backslash.wrapping_sub(ONES) & !backslash)
+            & HIGH;
+        if marked != 0 {
+            return Some(from + (marked.trailing_zeros() / 8) as usize);
+        }
+        from += 8;
+    }
+    bytes
+        .get(from..)?
+        .iter()
+        .position(|&b| b < 0x20 || b == b'"' || b == b'\\')
+        .map(|at| from + at)
 }
 
 /// The `seq` of the last complete record, reading only the file's tail.
@@ -505,13 +533,24 @@ mod tests {
         }
     }
 
+    /// Every ASCII byte, alone and before each other one, at every place of an eight-byte
+    /// word and of the tail after the last whole word, escapes as `serde_json` escapes it.
     #[test]
     fn every_byte_escapes_as_serde_json() {
         for b in 0..=0x7fu8 {
-            let text = format!("a{}b", char::from(b));
-            let mut out = String::new();
-            push_json_str(&mut out, &text);
-            assert_eq!(out, serde_json::to_string(&text).unwrap(), "byte {b:#x}");
+            for next in 0..=0x7fu8 {
+                for at in [0, 1, 6, 7, 8, 9, 15, 16, 17, 18] {
+                    let mut text = vec![b'a'; 19];
+                    text[at] = b;
+                    if at + 1 < text.len() {
+                        text[at + 1] = next;
+                    }
+                    let text = String::from_utf8(text).unwrap();
+                    let mut out = String::new();
+                    push_json_str(&mut out, &text);
+                    assert_eq!(out, serde_json::to_string(&text).unwrap(), "{text:?}");
+                }
+            }
         }
     }
 
