@@ -4,9 +4,11 @@
 //! Every line an agent prints is parsed once and dropped. A `serde_json::Value` (with
 //! `preserve_order`) allocates and hashes every key and copies every string; a `Borrowed`
 //! allocates only a `Vec` per object or array and a `String` per string with escapes.
-//! `serde_json` still does the parsing, so what is and isn't JSON (depth limit, number
-//! range, surrogates, trailing characters) is unchanged, and each accessor answers as the
-//! `Value` method of the same name would for the same text (`view::tests`,
+//! [`parse`] reads the structure and plain strings by hand and leaves `\u` escapes and
+//! numbers other than small positive integers to `serde_json`; what is and isn't JSON
+//! (depth limit, number range, surrogates, control characters, trailing characters) is
+//! what `serde_json` says, and each accessor answers as the `Value` method of the same name
+//! would for the same text (`view::tests`,
 //! `json::tests::borrowed_and_value_read_mutated_captures_alike`).
 
 use std::borrow::Cow;
@@ -285,8 +287,207 @@ impl<'de> Deserialize<'de> for Key<'de> {
 }
 
 /// Parses one line, as `serde_json::from_str::<Value>` would accept or refuse it.
+///
+/// By hand, for what costs time: the structure, and strings without escapes (borrowed).
+/// A string with escapes and any number but a small positive integer go to `serde_json`,
+/// so their rules (escapes, surrogates, number range and rounding) are its own.
 pub(crate) fn parse(raw: &str) -> Option<Borrowed<'_>> {
-    serde_json::from_str(raw).ok()
+    let mut parser = Parser {
+        text: raw,
+        at: 0,
+        depth: 0,
+    };
+    let value = parser.value()?;
+    parser.skip_whitespace();
+    (parser.at == raw.len()).then_some(value)
+}
+
+/// How deep arrays and objects may nest: `serde_json`'s recursion limit refuses the 128th.
+const MAX_DEPTH: u32 = 127;
+
+struct Parser<'a> {
+    text: &'a str,
+    at: usize,
+    depth: u32,
+}
+
+impl<'a> Parser<'a> {
+    fn peek(&self) -> Option<u8> {
+        self.text.as_bytes().get(self.at).copied()
+    }
+
+    fn skip_whitespace(&mut self) {
+        while let Some(b' ' | b'\n' | b'\t' | b'\r') = self.peek() {
+            self.at += 1;
+        }
+    }
+
+    /// Skips whitespace, then `byte`; `None` when something else comes.
+    fn expect(&mut self, byte: u8) -> Option<()> {
+        self.skip_whitespace();
+        (self.peek()? == byte).then(|| self.at += 1)
+    }
+
+    fn value(&mut self) -> Option<Borrowed<'a>> {
+        self.skip_whitespace();
+        match self.peek()? {
+            b'{' => self.object(),
+            b'[' => self.array(),
+            b'"' => self.string().map(Borrowed::Str),
+            b't' => self.literal("true", Borrowed::Bool(true)),
+            b'f' => self.literal("false", Borrowed::Bool(false)),
+            b'n' => self.literal("null", Borrowed::Null),
+            b'-' | b'0'..=b'9' => self.number(),
+            _ => None,
+        }
+    }
+
+    fn literal(&mut self, word: &str, value: Borrowed<'a>) -> Option<Borrowed<'a>> {
+        self.text[self.at..].starts_with(word).then(|| {
+            self.at += word.len();
+            value
+        })
+    }
+
+    /// Steps into an array or object past its opening bracket.
+    fn enter(&mut self) -> Option<()> {
+        self.depth += 1;
+        self.at += 1;
+        (self.depth <= MAX_DEPTH).then_some(())
+    }
+
+    fn array(&mut self) -> Option<Borrowed<'a>> {
+        self.enter()?;
+        let mut items = Vec::new();
+        self.skip_whitespace();
+        if self.peek() == Some(b']') {
+            self.at += 1;
+        } else {
+            loop {
+                items.push(self.value()?);
+                self.skip_whitespace();
+                match self.peek()? {
+                    b',' => self.at += 1,
+                    b']' => {
+                        self.at += 1;
+                        break;
+                    }
+                    _ => return None,
+                }
+            }
+        }
+        self.depth -= 1;
+        Some(Borrowed::Array(items))
+    }
+
+    fn object(&mut self) -> Option<Borrowed<'a>> {
+        self.enter()?;
+        // Agent objects are small; room for 8 members saves most regrowing.
+        let mut members = Vec::with_capacity(8);
+        self.skip_whitespace();
+        if self.peek() == Some(b'}') {
+            self.at += 1;
+        } else {
+            loop {
+                self.skip_whitespace();
+                if self.peek()? != b'"' {
+                    return None;
+                }
+                let key = self.string()?;
+                self.expect(b':')?;
+                members.push((key, self.value()?));
+                self.skip_whitespace();
+                match self.peek()? {
+                    b',' => self.at += 1,
+                    b'}' => {
+                        self.at += 1;
+                        break;
+                    }
+                    _ => return None,
+                }
+            }
+        }
+        self.depth -= 1;
+        Some(Borrowed::Object(members))
+    }
+
+    /// A string, at its opening quote: borrowed when it holds no escape.
+    fn string(&mut self) -> Option<Cow<'a, str>> {
+        let bytes = self.text.as_bytes();
+        let start = self.at;
+        let mut at = start + 1;
+        let mut escaped = false;
+        loop {
+            match *bytes.get(at)? {
+                b'"' => break,
+                // What follows is the escape's to check, by `serde_json` below.
+                b'\\' => {
+                    escaped = true;
+                    at += 2;
+                }
+                // A string may not hold a raw control character.
+                0..0x20 => return None,
+                _ => at += 1,
+            }
+        }
+        self.at = at + 1;
+        let inner = &self.text[start + 1..at];
+        if !escaped {
+            return Some(Cow::Borrowed(inner));
+        }
+        if inner.contains("\\u") {
+            return serde_json::from_str(&self.text[start..=at])
+                .ok()
+                .map(Cow::Owned);
+        }
+        // The short escapes, which mean one character each.
+        let mut out = String::with_capacity(inner.len());
+        let mut parts = inner.split('\\');
+        out.push_str(parts.next()?);
+        let mut parts = parts.peekable();
+        while let Some(part) = parts.next() {
+            // `\\` splits into an empty part and the text after it.
+            if part.is_empty() {
+                out.push('\\');
+                out.push_str(parts.next()?);
+                continue;
+            }
+            let mut rest = part.chars();
+            out.push(match rest.next()? {
+                '"' => '"',
+                '/' => '/',
+                'b' => '\u{8}',
+                'f' => '\u{c}',
+                'n' => '\n',
+                'r' => '\r',
+                't' => '\t',
+                _ => return None,
+            });
+            out.push_str(rest.as_str());
+        }
+        Some(Cow::Owned(out))
+    }
+
+    /// A number: a small positive integer read here, the rest by `serde_json` (a run of
+    /// number characters that isn't one number isn't JSON either way: a number ends at a
+    /// delimiter).
+    fn number(&mut self) -> Option<Borrowed<'a>> {
+        let start = self.at;
+        let len = self.text.as_bytes()[start..]
+            .iter()
+            .position(|b| !matches!(b, b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E'))
+            .unwrap_or(self.text.len() - start);
+        self.at += len;
+        let number = &self.text[start..self.at];
+        // Up to 19 digits always fit a u64; a leading zero is refused by `serde_json`.
+        if len <= 19
+            && number.bytes().all(|b| b.is_ascii_digit())
+            && (len == 1 || !number.starts_with('0'))
+        {
+            return number.parse().ok().map(Borrowed::U64);
+        }
+        serde_json::from_str(number).ok()
+    }
 }
 
 #[cfg(test)]
@@ -343,6 +544,139 @@ mod tests {
         ] {
             assert_agrees(text, &pointers);
         }
+    }
+
+    /// Nesting up to `serde_json`'s recursion limit is read, one level more is refused.
+    #[test]
+    fn nesting_stops_where_serde_json_stops() {
+        for depth in [1, 126, 127, 128, 129] {
+            for (open, close) in [("[", "]"), ("{\"a\":", "}"), ("[{\"a\":", "}]")] {
+                let text = format!("{}1{}", open.repeat(depth), close.repeat(depth));
+                let serde = serde_json::from_str::<Value>(&text).ok();
+                assert_eq!(parse(&text).map(|b| b.to_value()), serde, "{depth} {open}");
+            }
+        }
+        assert!(parse(&format!("{}1{}", "[".repeat(127), "]".repeat(127))).is_some());
+        assert!(parse(&format!("{}1{}", "[".repeat(128), "]".repeat(128))).is_none());
+    }
+
+    /// Every ASCII character (and a few others), raw and after a backslash, in a string
+    /// value and in a key, is read or refused as `serde_json` reads or refuses it.
+    #[test]
+    fn every_character_in_a_string_reads_as_serde_json() {
+        for c in (0..=0x7fu8).map(char::from).chain(['é', '\u{2028}', '😀']) {
+            for text in [
+                format!("\"a{c}b\""),
+                format!("\"a\\{c}b\""),
+                format!("{{\"k{c}\":1}}"),
+                format!("{{\"k\\{c}\":[\"x{c}\"]}}"),
+            ] {
+                let serde = serde_json::from_str::<Value>(&text).ok();
+                assert_eq!(parse(&text).map(|b| b.to_value()), serde, "{text:?}");
+            }
+        }
+    }
+
+    /// JSON's pieces and near misses, for texts put together at random.
+    const PIECES: &[&str] = &[
+        "{",
+        "}",
+        "[",
+        "]",
+        ",",
+        ":",
+        " ",
+        "\n",
+        "\t",
+        "\r",
+        "\u{b}",
+        "\"a\"",
+        "\"k\":",
+        "\"",
+        "\\",
+        "\\\"",
+        "\\n",
+        "\\/",
+        "\\u00e9",
+        "\\ud83d",
+        "\\ude00",
+        "\\x",
+        "\\u12",
+        "\u{1}",
+        "\u{1f}",
+        "\u{7f}",
+        "é",
+        "true",
+        "false",
+        "null",
+        "nul",
+        "tru",
+        "0",
+        "01",
+        "-0",
+        "-",
+        "1",
+        "-1",
+        "1.5",
+        "2.",
+        ".5",
+        "1e400",
+        "1e-400",
+        "-1.5E+3",
+        "18446744073709551615",
+        "18446744073709551616",
+        "9223372036854775807",
+        "-9223372036854775809",
+        "a",
+        "e",
+        "+",
+    ];
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(3000))]
+
+        /// Any text put together from JSON's pieces is read, or refused, as `serde_json`
+        /// reads or refuses it.
+        #[test]
+        fn reads_any_text_as_serde_json(
+            pieces in proptest::collection::vec(proptest::sample::select(PIECES), 0..24),
+        ) {
+            let text = pieces.concat();
+            let serde = serde_json::from_str::<Value>(&text).ok();
+            proptest::prop_assert_eq!(parse(&text).map(|b| b.to_value()), serde, "{}", text);
+        }
+
+        /// Every value `serde_json` writes (nested, with escapes and numbers of every
+        /// kind) is read back as it was.
+        #[test]
+        fn reads_back_what_serde_json_writes(value in arb_value(), pretty: bool) {
+            let text = if pretty {
+                serde_json::to_string_pretty(&value).unwrap()
+            } else {
+                value.to_string()
+            };
+            let serde = serde_json::from_str::<Value>(&text).ok();
+            proptest::prop_assert_eq!(parse(&text).map(|b| b.to_value()), serde, "{}", text);
+        }
+    }
+
+    fn arb_value() -> impl proptest::strategy::Strategy<Value = Value> {
+        use proptest::prelude::*;
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<u64>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            any::<f64>().prop_map(Value::from),
+            "(\\PC|[\\x00-\\x1f\"\\\\]|\u{2028}){0,12}".prop_map(Value::from),
+        ];
+        leaf.prop_recursive(4, 32, 6, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..6).prop_map(Value::from),
+                proptest::collection::vec(("[a-z\"\\\\]{0,4}", inner), 0..6)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
     }
 
     #[test]
