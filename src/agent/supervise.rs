@@ -1060,9 +1060,15 @@ fn survey(
             continue;
         }
         // Another user's process, or one that just ended: not ours to look at.
-        let Ok(environ) = std::fs::read(entry.path().join("environ")) else {
+        let Ok(mut environ) = std::fs::read(entry.path().join("environ")) else {
             continue;
         };
+        // A process in the middle of an exec has no environment yet (the new program's is
+        // set up last), so the token it carries would be missed: look again. Kernel threads
+        // never have one.
+        if environ.is_empty() && !is_kernel_thread(&stat) {
+            environ = environ_after_exec(&entry.path());
+        }
         if environ
             .split(|b| *b == 0)
             .any(|var| var == needle.as_bytes())
@@ -1071,6 +1077,32 @@ fn survey(
         }
     }
     found
+}
+
+/// How long [`environ_after_exec`] waits for a process's environment to appear.
+const EXEC_SETTLE: Duration = Duration::from_millis(20);
+
+/// The environment of the process at `/proc/PID` once it has one: read again until it is not
+/// empty, for up to [`EXEC_SETTLE`]. Empty when the process ended or really has none.
+fn environ_after_exec(proc_dir: &std::path::Path) -> Vec<u8> {
+    let until = Instant::now() + EXEC_SETTLE;
+    loop {
+        thread::sleep(Duration::from_micros(200));
+        match std::fs::read(proc_dir.join("environ")) {
+            Ok(environ) if environ.is_empty() && Instant::now() < until => {}
+            Ok(environ) => return environ,
+            Err(_) => return Vec::new(),
+        }
+    }
+}
+
+/// Whether a `/proc/PID/stat` line is a kernel thread's (`PF_KTHREAD` in its flags).
+fn is_kernel_thread(stat: &str) -> bool {
+    const PF_KTHREAD: u64 = 0x0020_0000;
+    stat.rsplit_once(')')
+        .and_then(|(_, rest)| rest.split_ascii_whitespace().nth(6))
+        .and_then(|flags| flags.parse::<u64>().ok())
+        .is_some_and(|flags| flags & PF_KTHREAD != 0)
 }
 
 /// The state, process group and start time (clock ticks after boot, when the line has it) of
@@ -1666,6 +1698,23 @@ mod tests {
         );
         let cancel = Some(StopReason::Cancel);
         assert_eq!(classify(cancel, term, None), Class::Cancelled);
+    }
+
+    /// Kernel threads (which never have an environment) are told by their flags, whatever
+    /// their name; a process in the middle of an exec is not one.
+    #[test]
+    fn kernel_threads_are_told_by_their_flags() {
+        assert!(is_kernel_thread(
+            "2 (kthreadd) S 0 0 0 0 -1 2129984 0 0 0 0 0 0 0 0 20 0 1 0 25 0"
+        ));
+        assert!(is_kernel_thread("77 (a) b) I 2 0 0 0 -1 2129984 0"));
+        // An escapee caught inside its exec of `sleep`, environment still empty.
+        assert!(!is_kernel_thread(
+            "22398 (sleep) R 1 22398 22398 0 -1 4194304 97 0 0 0 0 0 0 0 20 0 1 0 1233183 4096"
+        ));
+        assert!(!is_kernel_thread("1 (x) S 0 1 1 0"));
+        let own = std::fs::read_to_string("/proc/self/stat").unwrap();
+        assert!(!is_kernel_thread(&own));
     }
 
     #[test]
