@@ -474,6 +474,48 @@ mod tests {
         }
     }
 
+    /// Whether a word starting at `i` starts like a shape or a bearer token, looked at by
+    /// itself: what [`Scan::of`] finds in one pass.
+    fn shape_at(bytes: &[u8], i: usize) -> bool {
+        let is_word = |b: u8| b.is_ascii_alphanumeric() || b == b'-' || b == b'_';
+        let boundary = i == 0
+            || !is_word(bytes[i - 1])
+            || (i >= 2 && bytes[i - 2] == b'\\' && matches!(bytes[i - 1], b'n' | b't' | b'r'));
+        let rest = &bytes[i..];
+        boundary
+            && (rest
+                .get(..7)
+                .is_some_and(|w| w.eq_ignore_ascii_case(b"bearer "))
+                || PREFIXES.iter().any(|(p, _)| rest.starts_with(p.as_bytes())))
+    }
+
+    /// The scan finds a word that starts like a shape wherever it is: every prefix and
+    /// "bearer" at every offset, after a space, a letter (no word start), a JSON escape and
+    /// other characters, as looking at each place by itself finds it.
+    #[test]
+    fn shapes_are_found_at_every_offset() {
+        let starts = PREFIXES
+            .iter()
+            .map(|(p, _)| *p)
+            .chain(["bearer ", "BeArEr ", "be"]);
+        for start in starts {
+            for before in [" ", "x", "\\n", "\\x", "-", "\""] {
+                for offset in 0..20 {
+                    for after in ["", "abcdefghijklmnopqrstuvwxyz0123456789", " z"] {
+                        let text = format!("{}{before}{start}{after}", "a".repeat(offset));
+                        let bytes = text.as_bytes();
+                        let each = (0..bytes.len()).any(|i| shape_at(bytes, i));
+                        assert_eq!(Scan::of(&text).shape, each, "{text:?}");
+                        // "be" alone starts no shape.
+                        if before == " " && start != "be" {
+                            assert!(each, "{text:?}");
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     #[test]
     fn long_runs_are_found_wherever_they_start() {
         for offset in 0..45 {
