@@ -123,17 +123,33 @@ fn take_snapshot(
     next: &mut HashMap<PathBuf, (Stamp, String)>,
 ) -> anyhow::Result<Snapshot> {
     if is_git {
-        let head = git(root, &["rev-parse", "--verify", "-q", "HEAD"])
-            .ok()
-            .map(|h| h.trim().to_owned())
-            .filter(|h| !h.is_empty());
+        // One git process for both: `# branch.oid` is HEAD (`(initial)` before the first
+        // commit). A process start costs a millisecond or more.
         let status = git(
             root,
-            &["status", "--porcelain=v1", "-z", "--untracked-files=all"],
+            &[
+                "status",
+                "--porcelain=v2",
+                "-z",
+                "--branch",
+                "--untracked-files=all",
+            ],
         )?;
+        let mut head = None;
         let mut dirty = BTreeMap::new();
-        for entry in status.split('\0').filter(|e| e.len() > 3) {
-            let path = &entry[3..];
+        let mut entries = status.split('\0');
+        while let Some(entry) = entries.next() {
+            if let Some(oid) = entry.strip_prefix("# branch.oid ") {
+                head = (oid != "(initial)").then(|| oid.to_owned());
+                continue;
+            }
+            let Some((code, path)) = status_entry(entry) else {
+                continue;
+            };
+            if entry.starts_with('2') {
+                // A rename or copy: the path it came from follows as an entry of its own.
+                entries.next();
+            }
             let full = root.join(path);
             if is_own_temp(&full, skip) {
                 continue;
@@ -144,7 +160,7 @@ fn take_snapshot(
                     .unwrap_or_else(|_| "-".into()),
                 _ => "-".into(),
             };
-            dirty.insert(path.to_owned(), format!("{} {hash}", &entry[..2]));
+            dirty.insert(path.to_owned(), format!("{code} {hash}"));
         }
         return Ok(Snapshot::Git { head, dirty });
     }
@@ -153,6 +169,25 @@ fn take_snapshot(
         hashes.hash(path, meta, next)
     })?;
     Ok(Snapshot::Files(files))
+}
+
+/// The status code and path of one `git status --porcelain=v2 -z` entry: a changed (`1`),
+/// renamed or copied (`2`), unmerged (`u`) or untracked (`?`) file. `None` for headers and
+/// anything else.
+fn status_entry(entry: &str) -> Option<(&str, &str)> {
+    // The fields before the path: `1 XY sub mH mI mW hH hI`, `2 …` plus a score, and
+    // `u XY sub m1 m2 m3 mW h1 h2 h3`.
+    let fields = match entry.as_bytes().first()? {
+        b'1' => 8,
+        b'2' => 9,
+        b'u' => 10,
+        b'?' => return entry.get(2..).filter(|p| !p.is_empty()).map(|p| ("??", p)),
+        _ => return None,
+    };
+    let mut parts = entry.splitn(fields + 1, ' ');
+    let code = parts.nth(1)?;
+    let path = parts.nth(fields - 2)?;
+    Some((code, path))
 }
 
 /// Whether `path` is a temp file of one of Looper's own files (`skip`): Looper's, not the
@@ -379,6 +414,76 @@ mod tests {
         std::fs::remove_file(root.join("sub/new.txt")).unwrap();
         assert_eq!(files(root, &mut hashes).len(), 1);
         assert_eq!(hashes.known.len(), 0, "old.txt was just written");
+    }
+
+    /// Every kind of `git status --porcelain=v2` entry gives its code and its whole path,
+    /// spaces included; headers give nothing.
+    #[test]
+    fn status_entries_read_code_and_path() {
+        let h = "0123456789abcdef0123456789abcdef01234567";
+        for (entry, want) in [
+            (
+                format!("1 .M N... 100644 100644 100644 {h} {h} a b.txt"),
+                Some((".M", "a b.txt")),
+            ),
+            (
+                format!("2 R. N... 100644 100644 100644 {h} {h} R100 new name"),
+                Some(("R.", "new name")),
+            ),
+            (
+                format!("u UU N... 100644 100644 100644 100644 {h} {h} {h} c.txt"),
+                Some(("UU", "c.txt")),
+            ),
+            ("? sub/u v.txt".to_owned(), Some(("??", "sub/u v.txt"))),
+            ("# branch.oid (initial)".to_owned(), None),
+            ("! ignored.txt".to_owned(), None),
+            (String::new(), None),
+            ("1 .M".to_owned(), None),
+        ] {
+            assert_eq!(status_entry(&entry), want, "{entry}");
+        }
+    }
+
+    /// A git tree's snapshot, from one `git status`: HEAD (none before the first commit),
+    /// and each changed path once with its code, a staged rename under its new name only.
+    #[test]
+    fn git_snapshots_see_head_and_every_change() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let run = |args: &[&str]| git(root, args).unwrap();
+        run(&["init", "-q"]);
+        run(&["config", "user.email", "t@example.com"]);
+        run(&["config", "user.name", "t"]);
+        std::fs::write(root.join("a b.txt"), "a").unwrap();
+        let snap = |hashes: &mut Hashes| match snapshot(root, &[], true, hashes).unwrap() {
+            Snapshot::Git { head, dirty } => (head, dirty),
+            Snapshot::Files(_) => unreachable!(),
+        };
+        let mut hashes = Hashes::default();
+        let (head, dirty) = snap(&mut hashes);
+        assert_eq!(head, None);
+        assert_eq!(dirty.keys().collect::<Vec<_>>(), ["a b.txt"]);
+        assert_eq!(dirty["a b.txt"], format!("?? {}", sha256_hex(b"a")));
+
+        for name in ["m.txt", "d.txt", "old.txt"] {
+            std::fs::write(root.join(name), name).unwrap();
+        }
+        run(&["add", "-A"]);
+        run(&["commit", "-qm", "first"]);
+        std::fs::write(root.join("m.txt"), "changed").unwrap();
+        std::fs::remove_file(root.join("d.txt")).unwrap();
+        run(&["mv", "old.txt", "new name.txt"]);
+        std::fs::create_dir(root.join("sub")).unwrap();
+        std::fs::write(root.join("sub/u.txt"), "u").unwrap();
+        let (head, dirty) = snap(&mut hashes);
+        assert_eq!(head.as_deref(), Some(run(&["rev-parse", "HEAD"]).trim()));
+        assert_eq!(
+            dirty.keys().collect::<Vec<_>>(),
+            ["d.txt", "m.txt", "new name.txt", "sub/u.txt"]
+        );
+        assert_eq!(dirty["d.txt"], ".D -");
+        assert_eq!(dirty["m.txt"], format!(".M {}", sha256_hex(b"changed")));
+        assert!(dirty["new name.txt"].starts_with("R. "), "{dirty:?}");
     }
 
     /// A temp file of Looper's own files (the backlog's replaced version, removed on a
