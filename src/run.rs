@@ -76,6 +76,9 @@ pub struct Ctx {
     pub git: bool,
     /// The files' hashes from the last snapshot of the tree.
     pub(crate) hashes: workspace::Hashes,
+    /// Whether git has an identity (`user.email`) to commit with, asked at the first commit
+    /// of the run.
+    pub(crate) git_identity: std::cell::OnceCell<bool>,
     /// Task iterations whose agent ran (not deferred by a rate limit): the schedule's count.
     pub worked: u32,
     /// The agents' rate limits, kept across runs.
@@ -299,6 +302,7 @@ pub fn run(project: &Project, flags: Layer, idea: Option<&str>) -> anyhow::Resul
         cost_usd: 0.0,
         git: workspace::is_git(&project.root),
         hashes: workspace::Hashes::default(),
+        git_identity: std::cell::OnceCell::new(),
         worked: 0,
         limits: limits::Limits::load(&project.home.state())?,
         unavailable: BTreeMap::new(),

@@ -184,7 +184,12 @@ fn judge(
             ("Looper-Run", ctx.run_id.clone()),
             ("Looper-Iteration", ctx.iter.to_string()),
         ];
-        let commit = workspace::commit(&ctx.root, &format!("{id}: {title}"), &trailers)?;
+        let commit = workspace::commit(
+            &ctx.root,
+            &format!("{id}: {title}"),
+            &trailers,
+            &ctx.git_identity,
+        )?;
         ctx.record(
             "git",
             json!({"phase": "commit", "commit": commit, "task": id}),

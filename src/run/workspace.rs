@@ -316,6 +316,7 @@ pub(crate) fn commit(
     root: &Path,
     subject: &str,
     trailers: &[(&str, String)],
+    identity: &std::cell::OnceCell<bool>,
 ) -> anyhow::Result<Option<String>> {
     git(root, &["add", "-A"])?;
     if git(root, &["diff", "--cached", "--quiet"]).is_ok() {
@@ -326,8 +327,10 @@ pub(crate) fn commit(
         let _ = writeln!(message, "{key}: {value}");
     }
     let mut args = vec!["commit", "-q", "--no-verify", "-m", &message];
-    // A machine without a git identity must still get its commits.
-    let has_identity = git(root, &["config", "user.email"]).is_ok_and(|e| !e.trim().is_empty());
+    // A machine without a git identity must still get its commits. Asked once (`identity`
+    // keeps the answer): every git process costs a millisecond or more.
+    let has_identity = *identity
+        .get_or_init(|| git(root, &["config", "user.email"]).is_ok_and(|e| !e.trim().is_empty()));
     let identity = [
         "-c",
         "user.name=Looper",
@@ -484,6 +487,44 @@ mod tests {
         assert_eq!(dirty["d.txt"], ".D -");
         assert_eq!(dirty["m.txt"], format!(".M {}", sha256_hex(b"changed")));
         assert!(dirty["new name.txt"].starts_with("R. "), "{dirty:?}");
+    }
+
+    /// Without a git identity, commits are Looper's; git is asked once per run (the cell),
+    /// and a run that starts with an identity commits with it.
+    #[test]
+    fn commits_use_the_identity_git_had_at_the_first_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let run = |args: &[&str]| git(root, args).unwrap();
+        run(&["init", "-q"]);
+        run(&["config", "user.name", "Me"]);
+        run(&["config", "user.email", ""]);
+        let author = || run(&["log", "-1", "--format=%ae"]).trim().to_owned();
+        let trailers = [("Looper-Task", "T1".to_owned())];
+        let identity = std::cell::OnceCell::new();
+        std::fs::write(root.join("a.txt"), "a").unwrap();
+        let first = commit(root, "T1: a", &trailers, &identity)
+            .unwrap()
+            .unwrap();
+        assert_eq!(first, run(&["rev-parse", "HEAD"]).trim());
+        assert_eq!(author(), "looper@localhost");
+        assert_eq!(identity.get(), Some(&false));
+        assert!(run(&["log", "-1", "--format=%B"]).contains("Looper-Task: T1"));
+        // Nothing left to commit: no commit.
+        assert_eq!(commit(root, "T1: a", &trailers, &identity).unwrap(), None);
+
+        // Configured during the run: the run goes on as it started; the next run uses it.
+        run(&["config", "user.email", "me@example.com"]);
+        std::fs::write(root.join("b.txt"), "b").unwrap();
+        commit(root, "T2: b", &trailers, &identity)
+            .unwrap()
+            .unwrap();
+        assert_eq!(author(), "looper@localhost");
+        std::fs::write(root.join("c.txt"), "c").unwrap();
+        commit(root, "T3: c", &trailers, &std::cell::OnceCell::new())
+            .unwrap()
+            .unwrap();
+        assert_eq!(author(), "me@example.com");
     }
 
     /// A temp file of Looper's own files (the backlog's replaced version, removed on a
