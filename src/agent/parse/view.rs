@@ -359,20 +359,11 @@ impl<'a> Parser<'a> {
     fn array(&mut self) -> Option<Borrowed<'a>> {
         self.enter()?;
         let mut items = Vec::new();
-        self.skip_whitespace();
-        if self.peek() == Some(b']') {
-            self.at += 1;
-        } else {
+        if !self.closes(b']') {
             loop {
                 items.push(self.value()?);
-                self.skip_whitespace();
-                match self.peek()? {
-                    b',' => self.at += 1,
-                    b']' => {
-                        self.at += 1;
-                        break;
-                    }
-                    _ => return None,
+                if !self.after_item(b']')? {
+                    break;
                 }
             }
         }
@@ -384,10 +375,7 @@ impl<'a> Parser<'a> {
         self.enter()?;
         // Agent objects are small; room for 8 members saves most regrowing.
         let mut members = Vec::with_capacity(8);
-        self.skip_whitespace();
-        if self.peek() == Some(b'}') {
-            self.at += 1;
-        } else {
+        if !self.closes(b'}') {
             loop {
                 self.skip_whitespace();
                 if self.peek()? != b'"' {
@@ -396,19 +384,34 @@ impl<'a> Parser<'a> {
                 let key = self.string()?;
                 self.expect(b':')?;
                 members.push((key, self.value()?));
-                self.skip_whitespace();
-                match self.peek()? {
-                    b',' => self.at += 1,
-                    b'}' => {
-                        self.at += 1;
-                        break;
-                    }
-                    _ => return None,
+                if !self.after_item(b'}')? {
+                    break;
                 }
             }
         }
         self.depth -= 1;
         Some(Borrowed::Object(members))
+    }
+
+    /// Skips whitespace, then `close` when it comes next: an empty array or object.
+    fn closes(&mut self, close: u8) -> bool {
+        self.skip_whitespace();
+        let closes = self.peek() == Some(close);
+        self.at += usize::from(closes);
+        closes
+    }
+
+    /// After an item of an array or object: `true` past a comma (another item follows),
+    /// `false` past `close`, `None` on anything else.
+    fn after_item(&mut self, close: u8) -> Option<bool> {
+        self.skip_whitespace();
+        let next = self.peek()?;
+        self.at += 1;
+        match next {
+            b',' => Some(true),
+            b if b == close => Some(false),
+            _ => None,
+        }
     }
 
     /// A string, at its opening quote: borrowed when it holds no escape.
