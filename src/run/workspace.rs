@@ -331,14 +331,14 @@ pub(crate) fn commit(
     // keeps the answer): every git process costs a millisecond or more.
     let has_identity = *identity
         .get_or_init(|| git(root, &["config", "user.email"]).is_ok_and(|e| !e.trim().is_empty()));
-    let identity = [
+    let looper = [
         "-c",
         "user.name=Looper",
         "-c",
         "user.email=looper@localhost",
     ];
     if !has_identity {
-        args.splice(0..0, identity);
+        args.splice(0..0, looper);
     }
     crate::fault::point("git.before-commit");
     git(root, &args)?;
