@@ -319,9 +319,6 @@ pub(crate) fn commit(
     identity: &std::cell::OnceCell<bool>,
 ) -> anyhow::Result<Option<String>> {
     git(root, &["add", "-A"])?;
-    if git(root, &["diff", "--cached", "--quiet"]).is_ok() {
-        return Ok(None);
-    }
     let mut message = format!("{subject}\n\n");
     for (key, value) in trailers {
         let _ = writeln!(message, "{key}: {value}");
@@ -341,7 +338,14 @@ pub(crate) fn commit(
         args.splice(0..0, looper);
     }
     crate::fault::point("git.before-commit");
-    git(root, &args)?;
+    if let Err(e) = git(root, &args) {
+        // With nothing staged `git commit` fails; only then is the index asked, one git
+        // process fewer for every commit made.
+        if git(root, &["diff", "--cached", "--quiet"]).is_ok() {
+            return Ok(None);
+        }
+        return Err(e);
+    }
     crate::fault::point("git.committed");
     Ok(Some(git(root, &["rev-parse", "HEAD"])?.trim().to_owned()))
 }
