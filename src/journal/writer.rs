@@ -138,7 +138,7 @@ impl Journal {
 
     /// Replaces the secrets in the payload `buf` holds from `start` on (a JSON object), in
     /// place: [`redact`](Self::redact) for a payload written into a larger buffer.
-    pub fn redact_from(&self, buf: &mut String, start: usize) {
+    fn redact_from(&self, buf: &mut String, start: usize) {
         if let Some(redactor) = &self.redactor
             && let Some(clean) = redactor.json_changed(&buf[start..])
         {
@@ -156,7 +156,7 @@ impl Journal {
     /// Appends one record of `kind` per body (a serialized payload with secrets replaced, as
     /// [`redact`](Self::redact) leaves it), all with one lock and one `write`. Returns the
     /// last `seq`.
-    pub fn append_encoded<B: AsRef<str>>(&self, kind: &str, bodies: &[B]) -> anyhow::Result<u64> {
+    fn append_encoded<B: AsRef<str>>(&self, kind: &str, bodies: &[B]) -> anyhow::Result<u64> {
         let mut cached = self
             .tail
             .lock()

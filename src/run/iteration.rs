@@ -394,7 +394,6 @@ fn snapshot_taken(
     phase: &str,
     taken: anyhow::Result<workspace::Snapshot>,
 ) -> anyhow::Result<(workspace::Snapshot, Option<String>)> {
-    let own = ctx.own_files();
     match taken {
         Ok(snapshot) => Ok((snapshot, None)),
         Err(e) if ctx.git => {
@@ -408,6 +407,7 @@ fn snapshot_taken(
                 "the git repository became unusable in {}: {error}; the run went on without git",
                 ctx.label
             ));
+            let own = ctx.own_files();
             let files = workspace::snapshot(&ctx.root, &own, false, &mut ctx.hashes)?;
             Ok((files, Some(error)))
         }
