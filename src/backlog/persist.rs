@@ -41,6 +41,8 @@ pub struct BacklogStore {
     cleaned: std::sync::Arc<std::sync::Once>,
     /// Removes replaced versions without making the writer wait for it.
     remover: crate::file::Remover,
+    /// Fsyncs the written backlog and its directory while the writer goes on.
+    syncer: crate::file::Syncer,
 }
 
 /// An external edit found and taken in before an update.
@@ -116,6 +118,7 @@ impl BacklogStore {
             written: std::sync::Arc::default(),
             cleaned: std::sync::Arc::new(std::sync::Once::new()),
             remover: crate::file::Remover::default(),
+            syncer: crate::file::Syncer::default(),
         }
     }
 
@@ -316,19 +319,41 @@ impl BacklogStore {
             }
             _ => to_pretty_spans(doc.value()),
         };
-        let after_sha256 = sha256_hex(text.as_bytes());
         let written = text.as_bytes() != read.as_slice();
-
-        let record =
-            self.update_record(change, [&before_sha256, &after_sha256], &diff, &conflicts)?;
-        let displaced = if written {
-            self.write_with_pending(&record, &after_sha256, &text, &read)?
-        } else {
-            None
-        };
+        // The new file is written and synced on a thread while it is hashed and its pending
+        // record and Looper's own copy are saved.
+        let (path, bytes) = (self.path.as_path(), text.as_bytes());
+        let (after_sha256, record, displaced) = std::thread::scope(|scope| {
+            let staged = written.then(|| {
+                std::thread::Builder::new()
+                    .name("looper-stage".into())
+                    .spawn_scoped(scope, move || crate::file::stage(path, bytes, 0o644))
+            });
+            let after_sha256 = sha256_hex(bytes);
+            // Failing here, the thread's temp file is removed when the scope joins it.
+            let record =
+                self.update_record(change, [&before_sha256, &after_sha256], &diff, &conflicts)?;
+            let displaced = match staged {
+                Some(staged) => self.write_with_pending(
+                    &record,
+                    &after_sha256,
+                    move || match staged {
+                        Ok(thread) => thread.join().unwrap_or_else(|_| {
+                            Err(std::io::Error::other(
+                                "the thread writing the backlog panicked",
+                            ))
+                        }),
+                        // No thread to be had: written here.
+                        Err(_) => crate::file::stage(path, bytes, 0o644),
+                    },
+                    (&text, &read),
+                ),
+                None => self.save_last(bytes).map(|()| None),
+            }?;
+            anyhow::Ok((after_sha256, record, displaced))
+        })?;
         self.journal_update(journal, record, written)?;
         crate::fault::point("backlog.journaled");
-        self.save_last(text.as_bytes())?;
         if written {
             let _ = std::fs::remove_file(self.state_file("pending.json"));
         }
@@ -430,15 +455,16 @@ impl BacklogStore {
         }
     }
 
-    /// Saves the pending record of an update, then writes its result `text` over the file
-    /// read as `read`. A file someone else wrote since it was read is not lost: it comes
-    /// back, for the caller to take in once the update is journaled.
+    /// Saves the pending record of an update, then puts its result `text`, staged, over the
+    /// file read as `read`, and saves it as the last version Looper wrote. A file someone
+    /// else wrote since it was read is not lost: it comes back, for the caller to take in
+    /// once the update is journaled.
     fn write_with_pending(
         &self,
         record: &Map<String, Value>,
         after_sha256: &str,
-        text: &str,
-        read: &[u8],
+        staged: impl FnOnce() -> std::io::Result<crate::file::Staged>,
+        (text, read): (&str, &[u8]),
     ) -> anyhow::Result<Option<crate::file::Displaced>> {
         let pending_path = self.state_file("pending.json");
         let pending =
@@ -455,14 +481,20 @@ impl BacklogStore {
             )
         })?;
         crate::fault::point("backlog.pending");
-        let displaced = match crate::file::replace_checked(
-            &self.path,
-            text.as_bytes(),
-            0o644,
-            read,
-            &self.remover,
-        ) {
-            Ok(displaced) => displaced,
+        // Looper's own copy is written while the new file is synced, and put in place while
+        // the rename is; a failure to save it is reported once the backlog is written.
+        let last = self.stage_last(text.as_bytes());
+        let written = staged()
+            .and_then(|staged| staged.swap(&self.path, read, (&self.remover, &self.syncer)))
+            .and_then(|swapped| {
+                let last = last.and_then(|last| self.place_last(last));
+                Ok((swapped.durable()?, last))
+            });
+        let displaced = match written {
+            Ok((displaced, last)) => {
+                last?;
+                displaced
+            }
             Err(source) => {
                 // Unless the rename went through (only the directory's fsync failed), the
                 // backlog is still the old version and the pending record is void.
@@ -689,7 +721,7 @@ impl BacklogStore {
     }
 
     /// Keeps a version in the history: `bytes`, an external version taken in, or else the
-    /// one about to be replaced as `last.json` (a hard link, no copy); and only the
+    /// one about to be replaced as `last.json` (moved there, no copy); and only the
     /// [`HISTORY`] newest. Best effort: without it, an edit written back from a stale copy is
     /// merged against the last version, as before.
     fn keep_history(&self, bytes: Option<&[u8]>) {
@@ -702,7 +734,10 @@ impl BacklogStore {
         let next = names.last().map_or(1, |(n, _)| n + 1);
         let kept = match bytes {
             Some(b) => std::fs::write(dir.join(format!("{next}-seen.json")), b),
-            None => std::fs::hard_link(&last, dir.join(format!("{next}.json"))),
+            // Moved, so the next `last.json` replaces no file: ext4 writes the blocks of a
+            // file renamed over another at its next commit, which a backlog write's fsync
+            // would wait for.
+            None => std::fs::rename(&last, dir.join(format!("{next}.json"))),
         };
         if kept.is_err() {
             return;
@@ -714,7 +749,7 @@ impl BacklogStore {
     }
 
     /// Takes in a file that replaced the backlog while this writer wrote it (see
-    /// [`crate::file::replace_checked`]): the edit is merged into `doc` (on disk now) and
+    /// [`crate::file::Staged::swap`]): the edit is merged into `doc` (on disk now) and
     /// written, until no other write lands in between. Returns the document on disk.
     fn merge_displaced(
         &self,
@@ -742,7 +777,7 @@ impl BacklogStore {
                 text.as_bytes(),
                 0o644,
                 &on_disk,
-                &self.remover,
+                (&self.remover, &self.syncer),
             )
             .map_err(|source| BacklogError::Write {
                 path: self.path.clone(),
@@ -892,22 +927,43 @@ impl BacklogStore {
         Ok(Some(why))
     }
 
-    /// The last version Looper wrote: (sha256 of its bytes, value).
+    /// The last version Looper wrote: (sha256 of its bytes, value). Between moving the
+    /// previous one into the history and putting the new one in place (a process killed
+    /// there), the newest in the history.
     fn read_last(&self) -> Option<(String, Vec<u8>)> {
-        let raw = std::fs::read(self.state_file("last.json")).ok()?;
+        let raw = std::fs::read(self.state_file("last.json"))
+            .ok()
+            .or_else(|| {
+                let (_, name) = self
+                    .history_names()
+                    .into_iter()
+                    .rev()
+                    .find(|(_, name)| !name.ends_with("-seen.json"))?;
+                std::fs::read(self.state_file("history").join(name)).ok()
+            })?;
         Some((sha256_hex(&raw), raw))
     }
 
     fn save_last(&self, bytes: &[u8]) -> anyhow::Result<()> {
+        self.place_last(self.stage_last(bytes)?)
+    }
+
+    /// The next `last.json`, written beside it (not synced: Looper's own state).
+    fn stage_last(&self, bytes: &[u8]) -> anyhow::Result<tempfile::NamedTempFile> {
+        let path = self.state_file("last.json");
+        crate::file::write_temp(&path, bytes, 0o600)
+            .with_context(|| format!("cannot save the last written backlog {}", path.display()))
+    }
+
+    /// Puts a staged `last.json` in place, the previous one kept in the history.
+    fn place_last(&self, staged: tempfile::NamedTempFile) -> anyhow::Result<()> {
         self.keep_history(None);
-        crate::file::write_atomic_nosync(&self.state_file("last.json"), bytes, 0o600).with_context(
-            || {
-                format!(
-                    "cannot save the last written backlog {}",
-                    self.state_file("last.json").display()
-                )
-            },
-        )
+        let path = self.state_file("last.json");
+        staged
+            .persist(&path)
+            .map(drop)
+            .map_err(|e| e.error)
+            .with_context(|| format!("cannot save the last written backlog {}", path.display()))
     }
 
     /// Finishes or drops an update interrupted by a crash.
@@ -1152,6 +1208,44 @@ mod tests {
             to_pretty_string(&replayed),
             std::fs::read_to_string(&path).unwrap()
         );
+    }
+
+    /// The previous `last.json` is kept in the history without a copy; killed between moving
+    /// it there and putting the next one in place, the newest version in the history is the
+    /// base, and an edit that completes a task is still refused.
+    #[test]
+    fn the_base_is_moved_into_the_history_and_found_there() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("to-do.json");
+        std::fs::write(
+            &path,
+            r#"{"tasks":[{"id":"T1","title":"a","priority":1,"status":"todo"}],"source_files":[],"schema_version":1}"#,
+        )
+        .unwrap();
+        let store = BacklogStore::new(&path, &dir.path().join("state"));
+        let journal = Journal::new(dir.path().join("runs/r.jsonl"), "r".into());
+        store.update(&ops::format(), &journal).unwrap();
+        let last = store.state_file("last.json");
+        let history = store.state_file("history");
+        let first = std::fs::metadata(&last).unwrap();
+        store
+            .update(&ops::set_status("T1", Status::Doing), &journal)
+            .unwrap();
+        let moved = std::fs::metadata(history.join("1.json")).unwrap();
+        assert_eq!((moved.ino(), moved.nlink()), (first.ino(), 1), "not copied");
+        assert_eq!(std::fs::read(&last).unwrap(), std::fs::read(&path).unwrap());
+
+        // Killed between the two moves: the last version is only in the history.
+        std::fs::rename(&last, history.join("2.json")).unwrap();
+        // Someone marks the task done by hand meanwhile.
+        edit_file(&path, |v| v["tasks"][0]["status"] = json!("done"));
+        let applied = store.update(&ops::format(), &journal).unwrap();
+        let external = applied.external.expect("the edit is seen as an edit");
+        assert!(!external.refusals.is_empty(), "{:?}", external.refusals);
+        let disk: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        assert_eq!(disk["tasks"][0]["status"], "doing");
+        assert_eq!(std::fs::read(&last).unwrap(), std::fs::read(&path).unwrap());
     }
 
     proptest! {
