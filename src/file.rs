@@ -182,6 +182,12 @@ impl Swapped {
         self.dir_synced.wait()?;
         Ok(self.displaced)
     }
+
+    /// The file it displaced, if that was not the one expected, and the directory's fsync
+    /// for the caller to wait for later.
+    pub fn into_parts(self) -> (Option<Displaced>, Syncing) {
+        (self.displaced, self.dir_synced)
+    }
 }
 
 /// Runs jobs, in order, on a thread of its own, started at the first job. Clones share the

@@ -149,12 +149,14 @@ impl Ctx {
 
     /// Applies `change` to the backlog. The run's cached copy is let go first: with no other
     /// copy held, the store patches the document where it is instead of copying it whole.
+    /// The rename is made durable while the run goes on: before an agent starts, before the
+    /// next write and before the run ends (`BacklogStore::settle`).
     pub(crate) fn update(
         &self,
         change: &crate::backlog::ops::Change,
     ) -> anyhow::Result<crate::backlog::persist::Applied> {
         self.doc_cache.borrow_mut().take();
-        self.store.update(change, &self.journal)
+        self.store.update_unsettled(change, &self.journal)
     }
 
     /// The backlog's path relative to the project root, for prompts.
@@ -348,6 +350,10 @@ pub fn run(project: &Project, flags: Layer, idea: Option<&str>) -> anyhow::Resul
         ctx.record("agent.orphans", json!({"killed": orphans}))?;
     }
     let outcome = drive(&mut ctx, idea);
+    // Every backlog write is durable before the run says how it ended; an error of the
+    // loop's own comes first.
+    let settled = ctx.store.settle();
+    let outcome = outcome.and_then(|ended| settled.map(|()| ended).map_err(Into::into));
     let (reason, code) = match &outcome {
         Ok((reason, code)) => ((*reason).to_owned(), *code),
         Err(e) => (format!("error: {e:#}"), crate::error::exit_code(e)),

@@ -11,7 +11,9 @@
 //! Crash safety: before replacing the backlog, the journal record of the update is saved as a
 //! *pending* file; the next writer that finds it checks whether the backlog on disk is the
 //! pending result (then the record is journaled, marked `recovered`) or not (then it is
-//! dropped). The backlog itself is always either the old or the new version.
+//! dropped). The backlog itself is always either the old or the new version: the new one is
+//! synced before its rename; the rename is synced before [`BacklogStore::update`] returns, or,
+//! for the run, by [`BacklogStore::settle`].
 
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::OpenOptionsExt;
@@ -41,8 +43,11 @@ pub struct BacklogStore {
     cleaned: std::sync::Arc<std::sync::Once>,
     /// Removes replaced versions without making the writer wait for it.
     remover: crate::file::Remover,
-    /// Fsyncs the written backlog and its directory while the writer goes on.
+    /// Fsyncs the backlog's directory after a rename while the writer goes on.
     syncer: crate::file::Syncer,
+    /// The directory fsync of the last write made by [`Self::update_unsettled`], until
+    /// [`Self::settle`] waits for it.
+    unsynced: std::sync::Arc<std::sync::Mutex<Option<crate::file::Syncing>>>,
 }
 
 /// An external edit found and taken in before an update.
@@ -119,6 +124,7 @@ impl BacklogStore {
             cleaned: std::sync::Arc::new(std::sync::Once::new()),
             remover: crate::file::Remover::default(),
             syncer: crate::file::Syncer::default(),
+            unsynced: std::sync::Arc::default(),
         }
     }
 
@@ -256,7 +262,18 @@ impl BacklogStore {
 
     /// Applies `change` under the lock; see the module docs for the steps.
     pub fn update(&self, change: &Change, journal: &Journal) -> anyhow::Result<Applied> {
+        let applied = self.update_unsettled(change, journal)?;
+        self.settle()?;
+        Ok(applied)
+    }
+
+    /// [`Self::update`], returning once the new file is in place and synced, but before its
+    /// rename is: the directory's fsync goes on while the caller does, until [`Self::settle`]
+    /// (or the next update) waits for it. For the run, whose next step is rarely another
+    /// write; it settles before an agent starts and before it ends.
+    pub fn update_unsettled(&self, change: &Change, journal: &Journal) -> anyhow::Result<Applied> {
         let _lock = self.lock()?;
+        self.settle()?;
         self.recover_pending(journal)?;
 
         let (loaded, ours, spans) = match self.load_for_update() {
@@ -286,6 +303,22 @@ impl BacklogStore {
             (pre, external_base, before_sha256),
             (read, spans),
         )
+    }
+
+    /// Waits until the last write's rename is durable (see [`Self::update_unsettled`]).
+    pub fn settle(&self) -> Result<(), BacklogError> {
+        let unsynced = self
+            .unsynced
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        match unsynced {
+            Some(syncing) => syncing.wait().map_err(|source| BacklogError::Write {
+                path: self.path.clone(),
+                source,
+            }),
+            None => Ok(()),
+        }
     }
 
     /// The rest of [`Self::update`]: applies `change` to `pre` (after an external edit, with
@@ -482,16 +515,20 @@ impl BacklogStore {
         })?;
         crate::fault::point("backlog.pending");
         // Looper's own copy is written while the new file is synced, and put in place while
-        // the rename is; a failure to save it is reported once the backlog is written.
+        // the rename is synced; a failure to save it is reported once the backlog is written.
         let last = self.stage_last(text.as_bytes());
         let written = staged()
             .and_then(|staged| staged.swap(&self.path, read, (&self.remover, &self.syncer)))
-            .and_then(|swapped| {
+            .map(|swapped| {
                 let last = last.and_then(|last| self.place_last(last));
-                Ok((swapped.durable()?, last))
+                (swapped.into_parts(), last)
             });
         let displaced = match written {
-            Ok((displaced, last)) => {
+            Ok(((displaced, dir_synced), last)) => {
+                *self
+                    .unsynced
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(dir_synced);
                 last?;
                 displaced
             }
@@ -1208,6 +1245,39 @@ mod tests {
             to_pretty_string(&replayed),
             std::fs::read_to_string(&path).unwrap()
         );
+    }
+
+    /// `update` returns with the rename durable; `update_unsettled` leaves the directory's
+    /// fsync to `settle` or to the next write, which waits for it first.
+    #[test]
+    fn only_an_unsettled_update_leaves_its_fsync_running() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("to-do.json");
+        std::fs::write(
+            &path,
+            r#"{"tasks":[{"id":"T1","title":"a","priority":1,"status":"todo"}],"source_files":[],"schema_version":1}"#,
+        )
+        .unwrap();
+        let store = BacklogStore::new(&path, &dir.path().join("state"));
+        let journal = Journal::new(dir.path().join("runs/r.jsonl"), "r".into());
+        let pending = |store: &BacklogStore| store.unsynced.lock().unwrap().is_some();
+        store.update(&ops::format(), &journal).unwrap();
+        assert!(!pending(&store));
+        store
+            .update_unsettled(&ops::set_status("T1", Status::Doing), &journal)
+            .unwrap();
+        assert!(pending(&store));
+        let disk: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        assert_eq!(
+            disk["tasks"][0]["status"], "doing",
+            "in place before it settles"
+        );
+        store
+            .update_unsettled(&ops::set_status("T1", Status::Todo), &journal)
+            .unwrap();
+        assert!(pending(&store), "the second write's own fsync");
+        store.settle().unwrap();
+        assert!(!pending(&store));
     }
 
     /// The previous `last.json` is kept in the history without a copy; killed between moving

@@ -214,6 +214,8 @@ pub(crate) fn run_agent(
     spec.cancel = Some(std::sync::Arc::clone(&ctx.stop.hard));
     spec.pid_dir = Some(ctx.state.join("agents"));
     let env_keys: Vec<&str> = agent.env.iter().map(|(k, _)| k.as_str()).collect();
+    // The agent starts on a durable backlog (its task marked `doing`).
+    ctx.store.settle()?;
     ctx.record(
         "agent.spawn",
         json!({
