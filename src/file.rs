@@ -140,16 +140,18 @@ impl Staged {
     ) -> std::io::Result<Swapped> {
         let Self { dir, tmp } = self;
         crate::fault::point("file.before-rename");
-        let tmp = tmp.into_temp_path();
+        let (file, tmp) = tmp.into_parts();
         let dir_synced = |dir: std::path::PathBuf| syncer.start(move || sync_dir(&dir));
         if !exchange(&tmp, path) {
             tmp.persist(path).map_err(|e| e.error)?;
             return Ok(Swapped {
                 displaced: None,
                 dir_synced: dir_synced(dir),
+                placed: file.metadata().ok(),
             });
         }
         let dir_synced = dir_synced(dir);
+        let placed = file.metadata().ok();
         // `tmp` now names the file that was at `path` until the exchange.
         let old = std::fs::read(&tmp).ok();
         let displaced = if old.as_deref() == Some(expected) {
@@ -164,6 +166,7 @@ impl Staged {
         Ok(Swapped {
             displaced,
             dir_synced,
+            placed,
         })
     }
 }
@@ -173,6 +176,8 @@ impl Staged {
 pub struct Swapped {
     displaced: Option<Displaced>,
     dir_synced: Syncing,
+    /// The file put in place, as it was then (the rename changes its ctime).
+    placed: Option<std::fs::Metadata>,
 }
 
 impl Swapped {
@@ -183,10 +188,11 @@ impl Swapped {
         Ok(self.displaced)
     }
 
-    /// The file it displaced, if that was not the one expected, and the directory's fsync
-    /// for the caller to wait for later.
-    pub fn into_parts(self) -> (Option<Displaced>, Syncing) {
-        (self.displaced, self.dir_synced)
+    /// The file it displaced, if that was not the one expected; the directory's fsync for
+    /// the caller to wait for later; and the metadata of the file put in place, read from the
+    /// file itself (whatever is at the path by now).
+    pub fn into_parts(self) -> (Option<Displaced>, Syncing, Option<std::fs::Metadata>) {
+        (self.displaced, self.dir_synced, self.placed)
     }
 }
 

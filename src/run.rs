@@ -156,7 +156,13 @@ impl Ctx {
         change: &crate::backlog::ops::Change,
     ) -> anyhow::Result<crate::backlog::persist::Applied> {
         self.doc_cache.borrow_mut().take();
-        self.store.update_unsettled(change, &self.journal)
+        let applied = self.store.update_unsettled(change, &self.journal)?;
+        // What was just written is what the next look at the backlog finds, unless someone
+        // wrote the file since (then the key at its path is another).
+        if let Some(key) = &applied.key {
+            *self.doc_cache.borrow_mut() = Some((key.clone(), applied.doc.clone()));
+        }
+        Ok(applied)
     }
 
     /// The backlog's path relative to the project root, for prompts.

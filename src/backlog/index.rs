@@ -38,8 +38,12 @@ const HEADER: &str = "looper-index 1";
 
 /// The identity of the file at `path`, or `None` if it cannot be read.
 pub fn file_key(path: &Path) -> Option<String> {
-    let m = std::fs::metadata(path).ok()?;
-    Some(format!(
+    std::fs::metadata(path).ok().map(|m| key_of(&m))
+}
+
+/// The identity of a file with metadata `m`: its size, inode and times.
+pub fn key_of(m: &std::fs::Metadata) -> String {
+    format!(
         "{} {} {}.{} {}.{}",
         m.len(),
         m.ino(),
@@ -47,7 +51,7 @@ pub fn file_key(path: &Path) -> Option<String> {
         m.mtime_nsec(),
         m.ctime(),
         m.ctime_nsec()
-    ))
+    )
 }
 
 /// The index text of the file with `key`, if the stored index belongs to it.

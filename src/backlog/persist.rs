@@ -69,6 +69,9 @@ pub struct Applied {
     pub conflicts: Vec<Conflict>,
     /// False when the file already had exactly these bytes.
     pub written: bool,
+    /// The identity ([`super::index::key_of`]) of the file this update put in place, when it
+    /// wrote one and that file is `doc`.
+    pub key: Option<String>,
 }
 
 /// What [`BacklogStore::take_in`] found: the document to apply the change to; after an
@@ -356,7 +359,7 @@ impl BacklogStore {
         // The new file is written and synced on a thread while it is hashed and its pending
         // record and Looper's own copy are saved.
         let (path, bytes) = (self.path.as_path(), text.as_bytes());
-        let (after_sha256, record, displaced) = std::thread::scope(|scope| {
+        let (after_sha256, record, (displaced, key)) = std::thread::scope(|scope| {
             let staged = written.then(|| {
                 std::thread::Builder::new()
                     .name("looper-stage".into())
@@ -381,7 +384,7 @@ impl BacklogStore {
                     },
                     (&text, &read),
                 ),
-                None => self.save_last(bytes).map(|()| None),
+                None => self.save_last(bytes).map(|()| (None, None)),
             }?;
             anyhow::Ok((after_sha256, record, displaced))
         })?;
@@ -398,9 +401,9 @@ impl BacklogStore {
             },
             spans,
         );
-        let doc = match displaced {
-            Some(d) => self.merge_displaced(d, doc, journal)?,
-            None => doc,
+        let (doc, key) = match displaced {
+            Some(d) => (self.merge_displaced(d, doc, journal)?, None),
+            None => (doc, key),
         };
         Ok(Applied {
             doc,
@@ -410,6 +413,7 @@ impl BacklogStore {
             external: external_base.map(|(_, e)| e),
             conflicts,
             written,
+            key,
         })
     }
 
@@ -498,7 +502,7 @@ impl BacklogStore {
         after_sha256: &str,
         staged: impl FnOnce() -> std::io::Result<crate::file::Staged>,
         (text, read): (&str, &[u8]),
-    ) -> anyhow::Result<Option<crate::file::Displaced>> {
+    ) -> anyhow::Result<(Option<crate::file::Displaced>, Option<String>)> {
         let pending_path = self.state_file("pending.json");
         let pending =
             json!({"after_sha256": after_sha256, "record": Value::Object(record.clone())});
@@ -524,13 +528,13 @@ impl BacklogStore {
                 (swapped.into_parts(), last)
             });
         let displaced = match written {
-            Ok(((displaced, dir_synced), last)) => {
+            Ok(((displaced, dir_synced, placed), last)) => {
                 *self
                     .unsynced
                     .lock()
                     .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(dir_synced);
                 last?;
-                displaced
+                (displaced, placed.map(|m| super::index::key_of(&m)))
             }
             Err(source) => {
                 // Unless the rename went through (only the directory's fsync failed), the
@@ -1245,6 +1249,34 @@ mod tests {
             to_pretty_string(&replayed),
             std::fs::read_to_string(&path).unwrap()
         );
+    }
+
+    /// The key an update returns is the key at the backlog's path right after it (so the
+    /// run's cached copy is used), and no longer once another writer replaced the file.
+    #[test]
+    fn an_update_names_the_file_it_put_in_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("to-do.json");
+        std::fs::write(
+            &path,
+            r#"{"tasks":[{"id":"T1","title":"a","priority":1,"status":"todo"}],"source_files":[],"schema_version":1}"#,
+        )
+        .unwrap();
+        let store = BacklogStore::new(&path, &dir.path().join("state"));
+        let journal = Journal::new(dir.path().join("runs/r.jsonl"), "r".into());
+        store.update(&ops::format(), &journal).unwrap();
+        let applied = store
+            .update(&ops::set_status("T1", Status::Doing), &journal)
+            .unwrap();
+        let key = applied.key.expect("written");
+        assert_eq!(Some(&key), super::super::index::file_key(&path).as_ref());
+        let same = store
+            .update(&ops::set_status("T1", Status::Doing), &journal)
+            .unwrap();
+        assert_eq!((same.written, same.key), (false, None));
+        let text = std::fs::read(&path).unwrap();
+        crate::file::write_atomic(&path, &text, 0o644).unwrap();
+        assert_ne!(Some(key), super::super::index::file_key(&path));
     }
 
     /// `update` returns with the rename durable; `update_unsettled` leaves the directory's
