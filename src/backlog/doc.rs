@@ -54,9 +54,18 @@ impl Counts {
 #[derive(Clone)]
 pub struct Doc {
     value: Arc<Value>,
+    /// What is worked out of the value once, when first asked for.
+    derived: Arc<Derived>,
+}
+
+#[derive(Default)]
+struct Derived {
     /// The document as the jq engine holds it, made on the first update and handed on by
     /// each update to its result.
-    shadow: Arc<OnceLock<Shadow>>,
+    shadow: OnceLock<Shadow>,
+    /// The tasks by status: journaled at an iteration's end and the next one's start, for
+    /// the same document.
+    counts: OnceLock<Counts>,
 }
 
 impl PartialEq for Doc {
@@ -81,13 +90,13 @@ impl Doc {
 
     /// Wraps a validated value whose jq form is already known (`shadow` stands for `value`).
     pub(crate) fn with_shadow(value: Value, shadow: Option<Shadow>) -> Self {
-        let cell = OnceLock::new();
+        let derived = Derived::default();
         if let Some(shadow) = shadow {
-            let _ = cell.set(shadow);
+            let _ = derived.shadow.set(shadow);
         }
         Self {
             value: Arc::new(value),
-            shadow: Arc::new(cell),
+            derived: Arc::new(derived),
         }
     }
 
@@ -97,7 +106,7 @@ impl Doc {
 
     /// The document as the jq engine holds it.
     pub(crate) fn shadow(&self) -> &Shadow {
-        self.shadow.get_or_init(|| Shadow::of(&self.value))
+        self.derived.shadow.get_or_init(|| Shadow::of(&self.value))
     }
 
     pub fn into_value(self) -> Value {
@@ -141,6 +150,10 @@ impl Doc {
     /// [`Self::tasks`] views, counted in one pass over each task's fields without building
     /// the views (a run counts after every step).
     pub fn counts(&self) -> Counts {
+        *self.derived.counts.get_or_init(|| self.count())
+    }
+
+    fn count(&self) -> Counts {
         let mut c = Counts::default();
         let tasks = self.value.get("tasks").and_then(Value::as_array);
         for task in tasks.into_iter().flatten() {
