@@ -125,13 +125,14 @@ pub struct Staged {
 }
 
 impl Staged {
-    /// Puts the temp file at `path`: on Linux with `RENAME_EXCHANGE`, so the file it replaces is not lost. When that file's bytes are not
-    /// `expected` (what the caller read before it decided what to write), another process
-    /// wrote the path in between, and [`Swapped::durable`] returns the replaced file for the
-    /// caller to take in. Where the exchange is not available (another OS, a file system
-    /// without it, no file yet), a plain rename. The replaced file, when it is `expected`, is
-    /// removed by the remover. The directory's fsync starts on the syncer's thread: the
-    /// rename is durable once [`Swapped::durable`] returns.
+    /// Puts the temp file at `path`: on Linux with `RENAME_EXCHANGE`, so the file it
+    /// replaces is not lost. When that file's bytes are not `expected` (what the caller read
+    /// before it decided what to write), another process wrote the path in between, and
+    /// [`Swapped::durable`] returns the replaced file for the caller to take in. Where the
+    /// exchange is not available (another OS, a file system without it, no file yet), a
+    /// plain rename. The replaced file, when it is `expected`, is removed by the remover. The
+    /// directory's fsync starts on the syncer's thread: the rename is durable once
+    /// [`Swapped::durable`] returns (or the [`Syncing`] of [`Swapped::into_parts`] is done).
     pub fn swap(
         self,
         path: &Path,
@@ -414,7 +415,8 @@ mod tests {
     }
 
     /// A staged file is in place once swapped; the file it replaced comes back only when it
-    /// is not the one expected; a directory's fsync that fails says so through `durable`.
+    /// is not the one expected; an fsync on the syncer's thread that fails says so to the
+    /// one waiting for it.
     #[test]
     fn a_staged_file_swaps_in_and_returns_an_unexpected_one() {
         let dir = tempfile::tempdir().unwrap();

@@ -537,8 +537,8 @@ impl BacklogStore {
                 (displaced, placed.map(|m| super::index::key_of(&m)))
             }
             Err(source) => {
-                // Unless the rename went through (only the directory's fsync failed), the
-                // backlog is still the old version and the pending record is void.
+                // Unless the new file went in place after all, the backlog is still the old
+                // version and the pending record is void.
                 if std::fs::read(&self.path)
                     .map(|disk| sha256_hex(&disk))
                     .ok()
@@ -1251,10 +1251,8 @@ mod tests {
         );
     }
 
-    /// The key an update returns is the key at the backlog's path right after it (so the
-    /// run's cached copy is used), and no longer once another writer replaced the file.
-    #[test]
-    fn an_update_names_the_file_it_put_in_place() {
+    /// A backlog of one task `T1` (todo) in a temp dir, its store and a journal.
+    fn one_task() -> (tempfile::TempDir, PathBuf, BacklogStore, Journal) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("to-do.json");
         std::fs::write(
@@ -1264,6 +1262,14 @@ mod tests {
         .unwrap();
         let store = BacklogStore::new(&path, &dir.path().join("state"));
         let journal = Journal::new(dir.path().join("runs/r.jsonl"), "r".into());
+        (dir, path, store, journal)
+    }
+
+    /// The key an update returns is the key at the backlog's path right after it (so the
+    /// run's cached copy is used), and no longer once another writer replaced the file.
+    #[test]
+    fn an_update_names_the_file_it_put_in_place() {
+        let (_dir, path, store, journal) = one_task();
         store.update(&ops::format(), &journal).unwrap();
         let applied = store
             .update(&ops::set_status("T1", Status::Doing), &journal)
@@ -1283,15 +1289,7 @@ mod tests {
     /// fsync to `settle` or to the next write, which waits for it first.
     #[test]
     fn only_an_unsettled_update_leaves_its_fsync_running() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("to-do.json");
-        std::fs::write(
-            &path,
-            r#"{"tasks":[{"id":"T1","title":"a","priority":1,"status":"todo"}],"source_files":[],"schema_version":1}"#,
-        )
-        .unwrap();
-        let store = BacklogStore::new(&path, &dir.path().join("state"));
-        let journal = Journal::new(dir.path().join("runs/r.jsonl"), "r".into());
+        let (_dir, path, store, journal) = one_task();
         let pending = |store: &BacklogStore| store.unsynced.lock().unwrap().is_some();
         store.update(&ops::format(), &journal).unwrap();
         assert!(!pending(&store));
@@ -1318,15 +1316,7 @@ mod tests {
     #[test]
     fn the_base_is_moved_into_the_history_and_found_there() {
         use std::os::unix::fs::MetadataExt;
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("to-do.json");
-        std::fs::write(
-            &path,
-            r#"{"tasks":[{"id":"T1","title":"a","priority":1,"status":"todo"}],"source_files":[],"schema_version":1}"#,
-        )
-        .unwrap();
-        let store = BacklogStore::new(&path, &dir.path().join("state"));
-        let journal = Journal::new(dir.path().join("runs/r.jsonl"), "r".into());
+        let (_dir, path, store, journal) = one_task();
         store.update(&ops::format(), &journal).unwrap();
         let last = store.state_file("last.json");
         let history = store.state_file("history");
