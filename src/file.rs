@@ -105,19 +105,40 @@ pub fn replace_checked(
         .durable()
 }
 
-/// Writes `bytes` into a temp file beside `path` and fsyncs it: the first step of a durable
-/// replace, which a writer can run on a thread of its own while it hashes the bytes and
-/// saves its records; [`Staged::swap`] is the second. Dropped, it removes the temp file.
+/// Writes `bytes` into a temp file beside `path` and starts writing it to the disk: the
+/// first step of a durable replace. While the disk works, the writer hashes the bytes and
+/// saves its records; [`Staged::swap`], the second step, waits for the disk, then renames.
+/// Dropped, it removes the temp file.
 pub fn stage(path: &Path, bytes: &[u8], new_mode: u32) -> std::io::Result<Staged> {
     let (dir, tmp) = temp_beside(path, bytes, new_mode)?;
-    tmp.as_file().sync_all()?;
+    start_writeback(tmp.as_file());
     Ok(Staged {
         dir: dir.to_path_buf(),
         tmp,
     })
 }
 
-/// A temp file written and synced by [`stage`].
+/// Starts writing `file`'s dirty pages to the disk without waiting for them, so that the
+/// fsync after other work has less left to wait for (measured on this project's VM disk: a
+/// 330 KB file's fsync 0.32 → 0.11 ms after 0.3 ms of other work). On Linux,
+/// `POSIX_FADV_DONTNEED` does it: it starts the write-back of the range's dirty pages, as
+/// `sync_file_range(SYNC_FILE_RANGE_WRITE)` does (which no safe wrapper offers), then drops
+/// only pages that are clean, none here (`PostgreSQL`'s `pg_flush_data` uses the same advice
+/// where `sync_file_range` is missing). On tmpfs it does nothing. Only a hint: the fsync
+/// decides, so an error is ignored.
+fn start_writeback(file: &std::fs::File) {
+    #[cfg(target_os = "linux")]
+    let _ = nix::fcntl::posix_fadvise(
+        file,
+        0,
+        0,
+        nix::fcntl::PosixFadviseAdvice::POSIX_FADV_DONTNEED,
+    );
+    #[cfg(not(target_os = "linux"))]
+    let _ = file;
+}
+
+/// A temp file written by [`stage`], on its way to the disk.
 #[derive(Debug)]
 pub struct Staged {
     dir: std::path::PathBuf,
@@ -125,7 +146,8 @@ pub struct Staged {
 }
 
 impl Staged {
-    /// Puts the temp file at `path`: on Linux with `RENAME_EXCHANGE`, so the file it
+    /// Waits until the temp file is on the disk (fsync), then puts it at `path`: on Linux
+    /// with `RENAME_EXCHANGE`, so the file it
     /// replaces is not lost. When that file's bytes are not `expected` (what the caller read
     /// before it decided what to write), another process wrote the path in between, and
     /// [`Swapped::durable`] returns the replaced file for the caller to take in. Where the
@@ -140,6 +162,7 @@ impl Staged {
         (remover, syncer): (&Remover, &Syncer),
     ) -> std::io::Result<Swapped> {
         let Self { dir, tmp } = self;
+        tmp.as_file().sync_all()?;
         crate::fault::point("file.before-rename");
         let (file, tmp) = tmp.into_parts();
         let dir_synced = |dir: std::path::PathBuf| syncer.start(move || sync_dir(&dir));

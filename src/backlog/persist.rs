@@ -356,38 +356,25 @@ impl BacklogStore {
             _ => to_pretty_spans(doc.value()),
         };
         let written = text.as_bytes() != read.as_slice();
-        // The new file is written and synced on a thread while it is hashed and its pending
-        // record and Looper's own copy are saved.
-        let (path, bytes) = (self.path.as_path(), text.as_bytes());
-        let (after_sha256, record, (displaced, key)) = std::thread::scope(|scope| {
-            let staged = written.then(|| {
-                std::thread::Builder::new()
-                    .name("looper-stage".into())
-                    .spawn_scoped(scope, move || crate::file::stage(path, bytes, 0o644))
-            });
-            let after_sha256 = sha256_hex(bytes);
-            // Failing here, the thread's temp file is removed when the scope joins it.
-            let record =
-                self.update_record(change, [&before_sha256, &after_sha256], &diff, &conflicts)?;
-            let displaced = match staged {
-                Some(staged) => self.write_with_pending(
-                    &record,
-                    &after_sha256,
-                    move || match staged {
-                        Ok(thread) => thread.join().unwrap_or_else(|_| {
-                            Err(std::io::Error::other(
-                                "the thread writing the backlog panicked",
-                            ))
-                        }),
-                        // No thread to be had: written here.
-                        Err(_) => crate::file::stage(path, bytes, 0o644),
-                    },
-                    (&text, &read),
-                ),
-                None => self.save_last(bytes).map(|()| (None, None)),
-            }?;
-            anyhow::Ok((after_sha256, record, displaced))
-        })?;
+        // The new file goes to the disk while it is hashed and its pending record and
+        // Looper's own copy are saved.
+        let staged = written
+            .then(|| crate::file::stage(&self.path, text.as_bytes(), 0o644))
+            .transpose()
+            .map_err(|source| BacklogError::Write {
+                path: self.path.clone(),
+                source,
+            })?;
+        let after_sha256 = sha256_hex(text.as_bytes());
+        // Failing here drops the temp file.
+        let record =
+            self.update_record(change, [&before_sha256, &after_sha256], &diff, &conflicts)?;
+        let (displaced, key) = if let Some(staged) = staged {
+            self.write_with_pending(&record, &after_sha256, staged, (&text, &read))?
+        } else {
+            self.save_last(text.as_bytes())?;
+            (None, None)
+        };
         self.journal_update(journal, record, written)?;
         crate::fault::point("backlog.journaled");
         if written {
@@ -500,7 +487,7 @@ impl BacklogStore {
         &self,
         record: &Map<String, Value>,
         after_sha256: &str,
-        staged: impl FnOnce() -> std::io::Result<crate::file::Staged>,
+        staged: crate::file::Staged,
         (text, read): (&str, &[u8]),
     ) -> anyhow::Result<(Option<crate::file::Displaced>, Option<String>)> {
         let pending_path = self.state_file("pending.json");
@@ -518,11 +505,11 @@ impl BacklogStore {
             )
         })?;
         crate::fault::point("backlog.pending");
-        // Looper's own copy is written while the new file is synced, and put in place while
+        // Looper's own copy is written while the new file goes to the disk, and put in place while
         // the rename is synced; a failure to save it is reported once the backlog is written.
         let last = self.stage_last(text.as_bytes());
-        let written = staged()
-            .and_then(|staged| staged.swap(&self.path, read, (&self.remover, &self.syncer)))
+        let written = staged
+            .swap(&self.path, read, (&self.remover, &self.syncer))
             .map(|swapped| {
                 let last = last.and_then(|last| self.place_last(last));
                 (swapped.into_parts(), last)

@@ -474,9 +474,16 @@ fn a_file_size_limit_stops_looper_cleanly() {
     let limits = [
         512, 1024, 2048, 3072, 4096, 6144, 8192, 12288, 16384, 24576, 32768, 65536,
     ];
+    // The backlog's temp file is written before the pending record: an update whose record
+    // outgrows the backlog (a long program) reaches the pending record's write.
+    let long = format!(
+        ".tasks[0].priority = 1 | if \"{}\" == \"\" then . else . end",
+        "x".repeat(8000)
+    );
+    let long_update: &[&str] = &["update", &long];
     for _ in 0..reps() {
         for limit in limits {
-            for args in COMMANDS {
+            for args in COMMANDS.iter().chain([&long_update]) {
                 file_size_trial(limit, args, &mut tally);
             }
         }
@@ -489,7 +496,7 @@ fn a_file_size_limit_stops_looper_cleanly() {
     tally.record(
         "disk-file-size",
         "disk: file-size limit (RLIMIT_FSIZE) hit mid-write",
-        "`looper run`, `add` or `update` on a 12-task backlog under a file-size limit from 512 bytes to 64 KiB, so the limit hits different writes (here: journal append, pending record, backlog temp file); exit 1 with a lowercase error naming the file and the fix (or exit 0 when nothing hit the limit), no panic, the backlog old or new and valid, no temp file or torn journal line; after lifting the limit the next run finishes every task",
+        "`looper run`, `add` or `update` (one with an 8,000-character program) on a 12-task backlog under a file-size limit from 512 bytes to 64 KiB, so the limit hits different writes (here: journal append, backlog temp file, pending record); exit 1 with a lowercase error naming the file and the fix (or exit 0 when nothing hit the limit), no panic, the backlog old or new and valid, no temp file or torn journal line; after lifting the limit the next run finishes every task",
         "LOOPER_DISK_REPS=5 cargo nextest run -E 'test(disk::a_file_size)'",
     );
 }
