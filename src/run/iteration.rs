@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use super::reports::{self, WorkStatus, WorkerReport};
 use super::{Ctx, gates, hooks, prompt, schedule, source_files_text, step, workspace};
 use crate::agent::Role;
-use crate::agent::supervise::Class;
+use crate::agent::supervise::{Class, RunResult};
 use crate::backlog::Status;
 use crate::backlog::ops::{self, NewTask};
 use crate::backlog::select::Reason;
@@ -50,8 +50,7 @@ pub(crate) fn iterate(
     };
     ctx.record("git", json!({"phase": "before", "head": before.head()}))?;
     let text = worker_prompt(ctx, id, &task, sources)?;
-    let result = step::run_agent(ctx, agent, Role::Worker, &text, ctx.config.worker_timeout)?;
-    let (after, git_lost) = snapshot(ctx, "after")?;
+    let (result, (after, git_lost)) = run_worker(ctx, agent, &text)?;
     if git_lost.is_none() {
         ctx.record("git", json!({"phase": "after", "head": after.head()}))?;
     }
@@ -134,6 +133,24 @@ pub(crate) fn iterate(
         hooks::fire(ctx, "on_blocked", &payload)?;
     }
     Ok(outcome)
+}
+
+/// Runs the worker; the tree's `after` snapshot (as [`snapshot`] returns it) is taken while
+/// the journal writer finishes the agent's lines.
+fn run_worker(
+    ctx: &mut Ctx,
+    agent: &Agent,
+    prompt: &str,
+) -> anyhow::Result<(RunResult, (workspace::Snapshot, Option<String>))> {
+    let own = ctx.own_files();
+    let mut hashes = std::mem::take(&mut ctx.hashes);
+    let (root, git, timeout) = (ctx.root.clone(), ctx.git, ctx.config.worker_timeout);
+    let ran = step::run_agent_then(ctx, agent, Role::Worker, prompt, timeout, || {
+        workspace::snapshot(&root, &own, git, &mut hashes)
+    });
+    ctx.hashes = hashes;
+    let (result, taken) = ran?;
+    Ok((result, snapshot_taken(ctx, "after", taken)?))
 }
 
 /// Turns a valid report into the task's outcome.

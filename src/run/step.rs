@@ -192,6 +192,20 @@ pub(crate) fn run_agent(
     prompt: &str,
     timeout: Duration,
 ) -> anyhow::Result<RunResult> {
+    run_agent_then(ctx, agent, role, prompt, timeout, || ()).map(|(result, ())| result)
+}
+
+/// [`run_agent`], running `meanwhile` once the agent has ended, while the journal writer
+/// finishes its lines (the records after it wait for that anyway): for work that reads the
+/// tree the agent left and writes no record.
+pub(crate) fn run_agent_then<T>(
+    ctx: &mut Ctx,
+    agent: &Agent,
+    role: Role,
+    prompt: &str,
+    timeout: Duration,
+    meanwhile: impl FnOnce() -> T,
+) -> anyhow::Result<(RunResult, T)> {
     ctx.record(
         "prompt",
         json!({"role": role.as_str(), "sha256": sha256_hex(prompt.as_bytes()), "text": prompt}),
@@ -229,7 +243,10 @@ pub(crate) fn run_agent(
         }),
     )?;
     let mut parser = inv.format.parser();
-    let result = run_journaled(ctx, &spec, parser.as_mut())?;
+    let (result, (last, then)) = run_journaled(ctx, &spec, parser.as_mut(), |result| {
+        (save_last_message(ctx, result), meanwhile())
+    })?;
+    let path = last?;
     // The backlog is Looper's: an agent that deleted or broke it gets the last version Looper
     // wrote back (journaled whole, shown to the reviewer), and the run goes on.
     if matches!(role, Role::Worker | Role::Reviewer)
@@ -240,18 +257,6 @@ pub(crate) fn run_agent(
             ctx.label
         ));
     }
-    let mut last = json!({
-        "label": ctx.label,
-        "final_text": result.outcome.final_text,
-        "class": result.class,
-    });
-    if let Some(redactor) = ctx.journal.redactor() {
-        redactor.value(&mut last);
-    }
-    let path = ctx.run_dir().join(format!("{}.last.json", ctx.label));
-    crate::file::create_private_dir(&ctx.run_dir())?;
-    crate::file::write_atomic_nosync(&path, format!("{last:#}\n").as_bytes(), 0o600)
-        .with_context(|| format!("cannot write the last message {}", path.display()))?;
     ctx.record(
         "agent.exit",
         json!({
@@ -267,18 +272,38 @@ pub(crate) fn run_agent(
         }),
     )?;
     ctx.add_usage(&result);
-    Ok(result)
+    Ok((result, then))
+}
+
+/// Writes the agent's last message (redacted) to `<label>.last.json` in the run's directory;
+/// returns its path.
+fn save_last_message(ctx: &Ctx, result: &RunResult) -> anyhow::Result<std::path::PathBuf> {
+    let mut last = json!({
+        "label": ctx.label,
+        "final_text": result.outcome.final_text,
+        "class": result.class,
+    });
+    if let Some(redactor) = ctx.journal.redactor() {
+        redactor.value(&mut last);
+    }
+    let path = ctx.run_dir().join(format!("{}.last.json", ctx.label));
+    crate::file::create_private_dir(&ctx.run_dir())?;
+    crate::file::write_atomic_nosync(&path, format!("{last:#}\n").as_bytes(), 0o600)
+        .with_context(|| format!("cannot write the last message {}", path.display()))?;
+    Ok(path)
 }
 
 /// Runs the agent under the supervisor, journaling its output lines as `agent.event` records
 /// up to [`MAX_JOURNALED_OUTPUT`] and what was left out as `agent.output_capped`. A writer
-/// thread encodes and appends the lines while the supervisor parses the next ones; every
-/// line is in the journal before this returns.
-fn run_journaled(
+/// thread encodes and appends the lines while the supervisor parses the next ones; once the
+/// agent has ended, `meanwhile` runs while the writer finishes. Every line is in the journal
+/// before this returns.
+fn run_journaled<T>(
     ctx: &Ctx,
     spec: &supervise::Spec,
     parser: &mut dyn crate::agent::parse::StreamParser,
-) -> anyhow::Result<RunResult> {
+    meanwhile: impl FnOnce(&RunResult) -> T,
+) -> anyhow::Result<(RunResult, T)> {
     let journal = &ctx.journal;
     let (result, kept) = std::thread::scope(|scope| {
         let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<supervise::LineEvent>>(WRITER_BACKLOG);
@@ -310,6 +335,10 @@ fn run_journaled(
             let _ = tx.send(lines);
         });
         drop(tx);
+        let result = result.map(|result| {
+            let then = meanwhile(&result);
+            (result, then)
+        });
         let kept = writer
             .join()
             .map_err(|_| anyhow::anyhow!("the journal writer thread panicked"))?;
@@ -317,7 +346,7 @@ fn run_journaled(
     })?;
     // A journal error comes first: the agent's lines were not all kept.
     let kept = kept?;
-    let result = result?;
+    let (result, then) = result?;
     if kept.dropped_lines > 0 {
         ctx.record(
             "agent.output_capped",
@@ -329,7 +358,7 @@ fn run_journaled(
             }),
         )?;
     }
-    Ok(result)
+    Ok((result, then))
 }
 
 /// A short line on how a failed agent run ended, for task notes.
