@@ -356,24 +356,14 @@ impl BacklogStore {
             _ => to_pretty_spans(doc.value()),
         };
         let written = text.as_bytes() != read.as_slice();
-        // The new file goes to the disk while it is hashed and its pending record and
-        // Looper's own copy are saved.
-        let staged = written
-            .then(|| crate::file::stage(&self.path, text.as_bytes(), 0o644))
-            .transpose()
-            .map_err(|source| BacklogError::Write {
-                path: self.path.clone(),
-                source,
-            })?;
-        let after_sha256 = sha256_hex(text.as_bytes());
-        // Failing here drops the temp file.
-        let record =
-            self.update_record(change, [&before_sha256, &after_sha256], &diff, &conflicts)?;
-        let (displaced, key) = if let Some(staged) = staged {
-            self.write_with_pending(&record, &after_sha256, staged, (&text, &read))?
+        let (after_sha256, record, (displaced, key)) = if written {
+            self.write_staged(change, (&before_sha256, &diff, &conflicts), (&text, &read))?
         } else {
+            let after_sha256 = sha256_hex(text.as_bytes());
+            let record =
+                self.update_record(change, [&before_sha256, &after_sha256], &diff, &conflicts)?;
             self.save_last(text.as_bytes())?;
-            (None, None)
+            (after_sha256, record, (None, None))
         };
         self.journal_update(journal, record, written)?;
         crate::fault::point("backlog.journaled");
@@ -479,16 +469,62 @@ impl BacklogStore {
         }
     }
 
-    /// Saves the pending record of an update, then puts its result `text`, staged, over the
-    /// file read as `read`, and saves it as the last version Looper wrote. A file someone
-    /// else wrote since it was read is not lost: it comes back, for the caller to take in
-    /// once the update is journaled.
+    /// Writes `text` over the backlog, which held `read`: the new file goes to the disk while
+    /// it is hashed and its pending record saved, and Looper's own copy is written on a
+    /// thread meanwhile. Returns the new text's hash, the update's record, and what
+    /// [`Self::write_with_pending`] returns.
+    #[expect(
+        clippy::type_complexity,
+        reason = "the parts of one update, named where used"
+    )]
+    fn write_staged(
+        &self,
+        change: &Change,
+        (before_sha256, diff, conflicts): (&str, &Diff, &[merge::Conflict]),
+        (text, read): (&str, &[u8]),
+    ) -> anyhow::Result<(
+        String,
+        Map<String, Value>,
+        (Option<crate::file::Displaced>, Option<String>),
+    )> {
+        std::thread::scope(|scope| {
+            let last = std::thread::Builder::new()
+                .name("looper-last".into())
+                .spawn_scoped(scope, || self.stage_last(text.as_bytes()));
+            // Failing from here on, the scope joins the thread and its temp file is dropped.
+            let staged =
+                crate::file::stage(&self.path, text.as_bytes(), 0o644).map_err(|source| {
+                    BacklogError::Write {
+                        path: self.path.clone(),
+                        source,
+                    }
+                })?;
+            let after_sha256 = sha256_hex(text.as_bytes());
+            let record =
+                self.update_record(change, [before_sha256, &after_sha256], diff, conflicts)?;
+            let last = move || match last {
+                Ok(thread) => thread
+                    .join()
+                    .unwrap_or_else(|_| anyhow::bail!("the thread writing last.json panicked")),
+                // No thread to be had: written here.
+                Err(_) => self.stage_last(text.as_bytes()),
+            };
+            let written = self.write_with_pending(&record, &after_sha256, staged, last, read)?;
+            anyhow::Ok((after_sha256, record, written))
+        })
+    }
+
+    /// Saves the pending record of an update, then puts its result, `staged`, over the file
+    /// read as `read`, and Looper's copy of it (`last` waits for it) in place as the last
+    /// version Looper wrote. A file someone else wrote since it was read is not lost: it
+    /// comes back, for the caller to take in once the update is journaled.
     fn write_with_pending(
         &self,
         record: &Map<String, Value>,
         after_sha256: &str,
         staged: crate::file::Staged,
-        (text, read): (&str, &[u8]),
+        last: impl FnOnce() -> anyhow::Result<tempfile::NamedTempFile>,
+        read: &[u8],
     ) -> anyhow::Result<(Option<crate::file::Displaced>, Option<String>)> {
         let pending_path = self.state_file("pending.json");
         let pending =
@@ -505,9 +541,10 @@ impl BacklogStore {
             )
         })?;
         crate::fault::point("backlog.pending");
-        // Looper's own copy is written while the new file goes to the disk, and put in place while
-        // the rename is synced; a failure to save it is reported once the backlog is written.
-        let last = self.stage_last(text.as_bytes());
+        // Looper's own copy, written while the new file went to the disk, is put in place
+        // while the rename is synced; a failure to save it is reported once the backlog is
+        // written.
+        let last = last();
         let written = staged
             .swap(&self.path, read, (&self.remover, &self.syncer))
             .map(|swapped| {
