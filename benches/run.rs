@@ -1,14 +1,15 @@
 //! The loop's own overhead per iteration (#4): `looper run` on a 1,000-task backlog with a
 //! zero-work fake agent standing in for codex that prints 2,000 codex-format events and a
-//! report. Looper's overhead is each iteration's wall time minus the agent's own run time,
-//! both read from the run's journal. Prints a Markdown table; the README shows the latest one.
+//! report. Looper's overhead is each iteration's wall time (from the run's journal) minus the
+//! stand-in's time when run alone. Prints a Markdown table; the README shows the latest one.
 //!
 //! Two stand-ins: one process (this benchmark's binary, run with `LOOPER_BENCH_AGENT` set:
 //! it reads the prompt, writes the events and the report, and exits), as near to a
 //! zero-cost agent as a process gets; and a shell script (`sh`, `sed`, `head`, `cat`),
 //! whose four program starts take ~5 ms of CPU per iteration on the cores Looper shares.
 //!
-//! Run: `cargo bench --bench run` (add `-- --quick` for fewer iterations).
+//! Run: `cargo bench --bench run` (add `-- --quick` for fewer iterations). Compare two builds:
+//! `cargo bench --bench run -- --compare OLD_LOOPER NEW_LOOPER [ROUNDS] [DIR]`.
 
 #![expect(clippy::unwrap_used, reason = "a benchmark fails loudly")]
 
@@ -115,7 +116,12 @@ fn main() {
         stand_in();
         return;
     }
-    let quick = std::env::args().any(|a| a == "--quick");
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(at) = args.iter().position(|a| a == "--compare") {
+        compare(&args[at + 1..]);
+        return;
+    }
+    let quick = args.iter().any(|a| a == "--quick");
     let iterations = if quick { 10 } else { 40 };
     println!(
         "| stand-in agent | files on | backlog | events per iteration | iterations | agent alone | Looper overhead per iteration (median) | mean | max |"
@@ -143,10 +149,42 @@ fn main() {
     }
 }
 
-fn measure(base: &Path, iterations: usize, stand_in: StandIn) -> Row {
+/// A fresh project under `base` with its stand-in agent configured.
+struct Project {
+    tmp: tempfile::TempDir,
+    program: std::path::PathBuf,
+}
+
+impl Project {
+    fn dir(&self) -> std::path::PathBuf {
+        self.tmp.path().join("project")
+    }
+
+    fn home(&self) -> std::path::PathBuf {
+        self.tmp.path().join("home")
+    }
+
+    /// Runs `looper` (the binary at `bin`) for `iterations` iterations.
+    fn run(&self, bin: &Path, iterations: usize) {
+        let status = Command::new(bin)
+            .args(["run", "--max-iterations", &iterations.to_string()])
+            .current_dir(self.dir())
+            .env("LOOPER_HOME", self.home())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .unwrap();
+        assert_eq!(
+            status.code(),
+            Some(3),
+            "the run should stop at the iteration cap"
+        );
+    }
+}
+
+fn project(base: &Path, stand_in: StandIn) -> Project {
     let tmp = tempfile::tempdir_in(base).unwrap();
     let dir = tmp.path().join("project");
-    let home = tmp.path().join("home");
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("to-do.json"), backlog()).unwrap();
     std::fs::write(dir.join("README.md"), "# bench\n").unwrap();
@@ -182,50 +220,29 @@ echo '{{"type":"turn.completed","usage":{{"input_tokens":100,"cached_input_token
         ),
     )
     .unwrap();
+    Project { tmp, program }
+}
+
+fn measure(base: &Path, iterations: usize, stand_in: StandIn) -> Row {
+    let project = project(base, stand_in);
+    let (dir, program) = (project.dir(), &project.program);
     // Timed before and after the run, so a machine that speeds up or slows down meanwhile
     // moves both.
-    let mut alone = agent_alone(&program, &dir);
-
-    let status = Command::new(BIN)
-        .args(["run", "--max-iterations", &iterations.to_string()])
-        .current_dir(&dir)
-        .env("LOOPER_HOME", &home)
-        .stderr(std::process::Stdio::null())
-        .status()
-        .unwrap();
-    assert_eq!(
-        status.code(),
-        Some(3),
-        "the run should stop at the iteration cap"
-    );
-
-    alone.extend(agent_alone(&program, &dir));
-    alone.sort_by(f64::total_cmp);
-    let agent_alone = alone[alone.len() / 2];
-    let records = journal(&home);
-    let ts = |r: &Value| {
-        r["ts"]
-            .as_str()
-            .unwrap()
-            .parse::<jiff::Timestamp>()
-            .unwrap()
-    };
+    let mut alone = agent_alone(program, &dir);
+    project.run(Path::new(BIN), iterations);
+    alone.extend(agent_alone(program, &dir));
+    let agent_alone = median(alone);
+    let records = journal(&project.home());
+    let lines = records
+        .iter()
+        .filter(|r| r["type"] == "agent.event")
+        .count();
     // Overhead: the iteration's wall time minus the agent's time alone. The supervised
     // agent time includes Looper's per-line work (parsing, journaling), so it is not used.
-    let mut overheads = Vec::new();
-    let mut lines = 0;
-    let mut start = None;
-    for r in &records {
-        match r["type"].as_str().unwrap() {
-            "iteration.start" => start = Some(ts(r)),
-            "agent.event" => lines += 1,
-            "iteration.end" => {
-                let wall = ts(r).duration_since(start.take().unwrap()).as_secs_f64() * 1000.0;
-                overheads.push(wall - agent_alone);
-            }
-            _ => {}
-        }
-    }
+    let mut overheads: Vec<f64> = phases(&records)
+        .iter()
+        .map(|p| p[0] - agent_alone)
+        .collect();
     assert_eq!(overheads.len(), iterations);
     overheads.sort_by(f64::total_cmp);
     Row {
@@ -260,6 +277,93 @@ fn agent_alone(program: &Path, dir: &Path) -> Vec<f64> {
     }
     let _ = std::fs::remove_file(dir.join("out-T0.txt"));
     alone
+}
+
+/// `--compare A B [ROUNDS] [DIR]`: the phases of an iteration for two `looper` binaries,
+/// with the shell-script stand-in, in ROUNDS (20) rounds of 12 iterations, each round running
+/// A and then B in fresh projects under DIR (the temp dir), the first iteration of each run
+/// left out. On a machine whose pace moves from minute to minute, short runs alternated many
+/// times compare two builds better than two whole runs.
+fn compare(args: &[String]) {
+    let [a, b] = [0, 1].map(|i| {
+        let bin = args
+            .get(i)
+            .expect("usage: --compare LOOPER_A LOOPER_B [ROUNDS] [DIR]");
+        // The runs start in the project directory: a relative path would not be found there.
+        std::fs::canonicalize(bin).unwrap_or_else(|e| panic!("no looper binary at {bin}: {e}"))
+    });
+    let rounds: usize = args.get(2).map_or(20, |r| r.parse().unwrap());
+    let base = args
+        .get(3)
+        .map_or_else(std::env::temp_dir, std::path::PathBuf::from);
+    let mut pooled = [Vec::new(), Vec::new()];
+    let mut wins = 0;
+    for _ in 0..rounds {
+        let mut walls = [0.0; 2];
+        for (i, bin) in [&a, &b].into_iter().enumerate() {
+            let project = project(&base, StandIn::Shell);
+            project.run(bin, 12);
+            let phases = phases(&journal(&project.home()));
+            walls[i] = median(phases.iter().skip(1).map(|p| p[0]).collect());
+            pooled[i].extend(phases.into_iter().skip(1));
+        }
+        wins += usize::from(walls[1] < walls[0]);
+    }
+    println!(
+        "| build | iterations | iteration wall | before the agent | agent phase | after the agent |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|");
+    for (bin, phases) in [&a, &b].into_iter().zip(&pooled) {
+        let m: Vec<f64> = (0..4)
+            .map(|k| median(phases.iter().map(|p| p[k]).collect()))
+            .collect();
+        println!(
+            "| {} | {} | {:.2} ms | {:.2} ms | {:.2} ms | {:.2} ms |",
+            bin.display(),
+            phases.len(),
+            m[0],
+            m[1],
+            m[2],
+            m[3]
+        );
+    }
+    println!(
+        "\nB's round median lower in {wins} of {rounds} rounds (files under {}).",
+        base.display()
+    );
+}
+
+/// Each iteration's wall time and its parts, in ms: start to the agent's spawn, the agent's
+/// spawn to its exit record, that to the iteration's end.
+fn phases(records: &[Value]) -> Vec<[f64; 4]> {
+    let ts = |r: &Value| {
+        r["ts"]
+            .as_str()
+            .unwrap()
+            .parse::<jiff::Timestamp>()
+            .unwrap()
+    };
+    let ms = |a: jiff::Timestamp, b: jiff::Timestamp| b.duration_since(a).as_secs_f64() * 1000.0;
+    let (mut start, mut spawn, mut exit) = (None, None, None);
+    let mut out = Vec::new();
+    for r in records {
+        match r["type"].as_str().unwrap() {
+            "iteration.start" => start = Some(ts(r)),
+            "agent.spawn" => spawn = Some(ts(r)),
+            "agent.exit" => exit = Some(ts(r)),
+            "iteration.end" => {
+                let (s, p, x, e) = (start.unwrap(), spawn.unwrap(), exit.unwrap(), ts(r));
+                out.push([ms(s, e), ms(s, p), ms(p, x), ms(x, e)]);
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
 }
 
 fn journal(home: &Path) -> Vec<Value> {
