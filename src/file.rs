@@ -147,14 +147,14 @@ pub struct Staged {
 
 impl Staged {
     /// Waits until the temp file is on the disk (fsync), then puts it at `path`: on Linux
-    /// with `RENAME_EXCHANGE`, so the file it
-    /// replaces is not lost. When that file's bytes are not `expected` (what the caller read
-    /// before it decided what to write), another process wrote the path in between, and
-    /// [`Swapped::durable`] returns the replaced file for the caller to take in. Where the
-    /// exchange is not available (another OS, a file system without it, no file yet), a
-    /// plain rename. The replaced file, when it is `expected`, is removed by the remover. The
-    /// directory's fsync starts on the syncer's thread: the rename is durable once
-    /// [`Swapped::durable`] returns (or the [`Syncing`] of [`Swapped::into_parts`] is done).
+    /// with `RENAME_EXCHANGE`, so the file it replaces is not lost. When that file's bytes
+    /// are not `expected` (what the caller read before it decided what to write), another
+    /// process wrote the path in between, and [`Swapped::durable`] returns the replaced file
+    /// for the caller to take in. Where the exchange is not available (another OS, a file
+    /// system without it, no file yet), a plain rename. The replaced file, when it is
+    /// `expected`, is removed by the remover. The directory's fsync starts on the syncer's
+    /// thread: the rename is durable once [`Swapped::durable`] returns (or the [`Syncing`] of
+    /// [`Swapped::into_parts`] is done).
     pub fn swap(
         self,
         path: &Path,

@@ -351,8 +351,8 @@ const TOKEN: [bool; 256] = {
 };
 
 /// Finds the byte pairs of [`PAIRS`] with the SIMD searcher of `aho-corasick` (Teddy), about
-/// four times as fast as looking each byte up; `None` on a CPU without the instructions it
-/// needs, where the table is used.
+/// three times as fast as looking each byte up (0.6 → 0.18 ns per byte of journal records);
+/// `None` on a CPU without the instructions it needs, where the table is used.
 static PAIR_FINDER: std::sync::LazyLock<Option<aho_corasick::packed::Searcher>> =
     std::sync::LazyLock::new(|| pair_finder(true));
 

@@ -246,7 +246,6 @@ pub(crate) fn run_agent_then<T>(
     let (result, (last, then)) = run_journaled(ctx, &spec, parser.as_mut(), |result| {
         (save_last_message(ctx, result), meanwhile())
     })?;
-    let path = last?;
     // The backlog is Looper's: an agent that deleted or broke it gets the last version Looper
     // wrote back (journaled whole, shown to the reviewer), and the run goes on.
     if matches!(role, Role::Worker | Role::Reviewer)
@@ -257,6 +256,7 @@ pub(crate) fn run_agent_then<T>(
             ctx.label
         ));
     }
+    let path = last?;
     ctx.record(
         "agent.exit",
         json!({
