@@ -3,8 +3,9 @@
 //! [`write_atomic`]: a temp file in the same directory, write, `sync_all`, keep the target's
 //! permissions, rename over the target, fsync the directory. A reader (or a crash) sees the
 //! old file or the new one, never a mix. The backlog's writer takes the same steps apart
-//! ([`stage`], [`Staged::swap`], [`Swapped::durable`]) to work while the fsyncs wait for the
-//! disk: the file's on a thread of its own, the directory's on the [`Syncer`]'s.
+//! ([`stage`], [`Staged::swap`], [`Swapped::durable`]) to work while the disk does: the file's
+//! write-back starts as soon as it is written and its fsync comes after the writer's other
+//! work; the directory's fsync runs on the [`Syncer`]'s thread.
 
 use std::fs::Permissions;
 use std::io::Write;
