@@ -1447,8 +1447,10 @@ mod tests {
                     }
                     Op::ExternalAdd(t) => {
                         edit_file(&path, |v| {
-                            let n = v["tasks"].as_array().unwrap().len();
-                            v["tasks"].as_array_mut().unwrap().push(json!({"id": format!("H{n}{t}"), "title": t, "priority": 1, "status": "todo"}));
+                            // An id no task has (after a deletion, the count repeats one).
+                            let list = v["tasks"].as_array_mut().unwrap();
+                            let id = (list.len()..=2 * list.len() + 1).map(|n| format!("H{n}{t}")).find(|id| !list.iter().any(|task| task["id"] == id.as_str())).unwrap();
+                            list.push(json!({"id": id, "title": t, "priority": 1, "status": "todo"}));
                         });
                     }
                     Op::ExternalDone(i) => {

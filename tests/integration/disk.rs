@@ -629,14 +629,29 @@ const VANISH: &[&str] = &[
 fn vanish(env: &Env, how: &str) {
     let runs = project_dir(env).join("runs");
     match how {
-        "runs removed" => std::fs::remove_dir_all(&runs).unwrap(),
-        "project state removed" => std::fs::remove_dir_all(project_dir(env)).unwrap(),
-        "LOOPER_HOME removed" => std::fs::remove_dir_all(env.home()).unwrap(),
+        "runs removed" => remove_tree(&runs),
+        "project state removed" => remove_tree(&project_dir(env)),
+        "LOOPER_HOME removed" => remove_tree(&env.home()),
         _ => {
-            std::fs::remove_dir_all(&runs).unwrap();
+            remove_tree(&runs);
             std::fs::write(&runs, "not a directory").unwrap();
         }
     }
+}
+
+/// Removes the tree at `path` while the run may still be adding a file to it (the agent's pid
+/// note lands just after `agent.spawn` is journaled): a directory that fills up again between
+/// the removal of its entries and its own removal is removed again.
+fn remove_tree(path: &Path) {
+    for _ in 0..100 {
+        match std::fs::remove_dir_all(path) {
+            Err(e) if e.kind() == std::io::ErrorKind::DirectoryNotEmpty => {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            result => return result.unwrap(),
+        }
+    }
+    panic!("{} kept filling up while it was removed", path.display());
 }
 
 /// Undoes [`vanish`]'s file (the removals need no fix: Looper makes the directories).
