@@ -5,11 +5,12 @@
 //! old file or the new one, never a mix. The backlog's writer takes the same steps apart
 //! ([`stage`], [`Staged::swap`], [`Swapped::durable`]) to work while the disk does: the file's
 //! write-back starts as soon as it is written and its fsync comes after the writer's other
-//! work; the directory's fsync runs on the [`Syncer`]'s thread.
+//! work; the directory's fsync runs on the [`Syncer`]'s thread. Looper's small state files
+//! that only it reads, under its lock, are rewritten in place ([`overwrite`], [`clear`]).
 
 use std::fs::Permissions;
 use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
 use anyhow::Context;
@@ -40,6 +41,38 @@ fn write_atomic_with(
     crate::fault::point("file.before-rename");
     tmp.persist(path).map_err(|e| e.error)?;
     if durable { sync_dir(dir) } else { Ok(()) }
+}
+
+/// Writes `bytes` over `path` in place (a new file gets `new_mode`), not synced: the file
+/// keeps its inode from one write to the next. For Looper's small state files written many
+/// times a run, whose readers tell a torn or empty file from a whole one and whose writers
+/// hold a lock: each new file costs an inode allocation, which a file system that freed many
+/// inodes in the last minutes makes slow (ext4 without a journal skips each one freed in the
+/// last 60 s), and a replace by rename frees one more.
+pub fn overwrite(path: &Path, bytes: &[u8], new_mode: u32) -> std::io::Result<()> {
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(new_mode)
+        .open(path)?;
+    // Emptied first only if [`clear`] did not: on ext4 a write after a truncation to zero is
+    // flushed to the disk at close (`auto_da_alloc`). A write that fails half-way leaves a
+    // prefix, which does not parse.
+    if file.metadata()?.len() > 0 {
+        file.set_len(0)?;
+    }
+    file.write_all(bytes)
+}
+
+/// Empties `path` in place, keeping the file for the next [`overwrite`]: what removing it
+/// would say to a reader, without freeing the inode. A missing file is already empty.
+pub fn clear(path: &Path) -> std::io::Result<()> {
+    match std::fs::OpenOptions::new().write(true).open(path) {
+        Ok(file) => file.set_len(0),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+    }
 }
 
 /// `bytes` in a temp file beside `path`, not synced: `persist` puts it in place. For Looper's
@@ -435,6 +468,35 @@ mod tests {
             0o640
         );
         // No temp files left behind.
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    /// An overwrite keeps the file (its inode) and leaves only the new bytes, shorter or
+    /// longer; a new file gets the mode asked for; clearing empties it and keeps it, and a
+    /// missing file is already clear.
+    #[test]
+    fn overwrite_and_clear_keep_the_file() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("pending.json");
+        clear(&p).unwrap();
+        assert!(!p.exists(), "clearing does not create");
+        overwrite(&p, b"a longer first record", 0o600).unwrap();
+        let first = std::fs::metadata(&p).unwrap();
+        assert_eq!(first.permissions().mode() & 0o777, 0o600);
+        overwrite(&p, b"short", 0o644).unwrap();
+        assert_eq!(std::fs::read(&p).unwrap(), b"short");
+        clear(&p).unwrap();
+        let cleared = std::fs::metadata(&p).unwrap();
+        assert_eq!((cleared.ino(), cleared.len()), (first.ino(), 0));
+        assert_eq!(
+            cleared.permissions().mode() & 0o777,
+            0o600,
+            "the mode stays"
+        );
+        overwrite(&p, b"longer than short", 0o600).unwrap();
+        assert_eq!(std::fs::read(&p).unwrap(), b"longer than short");
+        assert_eq!(std::fs::metadata(&p).unwrap().ino(), first.ino());
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
     }
 

@@ -356,6 +356,7 @@ pub fn run(project: &Project, flags: Layer, idea: Option<&str>) -> anyhow::Resul
         ctx.record("agent.orphans", json!({"killed": orphans}))?;
     }
     let outcome = drive(&mut ctx, idea);
+    crate::agent::supervise::remove_spare_notes();
     // Every backlog write is durable before the run says how it ended; an error of the
     // loop's own comes first.
     let settled = ctx.store.settle();

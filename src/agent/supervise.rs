@@ -370,7 +370,7 @@ struct Leader {
     /// When it was spawned.
     start: Instant,
     reaped: bool,
-    /// The note naming the group for [`kill_orphans`], removed when the group is gone.
+    /// The note naming the group for [`kill_orphans`], emptied when the group is gone.
     pid_file: Option<PathBuf>,
     /// The value of [`TOKEN_VAR`] in the agent's environment.
     token: String,
@@ -410,9 +410,10 @@ impl Drop for Leader {
             self.signal(Signal::SIGKILL);
             let _ = self.child.wait();
         }
-        // Reaped after the sweep (or killed just now): the group is gone, and so is the note.
-        if let Some(note) = &self.pid_file {
-            let _ = std::fs::remove_file(note);
+        // Reaped after the sweep (or killed just now): the group is gone, and so is the note
+        // (emptied, kept for the next agent's).
+        if let Some(note) = self.pid_file.take() {
+            spare_note(note);
         }
     }
 }
@@ -839,9 +840,38 @@ fn leave_note(dir: &std::path::Path, leader: &Leader) -> Option<PathBuf> {
         "token": leader.token,
     });
     crate::file::create_private_dir(dir).ok()?;
-    let path = dir.join(format!("{pgid}.json"));
-    crate::file::write_atomic_nosync(&path, note.to_string().as_bytes(), 0o600).ok()?;
+    let spare = SPARE_NOTES.lock().ok().and_then(|mut spares| {
+        let at = spares.iter().position(|p| p.parent() == Some(dir))?;
+        Some(spares.swap_remove(at))
+    });
+    let path = spare.unwrap_or_else(|| dir.join(format!("{pgid}.json")));
+    // In place: a note torn by a crash does not parse and is skipped, as a missing one.
+    crate::file::overwrite(&path, note.to_string().as_bytes(), 0o600).ok()?;
     Some(path)
+}
+
+/// The notes of groups that are gone, emptied and kept for the next agent's note: a file
+/// created and removed per agent costs an inode each time (see [`crate::file::overwrite`]).
+/// An empty note names nothing; [`kill_orphans`] removes it, and so does
+/// [`remove_spare_notes`].
+static SPARE_NOTES: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+
+fn spare_note(note: PathBuf) {
+    match (crate::file::clear(&note), SPARE_NOTES.lock()) {
+        (Ok(()), Ok(mut spares)) => spares.push(note),
+        _ => {
+            let _ = std::fs::remove_file(note);
+        }
+    }
+}
+
+/// Removes the spare notes this process kept, at the end of a run.
+pub fn remove_spare_notes() {
+    if let Ok(mut spares) = SPARE_NOTES.lock() {
+        for note in spares.drain(..) {
+            let _ = std::fs::remove_file(note);
+        }
+    }
 }
 
 /// An agent group left running by a Looper that died without cleaning up.
@@ -1534,6 +1564,51 @@ mod tests {
         let (result, _) = supervise(&spec, StreamFormat::Cmd);
         assert_eq!(result.class, Class::Ok);
         assert_eq!(std::fs::read(dir.path().join("got")).unwrap(), b"");
+    }
+
+    /// While the agent runs, its note names its group; once it is gone the note is emptied
+    /// and kept, the next agent's note is written into the same file, and the spares go at
+    /// the end (or at the next start, which finds no orphan in an empty note).
+    #[test]
+    fn the_pid_note_names_the_group_and_is_kept_for_the_next_agent() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let notes = dir.path().join("agents");
+        let mut spec = agent("cat agents/*.json", dir.path());
+        spec.pid_dir = Some(notes.clone());
+        let listing = || {
+            let mut files: Vec<(u64, u64)> = std::fs::read_dir(&notes)
+                .unwrap()
+                .map(|e| {
+                    let meta = e.unwrap().metadata().unwrap();
+                    (meta.ino(), meta.len())
+                })
+                .collect();
+            files.sort_unstable();
+            files
+        };
+        let mut inodes = Vec::new();
+        for _ in 0..2 {
+            let (result, lines) = supervise(&spec, StreamFormat::Cmd);
+            let note: serde_json::Value =
+                serde_json::from_str(texts(&lines, Stream::Stdout)[0]).unwrap();
+            assert_eq!(note["pgid"], result.pgid, "{note}");
+            let files = listing();
+            assert_eq!(files.len(), 1, "one note, kept: {files:?}");
+            assert_eq!(files[0].1, 0, "emptied once the group is gone");
+            inodes.push(files[0].0);
+        }
+        assert_eq!(
+            inodes[0], inodes[1],
+            "the second note went into the first's file"
+        );
+        assert!(kill_orphans(&notes, Duration::from_millis(100)).is_empty());
+        assert_eq!(listing(), [], "an empty note is removed at the next start");
+
+        supervise(&spec, StreamFormat::Cmd);
+        assert_eq!(listing().len(), 1);
+        remove_spare_notes();
+        assert_eq!(listing(), []);
     }
 
     #[test]

@@ -9,9 +9,10 @@
 //! on it.
 //!
 //! Crash safety: before replacing the backlog, the journal record of the update is saved as a
-//! *pending* file; the next writer that finds it checks whether the backlog on disk is the
-//! pending result (then the record is journaled, marked `recovered`) or not (then it is
-//! dropped). The backlog itself is always either the old or the new version: the new one is
+//! *pending* file (one file, written in place and emptied once the update is journaled); the
+//! next writer that finds a record in it checks whether the backlog on disk is the pending
+//! result (then the record is journaled, marked `recovered`) or not, or the record is torn
+//! (then it is dropped). The backlog itself is always either the old or the new version: the new one is
 //! synced before its rename; the rename is synced before [`BacklogStore::update`] returns, or,
 //! for the run, by [`BacklogStore::settle`].
 
@@ -368,7 +369,7 @@ impl BacklogStore {
         self.journal_update(journal, record, written)?;
         crate::fault::point("backlog.journaled");
         if written {
-            let _ = std::fs::remove_file(self.state_file("pending.json"));
+            let _ = crate::file::clear(&self.state_file("pending.json"));
         }
         self.remember(
             Loaded {
@@ -529,17 +530,15 @@ impl BacklogStore {
         let pending_path = self.state_file("pending.json");
         let pending =
             json!({"after_sha256": after_sha256, "record": Value::Object(record.clone())});
-        crate::file::write_atomic_nosync(
-            &pending_path,
-            to_pretty_string(&pending).as_bytes(),
-            0o600,
-        )
-        .with_context(|| {
-            format!(
-                "cannot save the pending update record {}",
-                pending_path.display()
-            )
-        })?;
+        // Written in place: a record torn by a crash does not parse and is dropped, rightly,
+        // since the backlog is exchanged only after the record is whole.
+        crate::file::overwrite(&pending_path, to_pretty_string(&pending).as_bytes(), 0o600)
+            .with_context(|| {
+                format!(
+                    "cannot save the pending update record {}",
+                    pending_path.display()
+                )
+            })?;
         crate::fault::point("backlog.pending");
         // Looper's own copy, written while the new file went to the disk, is put in place
         // while the rename is synced; a failure to save it is reported once the backlog is
@@ -569,7 +568,7 @@ impl BacklogStore {
                     .as_deref()
                     != Some(after_sha256)
                 {
-                    let _ = std::fs::remove_file(&pending_path);
+                    let _ = crate::file::clear(&pending_path);
                 }
                 return Err(BacklogError::Write {
                     path: self.path.clone(),
@@ -1034,9 +1033,13 @@ impl BacklogStore {
     /// Finishes or drops an update interrupted by a crash.
     fn recover_pending(&self, journal: &Journal) -> anyhow::Result<()> {
         let path = self.state_file("pending.json");
+        // Emptied once its update was journaled, kept for the next one.
         let Ok(raw) = std::fs::read(&path) else {
             return Ok(());
         };
+        if raw.is_empty() {
+            return Ok(());
+        }
         let pending: Option<Value> = serde_json::from_slice(&raw).ok();
         let disk = std::fs::read(&self.path).ok();
         if let (Some(pending), Some(disk)) = (pending, disk) {
@@ -1049,7 +1052,7 @@ impl BacklogStore {
                 self.save_last(&disk)?;
             }
         }
-        std::fs::remove_file(&path).with_context(|| format!("cannot remove {}", path.display()))
+        crate::file::clear(&path).with_context(|| format!("cannot empty {}", path.display()))
     }
 
     fn journal_refused(
@@ -1332,6 +1335,70 @@ mod tests {
         assert!(pending(&store), "the second write's own fsync");
         store.settle().unwrap();
         assert!(!pending(&store));
+    }
+
+    /// The pending record is one file, emptied once its update is journaled and written in
+    /// place by the next (no inode per update); a whole record left by a crash whose result
+    /// is on disk is journaled once, `recovered`; one torn by a crash, or whose result is not
+    /// on disk, is dropped.
+    #[test]
+    fn the_pending_record_is_kept_emptied_and_recovered_or_dropped() {
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        let (_dir, path, store, journal) = one_task();
+        let pending = store.state_file("pending.json");
+        let updates = |journal: &Journal| {
+            crate::journal::read::read(journal.path())
+                .unwrap()
+                .records
+                .into_iter()
+                .filter(|r| r["type"] == "backlog.update")
+                .collect::<Vec<_>>()
+        };
+        store.update(&ops::format(), &journal).unwrap();
+        let meta = std::fs::metadata(&pending).unwrap();
+        assert_eq!((meta.len(), meta.permissions().mode() & 0o777), (0, 0o600));
+        store
+            .update(&ops::set_status("T1", Status::Doing), &journal)
+            .unwrap();
+        let again = std::fs::metadata(&pending).unwrap();
+        assert_eq!(
+            (again.ino(), again.len()),
+            (meta.ino(), 0),
+            "the same file, empty"
+        );
+
+        // A crash after the exchange, before the journal: the record is whole.
+        let before = updates(&journal).len();
+        let disk = std::fs::read(&path).unwrap();
+        let record = json!({"after_sha256": sha256_hex(&disk), "record": {"note": "crashed"}});
+        let whole = to_pretty_string(&record);
+        crate::file::overwrite(&pending, whole.as_bytes(), 0o600).unwrap();
+        store.update(&ops::format(), &journal).unwrap();
+        let after = updates(&journal);
+        let recovered = |records: &[Value]| {
+            records
+                .iter()
+                .filter(|r| r["recovered"] == true)
+                .map(|r| r["note"].clone())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            recovered(&after[before..]),
+            [json!("crashed")],
+            "journaled once, marked recovered"
+        );
+        assert_eq!(std::fs::metadata(&pending).unwrap().len(), 0);
+
+        // Torn half-way (over a longer stale record), or for a backlog never written.
+        for left in [
+            format!("{}{}", &whole[..whole.len() / 2], " ".repeat(whole.len())),
+            to_pretty_string(&json!({"after_sha256": "0".repeat(64), "record": {}})),
+        ] {
+            crate::file::overwrite(&pending, left.as_bytes(), 0o600).unwrap();
+            store.update(&ops::format(), &journal).unwrap();
+            assert_eq!(recovered(&updates(&journal)).len(), 1, "dropped: {left}");
+            assert_eq!(std::fs::metadata(&pending).unwrap().len(), 0);
+        }
     }
 
     /// The previous `last.json` is kept in the history without a copy; killed between moving
