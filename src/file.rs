@@ -75,6 +75,35 @@ pub fn clear(path: &Path) -> std::io::Result<()> {
     }
 }
 
+/// [`write_temp`] into `spare`, a file of Looper's own that is no longer wanted (the oldest
+/// version in a history about to be pruned), first moved to a temp name beside `path`: the
+/// same result without allocating an inode and freeing another (see [`overwrite`]). Written
+/// over, not emptied first: on ext4 a write after a truncation to zero is flushed at close.
+/// Only for files that no one reads without the writer's lock.
+pub fn reuse_as_temp(
+    spare: &Path,
+    path: &Path,
+    bytes: &[u8],
+) -> std::io::Result<tempfile::NamedTempFile> {
+    static REUSED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("looper");
+    let n = REUSED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = path.with_file_name(format!(".{name}.r{}x{n}.tmp", std::process::id()));
+    std::fs::rename(spare, &tmp)?;
+    // Removed if dropped from here on, as a temp file.
+    let tmp = tempfile::TempPath::try_from_path(tmp)?;
+    let mut file = std::fs::OpenOptions::new().write(true).open(&tmp)?;
+    file.write_all(bytes)?;
+    let len = bytes.len() as u64;
+    if file.metadata()?.len() > len {
+        file.set_len(len)?;
+    }
+    Ok(tempfile::NamedTempFile::from_parts(file, tmp))
+}
+
 /// `bytes` in a temp file beside `path`, not synced: `persist` puts it in place. For Looper's
 /// own state, like [`write_atomic_nosync`], written ahead of the moment it replaces the file.
 pub fn write_temp(

@@ -1012,9 +1012,21 @@ impl BacklogStore {
         self.place_last(self.stage_last(bytes)?)
     }
 
-    /// The next `last.json`, written beside it (not synced: Looper's own state).
+    /// The next `last.json`, written beside it (not synced: Looper's own state). With the
+    /// history full, its oldest version, which [`Self::keep_history`] would remove once this
+    /// one is placed, is written over instead: a fast loop otherwise frees an inode and
+    /// allocates another at every update, which ext4 without a journal makes slow (see
+    /// [`crate::file::overwrite`]).
     fn stage_last(&self, bytes: &[u8]) -> anyhow::Result<tempfile::NamedTempFile> {
         let path = self.state_file("last.json");
+        let names = self.history_names();
+        if names.len() >= HISTORY
+            && let Some((_, oldest)) = names.first()
+            && let Ok(reused) =
+                crate::file::reuse_as_temp(&self.state_file("history").join(oldest), &path, bytes)
+        {
+            return Ok(reused);
+        }
         crate::file::write_temp(&path, bytes, 0o600)
             .with_context(|| format!("cannot save the last written backlog {}", path.display()))
     }
@@ -1399,6 +1411,50 @@ mod tests {
             assert_eq!(recovered(&updates(&journal)).len(), 1, "dropped: {left}");
             assert_eq!(std::fs::metadata(&pending).unwrap().len(), 0);
         }
+    }
+
+    /// With the history full, the next `last.json` is written into the file of the oldest
+    /// version (no inode freed, none allocated); the history keeps its newest [`HISTORY`]
+    /// versions, and every file holds the version it should.
+    #[test]
+    fn a_full_history_gives_its_oldest_file_to_the_next_last_json() {
+        use std::os::unix::fs::MetadataExt;
+        let (dir, path, store, journal) = one_task();
+        let last = store.state_file("last.json");
+        let history = store.state_file("history");
+        let title = |t: &str| ops::user(".tasks[0].title = $t", vec![("t".into(), json!(t))]);
+        let mut versions = Vec::new();
+        for i in 0..HISTORY + 3 {
+            store
+                .update(&title(&format!("title {i}")), &journal)
+                .unwrap();
+            versions.push(std::fs::read(&path).unwrap());
+        }
+        let names = store.history_names();
+        assert_eq!(names.len(), HISTORY);
+        let oldest = history.join(&names[0].1);
+        let oldest_ino = std::fs::metadata(&oldest).unwrap().ino();
+        let oldest_text = std::fs::read(&oldest).unwrap();
+        store.update(&title("one more"), &journal).unwrap();
+        assert_eq!(
+            std::fs::metadata(&last).unwrap().ino(),
+            oldest_ino,
+            "reused"
+        );
+        assert_eq!(std::fs::read(&last).unwrap(), std::fs::read(&path).unwrap());
+        assert!(!oldest.exists());
+        let names = store.history_names();
+        assert_eq!(names.len(), HISTORY);
+        // The newest in the history is the version before this update, whole.
+        let newest = std::fs::read(history.join(&names[HISTORY - 1].1)).unwrap();
+        assert_eq!(&newest, versions.last().unwrap());
+        assert_ne!(newest, oldest_text);
+        let temps = std::fs::read_dir(dir.path().join("state")).map(|d| {
+            d.flatten()
+                .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
+                .count()
+        });
+        assert_eq!(temps.unwrap_or(0), 0, "no temp file left");
     }
 
     /// The previous `last.json` is kept in the history without a copy; killed between moving
