@@ -133,9 +133,15 @@ fn main() {
     if Path::new("/dev/shm").is_dir() {
         places.push(("tmpfs (/dev/shm)", "/dev/shm".into()));
     }
+    // Every project is removed only at the end: removing hundreds of files (a journal, the
+    // history, a file per iteration) makes the next files made in that file system slower
+    // for a minute (ext4 without a journal skips recently freed inodes), which would be the
+    // harness's cost in the next measurement, not Looper's.
+    let mut kept = Vec::new();
     for stand_in in [StandIn::OneProcess, StandIn::Shell] {
         for (name, base) in &places {
-            let row = measure(base, iterations, stand_in);
+            let (row, project) = measure(base, iterations, stand_in);
+            kept.push(project);
             println!(
                 "| {} | {name} | {TASKS} tasks | {} | {iterations} | {:.1} ms | {:.1} ms | {:.1} ms | {:.1} ms |",
                 stand_in.name(),
@@ -223,7 +229,7 @@ echo '{{"type":"turn.completed","usage":{{"input_tokens":100,"cached_input_token
     Project { tmp, program }
 }
 
-fn measure(base: &Path, iterations: usize, stand_in: StandIn) -> Row {
+fn measure(base: &Path, iterations: usize, stand_in: StandIn) -> (Row, Project) {
     let project = project(base, stand_in);
     let (dir, program) = (project.dir(), &project.program);
     // Timed before and after the run, so a machine that speeds up or slows down meanwhile
@@ -245,13 +251,14 @@ fn measure(base: &Path, iterations: usize, stand_in: StandIn) -> Row {
         .collect();
     assert_eq!(overheads.len(), iterations);
     overheads.sort_by(f64::total_cmp);
-    Row {
+    let row = Row {
         lines,
         agent_alone,
         median: overheads[overheads.len() / 2],
         mean: overheads.iter().sum::<f64>() / overheads.len() as f64,
         max: *overheads.last().unwrap(),
-    }
+    };
+    (row, project)
 }
 
 /// The stand-in agent's own time in 10 runs, output thrown away.
@@ -298,6 +305,8 @@ fn compare(args: &[String]) {
         .map_or_else(std::env::temp_dir, std::path::PathBuf::from);
     let mut pooled = [Vec::new(), Vec::new()];
     let mut wins = 0;
+    // Removed at the end, as in the table's runs (see `main`).
+    let mut kept = Vec::new();
     for _ in 0..rounds {
         let mut walls = [0.0; 2];
         for (i, bin) in [&a, &b].into_iter().enumerate() {
@@ -306,6 +315,7 @@ fn compare(args: &[String]) {
             let phases = phases(&journal(&project.home()));
             walls[i] = median(phases.iter().skip(1).map(|p| p[0]).collect());
             pooled[i].extend(phases.into_iter().skip(1));
+            kept.push(project);
         }
         wins += usize::from(walls[1] < walls[0]);
     }
