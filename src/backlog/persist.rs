@@ -12,9 +12,9 @@
 //! *pending* file (one file, written in place and emptied once the update is journaled); the
 //! next writer that finds a record in it checks whether the backlog on disk is the pending
 //! result (then the record is journaled, marked `recovered`) or not, or the record is torn
-//! (then it is dropped). The backlog itself is always either the old or the new version: the new one is
-//! synced before its rename; the rename is synced before [`BacklogStore::update`] returns, or,
-//! for the run, by [`BacklogStore::settle`].
+//! (then it is dropped). The backlog itself is always either the old or the new version: the
+//! new one is synced before its rename; the rename is synced before [`BacklogStore::update`]
+//! returns, or, for the run, by [`BacklogStore::settle`].
 
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::OpenOptionsExt;
