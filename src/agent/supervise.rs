@@ -1574,7 +1574,11 @@ mod tests {
         use std::os::unix::fs::MetadataExt;
         let dir = tempfile::tempdir().unwrap();
         let notes = dir.path().join("agents");
-        let mut spec = agent("cat agents/*.json", dir.path());
+        // The note is written just after the spawn: the agent waits for it.
+        let mut spec = agent(
+            "until [ -s agents/*.json ]; do sleep 0.01; done; sleep 0.05; cat agents/*.json",
+            dir.path(),
+        );
         spec.pid_dir = Some(notes.clone());
         let listing = || {
             let mut files: Vec<(u64, u64)> = std::fs::read_dir(&notes)
