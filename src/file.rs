@@ -86,12 +86,12 @@ pub fn reuse_as_temp(
     bytes: &[u8],
 ) -> std::io::Result<tempfile::NamedTempFile> {
     static REUSED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let name = path
-        .file_name()
-        .and_then(|n| n.to_str())
-        .unwrap_or("looper");
     let n = REUSED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let tmp = path.with_file_name(format!(".{name}.r{}x{n}.tmp", std::process::id()));
+    let tmp = path.with_file_name(format!(
+        "{}r{}x{n}.tmp",
+        temp_prefix(path),
+        std::process::id()
+    ));
     std::fs::rename(spare, &tmp)?;
     // Removed if dropped from here on, as a temp file.
     let tmp = tempfile::TempPath::try_from_path(tmp)?;
@@ -128,12 +128,7 @@ fn temp_beside<'a>(
     };
     let mode = std::fs::metadata(path).map_or(new_mode, |m| m.permissions().mode() & 0o7777);
     let mut tmp = tempfile::Builder::new()
-        .prefix(&format!(
-            ".{}.",
-            path.file_name()
-                .and_then(|n| n.to_str())
-                .unwrap_or("looper")
-        ))
+        .prefix(&temp_prefix(path))
         .suffix(".tmp")
         .tempfile_in(dir)?;
     tmp.write_all(bytes)?;
@@ -444,6 +439,16 @@ pub fn remove_stale_temps(path: &Path) {
     }
 }
 
+/// How the name of a temp file this module writes for `path` starts (`.<name>.`; it ends in
+/// `.tmp`): the one rule [`is_temp_of`] and so [`remove_stale_temps`] rely on.
+fn temp_prefix(path: &Path) -> String {
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("looper");
+    format!(".{name}.")
+}
+
 /// Whether `candidate`'s file name is that of a temp file this module writes for `path`
 /// (`.<name>.<random>.tmp`): one being written, or one a writer has not removed yet.
 pub fn is_temp_of(candidate: &Path, path: &Path) -> bool {
@@ -453,7 +458,7 @@ pub fn is_temp_of(candidate: &Path, path: &Path) -> bool {
     ) else {
         return false;
     };
-    let prefix = format!(".{name}.");
+    let prefix = temp_prefix(Path::new(name));
     n.len() > prefix.len() + 4
         && n.starts_with(&prefix)
         && Path::new(n).extension().is_some_and(|e| e == "tmp")
@@ -523,6 +528,10 @@ mod tests {
             0o600,
             "the mode stays"
         );
+        let reused = reuse_as_temp(&p, &dir.path().join("last.json"), b"reused").unwrap();
+        assert!(is_temp_of(reused.path(), &dir.path().join("last.json")));
+        assert_eq!(std::fs::read(reused.path()).unwrap(), b"reused");
+        reused.persist(&p).unwrap();
         overwrite(&p, b"longer than short", 0o600).unwrap();
         assert_eq!(std::fs::read(&p).unwrap(), b"longer than short");
         assert_eq!(std::fs::metadata(&p).unwrap().ino(), first.ino());
