@@ -338,6 +338,24 @@ pub fn weight(d: &Diff) -> usize {
         + usize::from(d.key_order.is_some())
 }
 
+/// Whether an edit `d` of an older version into `disk` repeats what `latest` already has: a
+/// task it adds or changes that `latest` holds exactly as `disk` does, or a task it removes
+/// that `latest` no longer has. Someone who edited a copy of the older version would have had
+/// to make, to the byte, a change Looper already took in or made (its timestamps included):
+/// the copy edited was a later one.
+pub fn repeats(d: &Diff, disk: &Value, latest: &Value) -> bool {
+    let in_latest = |id: &str| tasks(latest).iter().find(|t| task_id(t) == id);
+    let added = d.added.iter().map(|a| &a.task);
+    let changed = d
+        .changed
+        .iter()
+        .filter_map(|c| tasks(disk).iter().find(|t| task_id(t) == c.id));
+    added
+        .chain(changed)
+        .any(|task| in_latest(task_id(task)) == Some(task))
+        || d.removed.iter().any(|t| in_latest(task_id(t)).is_none())
+}
+
 /// Rebases an external edit made against an older version (`base` → `theirs`) onto
 /// `latest`, a version Looper wrote after the editor read the file: the edit's document
 /// fields, changed task fields, added and removed tasks are applied to `latest` by task id,
@@ -669,6 +687,42 @@ mod tests {
         assert_eq!(to_pretty_string(&out), to_pretty_string(&expected));
         assert_eq!(renamed, vec![("T3".to_string(), "T3-2".to_string())]);
         assert!(weight(&diff(&base, &theirs)) < weight(&diff(&latest, &theirs)));
+    }
+
+    /// An edit of an older version repeats `latest` when a task it adds or changes is in
+    /// `latest` byte for byte, or a task it removes is gone from `latest`; not otherwise.
+    #[test]
+    fn an_edit_repeats_latest_only_by_whole_tasks() {
+        let t = |id: &str, title: &str| json!({"id": id, "title": title, "priority": 1, "status": "todo"});
+        let old = doc(json!([t("T1", "a"), t("T2", "b")]));
+        let latest = doc(json!([t("T1", "a"), t("T2", "b"), t("H1", "h")]));
+        let repeats_of = |disk: &Value| repeats(&diff(&old, disk), disk, &latest);
+        assert!(repeats_of(&doc(json!([
+            t("T1", "a"),
+            t("T2", "b"),
+            t("H1", "h")
+        ]))));
+        assert!(!repeats_of(&doc(json!([
+            t("T1", "a"),
+            t("T2", "b"),
+            t("H1", "other")
+        ]))));
+        assert!(!repeats_of(&doc(json!([t("T1", "a"), t("T2", "b2")]))));
+        assert!(
+            !repeats_of(&doc(json!([t("T1", "a")]))),
+            "T2 is still in latest"
+        );
+        let latest = doc(json!([t("T1", "a2"), t("H1", "h")]));
+        let repeats_of = |disk: &Value| repeats(&diff(&old, disk), disk, &latest);
+        assert!(
+            repeats_of(&doc(json!([t("T1", "a2"), t("T2", "b")]))),
+            "T1 as latest has it"
+        );
+        assert!(
+            repeats_of(&doc(json!([t("T1", "a")]))),
+            "T2 is gone from latest too"
+        );
+        assert!(!repeats_of(&doc(json!([t("T1", "a3"), t("T2", "b")]))));
     }
 
     fn arb_task() -> impl Strategy<Value = Value> {
