@@ -219,8 +219,9 @@ fn walk(
                 .unwrap_or(&path)
                 .to_string_lossy()
                 .into_owned();
-            // A file deleted since the directory was listed is not in the tree.
-            let hashed = fs_err::symlink_metadata(&path).and_then(|meta| hash(&path, &meta));
+            // A file deleted since the directory was listed is not in the tree. The entry's
+            // metadata is read relative to the open directory (no walk of the whole path).
+            let hashed = entry.metadata().and_then(|meta| hash(&path, &meta));
             match hashed {
                 Ok(hashed) => {
                     out.insert(rel, hashed);
