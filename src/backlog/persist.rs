@@ -666,9 +666,18 @@ impl BacklogStore {
     ) -> anyhow::Result<(Value, Option<Found>)> {
         let disk = loaded.doc.value();
         let stale = self.stale_base(&latest, disk, displaced).and_then(|base| {
-            let (theirs, refusals) = merge::refuse_completion(&base, disk);
+            let (theirs, mut refusals) = merge::refuse_completion(&base, disk);
             let (merged, renamed) = merge::rebase(&base, &theirs, &latest);
             let merged = load::check(&self.path, merged).ok()?.into_value();
+            // A completion the copy already had (refused when Looper took that copy in) and
+            // `latest` lacks is refused again: the file claims it again, be it a stale copy
+            // saved once more or the same mark made again on `latest`.
+            let (_, again) = merge::refuse_completion(&latest, disk);
+            for r in again {
+                if !refusals.iter().any(|o| o.id == r.id && o.field == r.field) {
+                    refusals.push(r);
+                }
+            }
             Some((merged, refusals, (base, theirs, renamed)))
         });
         let (merged, refusals, stale) = if let Some((merged, refusals, stale)) = stale {
@@ -1350,6 +1359,33 @@ mod tests {
             to_pretty_string(&replayed),
             std::fs::read_to_string(&path).unwrap()
         );
+    }
+
+    /// A completion marked by hand again after Looper refused it is refused and journaled
+    /// again, though the file is then the very version Looper took in the first time (which
+    /// is also what an editor saving its stale copy once more writes).
+    #[test]
+    fn a_completion_made_again_is_refused_again() {
+        let (dir, path, store, journal) = one_task();
+        store.update(&ops::format(), &journal).unwrap();
+        let refusals = || {
+            std::fs::read_to_string(dir.path().join("runs/r.jsonl"))
+                .unwrap()
+                .matches("\"backlog.refused_external\"")
+                .count()
+        };
+        for round in 1..=2 {
+            edit_file(&path, |v| v["tasks"][0]["status"] = json!("done"));
+            let applied = store.update(&ops::format(), &journal).unwrap();
+            let external = applied
+                .external
+                .expect("the completion is an external change");
+            assert_eq!(external.refusals.len(), 1, "round {round}");
+            assert_eq!(applied.doc.value()["tasks"][0]["status"], "todo");
+            assert_eq!(refusals(), round);
+        }
+        let disk: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        assert_eq!(disk["tasks"][0]["status"], "todo");
     }
 
     /// A backlog of one task `T1` (todo) in a temp dir, its store and a journal.
