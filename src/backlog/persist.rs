@@ -1012,6 +1012,24 @@ impl BacklogStore {
         Ok(Some(why))
     }
 
+    /// The completions `loaded` (the file as it is) holds that Looper's last version lacks:
+    /// made outside Looper, and refused when Looper next takes the file in. Returns the file
+    /// as Looper will take it (those marks refused) and what is refused. Reads only.
+    pub fn refusals_pending(&self, loaded: &Loaded) -> (Doc, Vec<Refusal>) {
+        let last = self
+            .read_last()
+            .filter(|(sha, _)| *sha != loaded.sha256)
+            .and_then(|(_, raw)| serde_json::from_slice::<Value>(&raw).ok());
+        let Some(last) = last else {
+            return (loaded.doc.clone(), Vec::new());
+        };
+        let (theirs, refusals) = merge::refuse_completion(&last, loaded.doc.value());
+        if refusals.is_empty() {
+            return (loaded.doc.clone(), refusals);
+        }
+        (Doc::from_validated(theirs), refusals)
+    }
+
     /// The last version Looper wrote: (sha256 of its bytes, value). Between moving the
     /// previous one into the history and putting the new one in place (a process killed
     /// there), the newest in the history.

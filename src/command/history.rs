@@ -356,7 +356,12 @@ pub(super) struct StatusJson {
     backlog: std::path::PathBuf,
     /// Why the backlog could not be read, when it could not.
     backlog_error: Option<String>,
+    /// The tasks as Looper holds them: a completion made outside Looper (in `refused`)
+    /// is not counted as done.
     counts: Option<crate::backlog::doc::Counts>,
+    /// Tasks the file marks done (or the project-done marker) that Looper's last version
+    /// does not: an edit made outside Looper, refused at Looper's next write.
+    refused: Vec<String>,
     /// The run going on now, if any.
     running: Option<Running>,
     /// The latest run's `run.end` record (or its first record while it runs).
@@ -378,6 +383,8 @@ struct Running {
 /// What `status` shows, gathered.
 struct StatusView {
     counts: Option<crate::backlog::doc::Counts>,
+    /// Completions made outside Looper, refused at its next write.
+    refused: Vec<String>,
     backlog_error: Option<String>,
     pid: Option<String>,
     /// The iteration going on now.
@@ -397,6 +404,7 @@ pub(super) fn status(project: &Project, as_json: bool) -> anyhow::Result<ExitCod
             backlog: project.backlog.clone(),
             backlog_error: view.backlog_error,
             counts: view.counts,
+            refused: view.refused,
             running: view.pid.map(|pid| Running {
                 pid,
                 iteration: view.current,
@@ -413,7 +421,15 @@ pub(super) fn status(project: &Project, as_json: bool) -> anyhow::Result<ExitCod
 
 fn gather(project: &Project) -> anyhow::Result<StatusView> {
     let backlog = crate::backlog::load::load(&project.backlog);
-    let counts = backlog.as_ref().ok().map(|l| l.doc.counts());
+    let (counts, refused) = match &backlog {
+        Ok(loaded) => {
+            let (doc, refusals) = super::store(project).refusals_pending(loaded);
+            let mut ids: Vec<String> = refusals.into_iter().map(|r| r.id).collect();
+            ids.dedup();
+            (Some(doc.counts()), ids)
+        }
+        Err(_) => (None, Vec::new()),
+    };
     // The latest run says what is going on now; older runs only fill the recent list.
     let mut recent: Vec<Iteration> = Vec::new();
     let mut last_run = None;
@@ -456,6 +472,7 @@ fn gather(project: &Project) -> anyhow::Result<StatusView> {
     let waiting = waiting.filter(|_| pid.is_some());
     Ok(StatusView {
         counts,
+        refused,
         backlog_error: backlog.err().map(|e| e.to_string()),
         pid,
         current,
@@ -559,6 +576,13 @@ fn render(project: &Project, view: &StatusView) -> String {
         );
     } else if let Some(e) = &view.backlog_error {
         let _ = writeln!(out, "progress  unknown: {e}");
+    }
+    if !view.refused.is_empty() {
+        let _ = writeln!(
+            out,
+            "refused   {} marked done outside Looper: not counted, and undone at Looper's next write (`looper done ID --reason TEXT` completes a task)",
+            view.refused.join(", ")
+        );
     }
     out.push_str(&running_lines(view, color));
     // The note fills the rest of a terminal's line (51 columns before it, 1 for the "…").

@@ -196,6 +196,34 @@ fn status_shows_progress_the_last_run_and_recent_outcomes() {
     assert_eq!(status["recent"].as_array().unwrap().len(), 3);
 }
 
+/// A task marked done by hand in the file is not counted as done, and `status` says Looper
+/// refuses it at its next write; once Looper has written, nothing is left to say.
+#[test]
+fn status_does_not_count_a_completion_made_outside_looper() {
+    let env = Env::new();
+    env.looper(&["init"]).run();
+    env.looper(&["add", "write the parser"]).run();
+    env.looper(&["add", "write the docs"]).run();
+    let text = std::fs::read_to_string(env.path("to-do.json")).unwrap();
+    env.write("to-do.json", text.replacen("\"todo\"", "\"done\"", 1));
+    let out = env.looper(&["status"]).run().stdout();
+    assert!(out.contains("0/2 done · 2 todo"), "{out}");
+    assert!(
+        out.contains("refused   T1 marked done outside Looper"),
+        "{out}"
+    );
+    let status: Value =
+        serde_json::from_str(&env.looper(&["status", "--json"]).run().stdout()).unwrap();
+    assert_eq!(status["counts"]["done"], 0);
+    assert_eq!(status["refused"], serde_json::json!(["T1"]));
+    env.looper(&["fmt"]).run();
+    let out = env.looper(&["status"]).run().stdout();
+    assert!(!out.contains("refused"), "{out}");
+    let status: Value =
+        serde_json::from_str(&env.looper(&["status", "--json"]).run().stdout()).unwrap();
+    assert_eq!(status["refused"], serde_json::json!([]));
+}
+
 #[test]
 fn status_shows_the_iteration_going_on_now() {
     let env = Env::new();
