@@ -162,15 +162,7 @@ impl Journal {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let mut tail = match cached.take() {
-            Some(tail) => {
-                // Keep the file on an error: every later append must fail the same way,
-                // not start a new journal that lacks the records before it.
-                if let Err(e) = self.check_still_there(&tail.file) {
-                    *cached = Some(tail);
-                    return Err(e);
-                }
-                tail
-            }
+            Some(tail) => tail,
             None => Tail {
                 file: self.open()?,
                 len: u64::MAX,
@@ -181,7 +173,17 @@ impl Journal {
         tail.file
             .lock()
             .with_context(|| format!("cannot lock journal {}", self.path.display()))?;
-        let result = self.append_locked(&mut tail, kind, bodies);
+        let len = match self.still_there(&tail.file) {
+            Ok(len) => len,
+            Err(e) => {
+                // Keep the file: every later append must fail the same way, not start a new
+                // journal that lacks the records before it.
+                let _ = tail.file.unlock();
+                *cached = Some(tail);
+                return Err(e);
+            }
+        };
+        let result = self.append_locked(&mut tail, kind, bodies, len);
         let _ = tail.file.unlock();
         if result.is_ok() {
             *cached = Some(tail);
@@ -189,16 +191,20 @@ impl Journal {
         result
     }
 
-    /// Fails when the file this journal has open is no longer at its path (its directory
-    /// was deleted, or the file was): records written to it would be lost without a trace,
-    /// so the run must stop instead.
-    fn check_still_there(&self, file: &File) -> anyhow::Result<()> {
+    /// The length of the journal file this journal has open (the caller holds its lock).
+    /// Fails when the file is no longer at its path (its directory was deleted, or the file
+    /// was, or another file was renamed over it): records written to it would be lost
+    /// without a trace, so the run must stop instead. One `fstat`: a file unlinked from its
+    /// directory has no link left.
+    fn still_there(&self, file: &File) -> anyhow::Result<u64> {
         use std::os::unix::fs::MetadataExt;
         let open = file
             .metadata()
             .with_context(|| format!("cannot read journal {}", self.path.display()))?;
+        if open.nlink() > 0 {
+            return Ok(open.len());
+        }
         match std::fs::metadata(&self.path) {
-            Ok(now) if now.dev() == open.dev() && now.ino() == open.ino() => Ok(()),
             Ok(_) => anyhow::bail!(
                 "journal {} was replaced by another file while this run wrote it: stopping so that no record is lost; move that file away, then run again",
                 self.path.display()
@@ -223,18 +229,14 @@ impl Journal {
             .with_context(|| format!("cannot open journal {}", self.path.display()))
     }
 
-    /// Writes the records; the caller holds the file lock.
+    /// Writes the records at the end of the file, `len` long; the caller holds its lock.
     fn append_locked<B: AsRef<str>>(
         &self,
         tail: &mut Tail,
         kind: &str,
         bodies: &[B],
+        len: u64,
     ) -> anyhow::Result<u64> {
-        let len = tail
-            .file
-            .metadata()
-            .with_context(|| format!("cannot read journal {}", self.path.display()))?
-            .len();
         // Someone else appended (or this is the first record): find the last seq again.
         let resync = len != tail.len;
         let mut seq = if resync {
@@ -589,6 +591,35 @@ mod tests {
             .map(|l| serde_json::from_str::<Value>(l).unwrap()["text"].clone())
             .collect();
         assert_eq!(texts, ["plain", "the token is [redacted]!", "last"]);
+    }
+
+    /// A journal whose file was replaced or removed while it was open fails every later
+    /// append, saying which, and never writes a new file in its place.
+    #[test]
+    fn a_replaced_or_removed_journal_fails_every_append() {
+        for replace in [true, false] {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("runs/r.jsonl");
+            let journal = Journal::new(path.clone(), "r".into());
+            journal.append("a", Map::new()).unwrap();
+            if replace {
+                std::fs::write(dir.path().join("other"), "x\n").unwrap();
+                std::fs::rename(dir.path().join("other"), &path).unwrap();
+            } else {
+                std::fs::remove_dir_all(dir.path().join("runs")).unwrap();
+            }
+            for _ in 0..2 {
+                let e = format!("{:#}", journal.append("b", Map::new()).unwrap_err());
+                let want = if replace {
+                    "was replaced by another file"
+                } else {
+                    "disappeared"
+                };
+                assert!(e.contains(want), "{e}");
+            }
+            let left = std::fs::read_to_string(&path).unwrap_or_default();
+            assert_eq!(left, if replace { "x\n" } else { "" });
+        }
     }
 
     #[test]
