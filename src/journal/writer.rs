@@ -192,10 +192,10 @@ impl Journal {
     }
 
     /// The length of the journal file this journal has open (the caller holds its lock).
-    /// Fails when the file is no longer at its path (its directory was deleted, or the file
+    /// Fails when the file is in no directory any more (it was removed, or its directory
     /// was, or another file was renamed over it): records written to it would be lost
-    /// without a trace, so the run must stop instead. One `fstat`: a file unlinked from its
-    /// directory has no link left.
+    /// without a trace, so the run must stop instead. One `fstat`: such a file has no link
+    /// left. (A file whose directory was moved is still linked: records go on there.)
     fn still_there(&self, file: &File) -> anyhow::Result<u64> {
         use std::os::unix::fs::MetadataExt;
         let open = file
