@@ -1,7 +1,8 @@
 //! The loop's own overhead per iteration (#4): `looper run` on a 1,000-task backlog with a
 //! zero-work fake agent standing in for codex that prints 2,000 codex-format events and a
-//! report. Looper's overhead is each iteration's wall time (from the run's journal) minus the
-//! stand-in's time when run alone. Prints a Markdown table; the README shows the latest one.
+//! report. Looper's overhead is each iteration's cycle, from its start to the next
+//! iteration's start (from the run's journal), minus the stand-in's time when run alone.
+//! Prints a Markdown table; the README shows the latest one.
 //!
 //! Two stand-ins: one process (this benchmark's binary, run with `LOOPER_BENCH_AGENT` set:
 //! it reads the prompt, writes the events and the report, and exits), as near to a
@@ -145,7 +146,7 @@ fn main() {
             println!(
                 "| {} | {name} | {TASKS} tasks | {} | {iterations} | {:.1} ms | {:.1} ms | {:.1} ms | {:.1} ms |",
                 stand_in.name(),
-                row.lines / iterations,
+                row.lines / (iterations + 1),
                 row.agent_alone,
                 row.median,
                 row.mean,
@@ -235,7 +236,8 @@ fn measure(base: &Path, iterations: usize, stand_in: StandIn) -> (Row, Project) 
     // Timed before and after the run, so a machine that speeds up or slows down meanwhile
     // moves both.
     let mut alone = agent_alone(program, &dir);
-    project.run(Path::new(BIN), iterations);
+    // One more: an iteration's cycle ends where the next one starts.
+    project.run(Path::new(BIN), iterations + 1);
     alone.extend(agent_alone(program, &dir));
     let agent_alone = median(alone);
     let records = journal(&project.home());
@@ -243,8 +245,9 @@ fn measure(base: &Path, iterations: usize, stand_in: StandIn) -> (Row, Project) 
         .iter()
         .filter(|r| r["type"] == "agent.event")
         .count();
-    // Overhead: the iteration's wall time minus the agent's time alone. The supervised
-    // agent time includes Looper's per-line work (parsing, journaling), so it is not used.
+    // Overhead: the iteration's cycle (its start to the next one's) minus the agent's time
+    // alone. The supervised agent time includes Looper's per-line work (parsing,
+    // journaling), so it is not used.
     let mut overheads: Vec<f64> = phases(&records)
         .iter()
         .map(|p| p[0] - agent_alone)
@@ -320,7 +323,7 @@ fn compare(args: &[String]) {
         wins += usize::from(walls[1] < walls[0]);
     }
     println!(
-        "| build | iterations | iteration wall | before the agent | agent phase | after the agent |"
+        "| build | iterations | iteration cycle | before the agent | agent phase | after the agent |"
     );
     println!("|---|---:|---:|---:|---:|---:|");
     for (bin, phases) in [&a, &b].into_iter().zip(&pooled) {
@@ -343,8 +346,10 @@ fn compare(args: &[String]) {
     );
 }
 
-/// Each iteration's wall time and its parts, in ms: start to the agent's spawn, the agent's
-/// spawn to its exit record, that to the iteration's end.
+/// Each iteration's cycle and its parts, in ms: the cycle from its start to the next
+/// iteration's start (so the work between two iterations, choosing the next task, counts),
+/// then start to the agent's spawn, the agent's spawn to its exit record, that to the
+/// iteration's end. The last iteration, which no other follows, is left out.
 fn phases(records: &[Value]) -> Vec<[f64; 4]> {
     let ts = |r: &Value| {
         r["ts"]
@@ -355,15 +360,22 @@ fn phases(records: &[Value]) -> Vec<[f64; 4]> {
     };
     let ms = |a: jiff::Timestamp, b: jiff::Timestamp| b.duration_since(a).as_secs_f64() * 1000.0;
     let (mut start, mut spawn, mut exit) = (None, None, None);
+    let mut ended: Option<[f64; 3]> = None;
     let mut out = Vec::new();
     for r in records {
         match r["type"].as_str().unwrap() {
-            "iteration.start" => start = Some(ts(r)),
+            "iteration.start" => {
+                let now = ts(r);
+                if let (Some(parts), Some(s)) = (ended.take(), start) {
+                    out.push([ms(s, now), parts[0], parts[1], parts[2]]);
+                }
+                start = Some(now);
+            }
             "agent.spawn" => spawn = Some(ts(r)),
             "agent.exit" => exit = Some(ts(r)),
             "iteration.end" => {
                 let (s, p, x, e) = (start.unwrap(), spawn.unwrap(), exit.unwrap(), ts(r));
-                out.push([ms(s, e), ms(s, p), ms(p, x), ms(x, e)]);
+                ended = Some([ms(s, p), ms(p, x), ms(x, e)]);
             }
             _ => {}
         }
