@@ -73,10 +73,15 @@ impl Reason {
 
 /// Picks the next task to work on, or `None` when only review is left.
 pub fn select<'a>(tasks: &[TaskView<'a>], retry_limit: u32) -> Option<(TaskView<'a>, Reason)> {
-    let done: HashMap<&str, bool> = tasks
-        .iter()
-        .map(|t| (t.id, t.status == Status::Done))
-        .collect();
+    // Only dependencies need the map (a thousand hashed ids per iteration otherwise).
+    let done: HashMap<&str, bool> = if tasks.iter().any(|t| !t.depends_on.is_empty()) {
+        tasks
+            .iter()
+            .map(|t| (t.id, t.status == Status::Done))
+            .collect()
+    } else {
+        HashMap::new()
+    };
     let deps_done = |t: &TaskView<'_>| {
         t.depends_on
             .iter()
