@@ -116,6 +116,11 @@ fn task_id(task: &Value) -> &str {
     task.get("id").and_then(Value::as_str).unwrap_or("")
 }
 
+/// Whether `doc` has a task with `task`'s id.
+fn has_id(doc: &Value, task: &Value) -> bool {
+    tasks(doc).iter().any(|t| task_id(t) == task_id(task))
+}
+
 fn tasks(doc: &Value) -> &[Value] {
     doc.get("tasks")
         .and_then(Value::as_array)
@@ -342,9 +347,17 @@ pub fn weight(d: &Diff) -> usize {
 /// task it adds or changes that `latest` holds exactly as `disk` does, or a task it removes
 /// that `latest` no longer has. Someone who edited a copy of the older version would have had
 /// to make, to the byte, a change Looper already took in or made (its timestamps included):
-/// the copy edited was a later one.
-pub fn repeats(d: &Diff, disk: &Value, latest: &Value) -> bool {
+/// the copy edited was a later one. A task as one of the `remade` versions has it does not
+/// count: a writer whose file Looper displaced may well make its edit again.
+pub fn repeats(d: &Diff, disk: &Value, latest: &Value, remade: &[&Value]) -> bool {
     let in_latest = |id: &str| tasks(latest).iter().find(|t| task_id(t) == id);
+    let remade_has = |task: &Value| {
+        remade.iter().any(|v| {
+            tasks(v)
+                .iter()
+                .any(|t| task_id(t) == task_id(task) && t == task)
+        })
+    };
     let added = d.added.iter().map(|a| &a.task);
     let changed = d
         .changed
@@ -352,8 +365,10 @@ pub fn repeats(d: &Diff, disk: &Value, latest: &Value) -> bool {
         .filter_map(|c| tasks(disk).iter().find(|t| task_id(t) == c.id));
     added
         .chain(changed)
-        .any(|task| in_latest(task_id(task)) == Some(task))
-        || d.removed.iter().any(|t| in_latest(task_id(t)).is_none())
+        .any(|task| in_latest(task_id(task)) == Some(task) && !remade_has(task))
+        || d.removed
+            .iter()
+            .any(|t| in_latest(task_id(t)).is_none() && !remade.iter().any(|v| !has_id(v, t)))
 }
 
 /// Rebases an external edit made against an older version (`base` → `theirs`) onto
@@ -696,7 +711,7 @@ mod tests {
         let t = |id: &str, title: &str| json!({"id": id, "title": title, "priority": 1, "status": "todo"});
         let old = doc(json!([t("T1", "a"), t("T2", "b")]));
         let latest = doc(json!([t("T1", "a"), t("T2", "b"), t("H1", "h")]));
-        let repeats_of = |disk: &Value| repeats(&diff(&old, disk), disk, &latest);
+        let repeats_of = |disk: &Value| repeats(&diff(&old, disk), disk, &latest, &[]);
         assert!(repeats_of(&doc(json!([
             t("T1", "a"),
             t("T2", "b"),
@@ -713,7 +728,7 @@ mod tests {
             "T2 is still in latest"
         );
         let latest = doc(json!([t("T1", "a2"), t("H1", "h")]));
-        let repeats_of = |disk: &Value| repeats(&diff(&old, disk), disk, &latest);
+        let repeats_of = |disk: &Value| repeats(&diff(&old, disk), disk, &latest, &[]);
         assert!(
             repeats_of(&doc(json!([t("T1", "a2"), t("T2", "b")]))),
             "T1 as latest has it"
@@ -723,6 +738,18 @@ mod tests {
             "T2 is gone from latest too"
         );
         assert!(!repeats_of(&doc(json!([t("T1", "a3"), t("T2", "b")]))));
+        // What a file Looper's write displaced held may be an edit made again: not counted.
+        let remade = doc(json!([t("T1", "a2")]));
+        let again = |disk: &Value| repeats(&diff(&old, disk), disk, &latest, &[&remade]);
+        assert!(!again(&doc(json!([t("T1", "a2"), t("T2", "b")]))));
+        assert!(
+            !again(&doc(json!([t("T1", "a")]))),
+            "the displaced file lacks T2 too"
+        );
+        assert!(
+            again(&doc(json!([t("H1", "h"), t("T1", "a")]))),
+            "H1 as latest has it"
+        );
     }
 
     fn arb_task() -> impl Strategy<Value = Value> {

@@ -113,6 +113,19 @@ pub struct BacklogLock {
     _file: File,
 }
 
+/// Whether a history file holds an external version Looper took in, and if so whether its
+/// own write had displaced it (`<n>-displaced.json`) rather than found it in place
+/// (`<n>-seen.json`).
+fn external_kind(name: &str) -> Option<bool> {
+    if name.ends_with("-displaced.json") {
+        Some(true)
+    } else if name.ends_with("-seen.json") {
+        Some(false)
+    } else {
+        None
+    }
+}
+
 impl BacklogStore {
     /// The store for the backlog at `path` (absolute), keeping its state in `state_dir`.
     pub fn new(path: &Path, state_dir: &Path) -> Self {
@@ -694,7 +707,7 @@ impl BacklogStore {
             return Ok((merged, None));
         }
         // A writer that read this version may write back its copy of it later.
-        self.keep_history(Some(&loaded.raw));
+        self.keep_history(Some((&loaded.raw, displaced)));
         let mut p = Map::new();
         p.insert("path".into(), json!(self.path));
         p.insert(
@@ -746,17 +759,25 @@ impl BacklogStore {
     /// an older version repeats what `latest` has was made on a later copy: `latest`.
     fn stale_base(&self, latest: &Value, disk: &Value, displaced: bool) -> Option<Value> {
         let mut best = merge::weight(&merge::diff(latest, disk));
+        let history: Vec<(Value, Option<bool>)> = self
+            .history()
+            .into_iter()
+            .filter_map(|(raw, taken)| Some((serde_json::from_slice(&raw).ok()?, taken)))
+            .collect();
+        // Files Looper's own writes displaced, whose writers may have made their edits again.
+        let remade: Vec<&Value> = history
+            .iter()
+            .filter(|(_, taken)| *taken == Some(true))
+            .map(|(v, _)| v)
+            .collect();
         let mut found = None;
-        for (raw, seen) in self.history() {
-            let Ok(old) = serde_json::from_slice::<Value>(&raw) else {
-                continue;
-            };
-            if old == *latest {
+        for (old, taken) in &history {
+            if old == latest {
                 continue;
             }
-            let d = merge::diff(&old, disk);
+            let d = merge::diff(old, disk);
             let w = merge::weight(&d);
-            if w == 0 && !seen {
+            if w == 0 && taken.is_none() {
                 return None;
             }
             // On a tie, the older copy: its edit, rebased, keeps everything Looper has, where
@@ -765,30 +786,30 @@ impl BacklogStore {
             // before the tasks Looper took in, and the task would come back) — unless the file
             // was displaced: its writer may have made its edit again on the file that
             // replaced its own (as editors do), and Looper took that in.
-            if w <= best && (displaced || !merge::repeats(&d, disk, latest)) {
+            if w <= best && (displaced || !merge::repeats(&d, disk, latest, &remade)) {
                 best = w;
-                found = Some(old);
+                found = Some(old.clone());
             }
         }
         found
     }
 
     /// The versions Looper wrote before the last one and the external versions it took in,
-    /// newest first; true for an external one.
-    fn history(&self) -> Vec<(Vec<u8>, bool)> {
+    /// newest first; for an external one, whether Looper's own write had displaced it.
+    fn history(&self) -> Vec<(Vec<u8>, Option<bool>)> {
         let mut names = self.history_names();
         names.reverse();
         let dir = self.state_file("history");
         names
             .into_iter()
             .filter_map(|(_, name)| {
-                let seen = name.ends_with("-seen.json");
-                Some((std::fs::read(dir.join(name)).ok()?, seen))
+                let taken = external_kind(&name);
+                Some((std::fs::read(dir.join(name)).ok()?, taken))
             })
             .collect()
     }
 
-    /// The saved versions (`<n>.json`, `<n>-seen.json`), oldest first.
+    /// The saved versions (`<n>.json`, `<n>-seen.json`, `<n>-displaced.json`), oldest first.
     fn history_names(&self) -> Vec<(u64, String)> {
         let mut names: Vec<(u64, String)> = std::fs::read_dir(self.state_file("history"))
             .into_iter()
@@ -797,7 +818,12 @@ impl BacklogStore {
             .filter_map(|e| {
                 let name = e.file_name().to_str()?.to_owned();
                 let stem = name.strip_suffix(".json")?;
-                let n = stem.strip_suffix("-seen").unwrap_or(stem).parse().ok()?;
+                let n = stem
+                    .strip_suffix("-seen")
+                    .or_else(|| stem.strip_suffix("-displaced"))
+                    .unwrap_or(stem)
+                    .parse()
+                    .ok()?;
                 Some((n, name))
             })
             .collect();
@@ -805,11 +831,12 @@ impl BacklogStore {
         names
     }
 
-    /// Keeps a version in the history: `bytes`, an external version taken in, or else the
-    /// one about to be replaced as `last.json` (moved there, no copy); and only the
-    /// [`HISTORY`] newest. Best effort: without it, an edit written back from a stale copy is
-    /// merged against the last version, as before.
-    fn keep_history(&self, bytes: Option<&[u8]>) {
+    /// Keeps a version in the history: `taken`, an external version taken in (`<n>-seen`, or
+    /// `<n>-displaced` for a file Looper's own write displaced), or else the one about to be
+    /// replaced as `last.json` (moved there, no copy); and only the [`HISTORY`] newest. Best
+    /// effort: without it, an edit written back from a stale copy is merged against the last
+    /// version, as before.
+    fn keep_history(&self, taken: Option<(&[u8], bool)>) {
         let last = self.state_file("last.json");
         let dir = self.state_file("history");
         if !last.exists() || crate::file::create_private_dir(&dir).is_err() {
@@ -817,8 +844,11 @@ impl BacklogStore {
         }
         let names = self.history_names();
         let next = names.last().map_or(1, |(n, _)| n + 1);
-        let kept = match bytes {
-            Some(b) => std::fs::write(dir.join(format!("{next}-seen.json")), b),
+        let kept = match taken {
+            Some((b, displaced)) => {
+                let kind = if displaced { "displaced" } else { "seen" };
+                std::fs::write(dir.join(format!("{next}-{kind}.json")), b)
+            }
             // Moved, so the next `last.json` replaces no file: ext4 writes the blocks of a
             // file renamed over another at its next commit, which a backlog write's fsync
             // would wait for.
@@ -1041,7 +1071,7 @@ impl BacklogStore {
                     .history_names()
                     .into_iter()
                     .rev()
-                    .find(|(_, name)| !name.ends_with("-seen.json"))?;
+                    .find(|(_, name)| external_kind(name).is_none())?;
                 std::fs::read(self.state_file("history").join(name)).ok()
             })?;
         Some((sha256_hex(&raw), raw))
