@@ -759,7 +759,7 @@ impl BacklogStore {
     /// an older version repeats what `latest` has was made on a later copy: `latest`.
     fn stale_base(&self, latest: &Value, disk: &Value, displaced: bool) -> Option<Value> {
         let mut best = merge::weight(&merge::diff(latest, disk));
-        let history: Vec<(Value, Option<bool>)> = self
+        let mut history: Vec<(Value, Option<bool>)> = self
             .history()
             .into_iter()
             .filter_map(|(raw, taken)| Some((serde_json::from_slice(&raw).ok()?, taken)))
@@ -771,7 +771,7 @@ impl BacklogStore {
             .map(|(v, _)| v)
             .collect();
         let mut found = None;
-        for (old, taken) in &history {
+        for (at, (old, taken)) in history.iter().enumerate() {
             if old == latest {
                 continue;
             }
@@ -788,10 +788,10 @@ impl BacklogStore {
             // replaced its own (as editors do), and Looper took that in.
             if w <= best && (displaced || !merge::repeats(&d, disk, latest, &remade)) {
                 best = w;
-                found = Some(old.clone());
+                found = Some(at);
             }
         }
-        found
+        found.map(|at| history.swap_remove(at).0)
     }
 
     /// The versions Looper wrote before the last one and the external versions it took in,
@@ -1250,16 +1250,8 @@ mod tests {
         assert_eq!(applied.doc.task("T2").unwrap().status, Status::Todo);
 
         // Replay of the journal gives the file on disk.
-        let text = std::fs::read_to_string(dir.path().join("runs/r.jsonl")).unwrap();
-        let records: Vec<Value> = text
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect();
-        let replayed = replay::replay(&records).unwrap().unwrap();
-        assert_eq!(
-            to_pretty_string(&replayed),
-            std::fs::read_to_string(&path).unwrap()
-        );
+        let (_, records) = journal_records(dir.path());
+        assert_replays(&records, &path);
     }
 
     #[derive(Debug, Clone)]
@@ -1341,22 +1333,14 @@ mod tests {
         store
             .update(&ops::set_status("H0a", Status::Doing), &journal)
             .unwrap();
-        let text = std::fs::read_to_string(dir.path().join("runs/r.jsonl")).unwrap();
-        let records: Vec<Value> = text
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect();
+        let (text, records) = journal_records(dir.path());
         assert!(
             records
                 .iter()
                 .any(|r| r["type"] == "backlog.update_refused"),
             "{text}"
         );
-        let replayed = replay::replay(&records).unwrap().unwrap();
-        assert_eq!(
-            to_pretty_string(&replayed),
-            std::fs::read_to_string(&path).unwrap()
-        );
+        assert_replays(&records, &path);
     }
 
     /// A task deleted by hand from the latest version stays deleted, though the version
@@ -1392,21 +1376,13 @@ mod tests {
         assert_eq!(ids, ["T1", "H2a"]);
         let disk: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
         assert_eq!(task_ids(&disk), ids);
-        let text = std::fs::read_to_string(dir.path().join("runs/r.jsonl")).unwrap();
-        let records: Vec<Value> = text
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect();
+        let (_, records) = journal_records(dir.path());
         let last_edit = records
             .iter()
             .rfind(|r| r["type"] == "backlog.external_change")
             .expect("the deletion is journaled");
         assert_eq!(last_edit["diff"]["removed"][0]["id"], "H1a", "{last_edit}");
-        let replayed = replay::replay(&records).unwrap().unwrap();
-        assert_eq!(
-            to_pretty_string(&replayed),
-            std::fs::read_to_string(&path).unwrap()
-        );
+        assert_replays(&records, &path);
     }
 
     /// A completion marked by hand again after Looper refused it is refused and journaled
@@ -1434,6 +1410,25 @@ mod tests {
         }
         let disk: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
         assert_eq!(disk["tasks"][0]["status"], "todo");
+    }
+
+    /// The test journal under `dir` (`runs/r.jsonl`): its text and its records.
+    fn journal_records(dir: &Path) -> (String, Vec<Value>) {
+        let text = std::fs::read_to_string(dir.join("runs/r.jsonl")).unwrap();
+        let records = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        (text, records)
+    }
+
+    /// Replaying `records` gives the backlog at `path` byte for byte.
+    fn assert_replays(records: &[Value], path: &Path) {
+        let replayed = replay::replay(records).unwrap().unwrap();
+        assert_eq!(
+            to_pretty_string(&replayed),
+            std::fs::read_to_string(path).unwrap()
+        );
     }
 
     /// A backlog of one task `T1` (todo) in a temp dir, its store and a journal.
@@ -1733,8 +1728,7 @@ mod tests {
             }
             // One last write takes in any pending external edit, then replay must match.
             store.update(&ops::format(), &journal).unwrap();
-            let text = std::fs::read_to_string(dir.path().join("runs/r.jsonl")).unwrap();
-            let records: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+            let (_, records) = journal_records(dir.path());
             let replayed = replay::replay(&records).unwrap().unwrap();
             prop_assert_eq!(to_pretty_string(&replayed), std::fs::read_to_string(&path).unwrap());
         }
