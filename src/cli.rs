@@ -79,6 +79,10 @@ LOOP_DELAY_SECONDS, LOOPER_VERIFY_COMMAND, LOOPER_HOOK, LOOPER_BASE_DIR, TODO_FI
         check: bool,
     },
     /// List tasks, optionally only those with one status.
+    ///
+    /// Tasks are listed as Looper holds them: one marked `done` by hand in the file is listed
+    /// with the status Looper keeps, marked `*`, until Looper's next write refuses the mark
+    /// (`looper done ID --reason TEXT` completes a task).
     #[command(
         after_help = "Examples:\n  looper ls\n  looper ls todo\n  looper ls --json | jq '.[].id'"
     )]

@@ -82,33 +82,10 @@ pub(super) fn ls(
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     if as_json {
-        let loaded = store.load()?;
-        let all = loaded.doc.tasks();
-        let list: Vec<&Value> = all
-            .iter()
-            .filter(|t| status.is_none_or(|s| t.status == s))
-            .map(|t| t.value)
-            .collect();
-        serde_json::to_writer_pretty(&mut out, &list)?;
-        writeln!(out)?;
-        out.flush()?;
-        return Ok(ExitCode::SUCCESS);
+        return ls_json(&store, status, &mut out);
     }
-    // The listing index spares a full parse and validation of an unchanged backlog.
-    let key = index::file_key(&project.backlog);
-    let cached = key
-        .as_deref()
-        .and_then(|k| index::read_text(&store.index_path(), k));
-    let text = if let Some(text) = cached {
-        text
-    } else {
-        let loaded = store.load()?;
-        let rows: Vec<Row> = loaded.doc.tasks().iter().map(Row::from_view).collect();
-        // Key the index by the file as it was before the load; if it changed meanwhile,
-        // the next `ls` sees a different key and loads again.
-        index::write(&store.index_path(), &key.unwrap_or_default(), &rows)
-    };
-    let Some(all) = index::rows(&text) else {
+    let text = listing(project, &store)?;
+    let Some((all, dropped)) = index::rows(&text) else {
         // A damaged index: drop it and list from the file itself.
         let _ = std::fs::remove_file(store.index_path());
         return ls(project, status, as_json);
@@ -124,14 +101,16 @@ pub(super) fn ls(
         .max()
         .unwrap_or(2)
         .max(2);
-    let title_w = term::width().saturating_sub(id_w + 15).max(20);
+    // A status Looper keeps over a completion made outside it is marked with `*`.
+    let status_w = 7 + usize::from(all.iter().any(|t| t.refused));
+    let title_w = term::width().saturating_sub(id_w + status_w + 8).max(20);
     writeln!(
         out,
         "{}",
         term::paint(
             color,
             "1",
-            &format!("{:<id_w$}  P  {:<7}  TITLE", "ID", "STATUS")
+            &format!("{:<id_w$}  P  {:<status_w$}  TITLE", "ID", "STATUS")
         )
     )?;
     for t in &tasks {
@@ -147,12 +126,14 @@ pub(super) fn ls(
         pad(&mut out, id_w.saturating_sub(id.chars().count()) + 2)?;
         out.write_all(&[b'0' + t.priority % 10, b' ', b' '])?;
         let status = t.status.as_str();
+        let mark = if t.refused { "*" } else { "" };
         if color {
-            write!(out, "\x1b[{code}m{status:<7}\x1b[0m")?;
+            write!(out, "\x1b[{code}m{status}\x1b[0m{mark}")?;
         } else {
             out.write_all(status.as_bytes())?;
-            pad(&mut out, 7 - status.len())?;
+            out.write_all(mark.as_bytes())?;
         }
+        pad(&mut out, status_w - status.len() - mark.len())?;
         out.write_all(b"  ")?;
         out.write_all(truncate(&t.title(), title_w).as_bytes())?;
         let mut deps = t.depends_on().peekable();
@@ -169,8 +150,113 @@ pub(super) fn ls(
         out.write_all(b"\n")?;
     }
     writeln!(out, "{}", counts_line(all.iter().map(|r| r.status)))?;
+    let refused: Vec<std::borrow::Cow<'_, str>> = all
+        .iter()
+        .filter(|t| t.refused)
+        .map(index::RawRow::id)
+        .collect();
+    let refused: Vec<&str> = refused.iter().map(AsRef::as_ref).collect();
+    let dropped: Vec<&str> = dropped.iter().map(AsRef::as_ref).collect();
+    for line in refusal_notes(&refused, &dropped) {
+        writeln!(out, "* {line}")?;
+    }
     out.flush()?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// `ls --json`: the tasks as Looper holds them, as `status` counts them; what differs from
+/// the file is said on stderr, which leaves the JSON whole.
+fn ls_json(
+    store: &crate::backlog::persist::BacklogStore,
+    status: Option<Status>,
+    out: &mut impl Write,
+) -> anyhow::Result<ExitCode> {
+    let loaded = store.load()?;
+    let (doc, refusals) = store.refusals_pending(&loaded);
+    let (refused, dropped) = refused_and_dropped(&refusals);
+    for line in refusal_notes(&refused, &dropped) {
+        eprintln!("note: {line}");
+    }
+    let all = doc.tasks();
+    let list: Vec<&Value> = all
+        .iter()
+        .filter(|t| status.is_none_or(|s| t.status == s))
+        .map(|t| t.value)
+        .collect();
+    serde_json::to_writer_pretty(&mut *out, &list)?;
+    writeln!(out)?;
+    out.flush()?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The listing index's text for the backlog as it is: the stored one while the file is
+/// unchanged (it spares a full parse and validation), else made from the file and stored.
+fn listing(
+    project: &Project,
+    store: &crate::backlog::persist::BacklogStore,
+) -> anyhow::Result<String> {
+    let key = index::file_key(&project.backlog);
+    if let Some(text) = key
+        .as_deref()
+        .and_then(|k| index::read_text(&store.index_path(), k))
+    {
+        return Ok(text);
+    }
+    let loaded = store.load()?;
+    let (doc, refusals) = store.refusals_pending(&loaded);
+    let (refused, dropped) = refused_and_dropped(&refusals);
+    let rows: Vec<Row> = doc
+        .tasks()
+        .iter()
+        .map(|t| Row {
+            refused: refused.contains(&t.id),
+            ..Row::from_view(t)
+        })
+        .collect();
+    let dropped: Vec<String> = dropped.into_iter().map(str::to_owned).collect();
+    // Key the index by the file as it was before the load; if it changed meanwhile, the next
+    // `ls` sees a different key and loads again.
+    Ok(index::write(
+        &store.index_path(),
+        &key.unwrap_or_default(),
+        &rows,
+        &dropped,
+    ))
+}
+
+/// The ids of the tasks whose completion made outside Looper is refused, and of the
+/// project-done markers added outside Looper (dropped), from `refusals`.
+fn refused_and_dropped(refusals: &[crate::backlog::merge::Refusal]) -> (Vec<&str>, Vec<&str>) {
+    let ids = |field: &str| {
+        let mut ids: Vec<&str> = refusals
+            .iter()
+            .filter(|r| r.field == field)
+            .map(|r| r.id.as_str())
+            .collect();
+        ids.dedup();
+        ids
+    };
+    (ids("status"), ids("task"))
+}
+
+/// What `ls` says below the list about edits Looper's next write refuses.
+fn refusal_notes(refused: &[&str], dropped: &[&str]) -> Vec<String> {
+    let mut notes = Vec::new();
+    if !refused.is_empty() {
+        notes.push(format!(
+            "{} marked done in the file outside Looper: listed as Looper keeps {}, and undone at Looper's next write (`looper done ID --reason TEXT` completes a task)",
+            refused.join(", "),
+            if refused.len() == 1 { "it" } else { "them" }
+        ));
+    }
+    if !dropped.is_empty() {
+        notes.push(format!(
+            "{} (project-done {}) added outside Looper: not listed, and dropped at Looper's next write (only the review pass adds one)",
+            dropped.join(", "),
+            if dropped.len() == 1 { "marker" } else { "markers" }
+        ));
+    }
+    notes
 }
 
 /// `12 tasks: 3 todo, 1 doing, 0 blocked, 8 done`.

@@ -332,3 +332,56 @@ fn ls_index_follows_every_change_to_the_file() {
         .stderr_has("not valid JSON")
         .run();
 }
+
+/// A completion made in the file by hand is listed as Looper keeps it (as `status` counts
+/// it), from the index too, until Looper's next write refuses it; a project-done marker added
+/// by hand is left out.
+#[test]
+fn ls_lists_a_completion_made_outside_looper_as_looper_keeps_it() {
+    let env = Env::new();
+    env.looper(&["init"]).run();
+    env.looper(&["add", "write the parser"]).run();
+    env.looper(&["add", "write the docs"]).run();
+    let mut file = env.read_json("to-do.json");
+    file["tasks"][1]["status"] = json!("done");
+    let mut marker = file["tasks"][0].clone();
+    marker["id"] = json!("T3");
+    marker["status"] = json!("done");
+    marker["tags"] = json!(["project-done"]);
+    file["tasks"].as_array_mut().unwrap().push(marker);
+    env.write("to-do.json", serde_json::to_string_pretty(&file).unwrap());
+    let expected = "ID  P  STATUS    TITLE\n\
+                    T1  3  todo      write the parser\n\
+                    T2  3  todo*     write the docs\n\
+                    2 tasks: 2 todo, 0 doing, 0 blocked, 0 done\n\
+                    * T2 marked done in the file outside Looper: listed as Looper keeps it, and undone at Looper's next write (`looper done ID --reason TEXT` completes a task)\n\
+                    * T3 (project-done marker) added outside Looper: not listed, and dropped at Looper's next write (only the review pass adds one)\n";
+    // Built from the file, then served by the index.
+    env.looper(&["ls"]).stdout_is(expected).run();
+    env.looper(&["ls"]).stdout_is(expected).run();
+    env.looper(&["ls", "done"])
+        .stdout_has("0 done\n* T2 marked done")
+        .run();
+    let out = env.looper(&["ls", "--json"]).run();
+    let list: Value = serde_json::from_str(&out.stdout()).unwrap();
+    let statuses: Vec<(&str, &str)> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| (t["id"].as_str().unwrap(), t["status"].as_str().unwrap()))
+        .collect();
+    assert_eq!(statuses, [("T1", "todo"), ("T2", "todo")]);
+    assert!(
+        out.stderr()
+            .contains("note: T2 marked done in the file outside Looper"),
+        "{}",
+        out.stderr()
+    );
+    // Reading never writes.
+    assert_eq!(env.read_json("to-do.json"), file);
+    // Looper's next write refuses both; the list has nothing left to mark.
+    env.looper(&["fmt"]).run();
+    let out = env.looper(&["ls"]).run().stdout();
+    assert!(!out.contains('*'), "{out}");
+    assert!(out.contains("T2  3  todo     write the docs"), "{out}");
+}
