@@ -7,7 +7,10 @@
 //! write-back starts as soon as it is written and its fsync comes after the writer's other
 //! work; the directory's fsync runs on the [`Syncer`]'s thread. Looper's small state files
 //! that only it reads, under its lock, are rewritten in place ([`overwrite`], [`clear`]).
+//! A path that is a symbolic link stays one: the write goes to the file it points to
+//! ([`write_target`]).
 
+use std::borrow::Cow;
 use std::fs::Permissions;
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
@@ -34,6 +37,7 @@ fn write_atomic_with(
     new_mode: u32,
     durable: bool,
 ) -> std::io::Result<()> {
+    let path = &*write_target(path);
     let (dir, tmp) = temp_beside(path, bytes, new_mode)?;
     if durable {
         tmp.as_file().sync_all()?;
@@ -159,7 +163,7 @@ pub fn replace_checked(
     helpers: (&Remover, &Syncer),
 ) -> std::io::Result<Option<Displaced>> {
     stage(path, bytes, new_mode)?
-        .swap(path, expected, helpers)?
+        .swap(expected, helpers)?
         .durable()
 }
 
@@ -168,12 +172,39 @@ pub fn replace_checked(
 /// saves its records; [`Staged::swap`], the second step, waits for the disk, then renames.
 /// Dropped, it removes the temp file.
 pub fn stage(path: &Path, bytes: &[u8], new_mode: u32) -> std::io::Result<Staged> {
-    let (dir, tmp) = temp_beside(path, bytes, new_mode)?;
+    let path = write_target(path).into_owned();
+    let (dir, tmp) = temp_beside(&path, bytes, new_mode)?;
     start_writeback(tmp.as_file());
     Ok(Staged {
         dir: dir.to_path_buf(),
         tmp,
+        path,
     })
+}
+
+/// Where a write to `path` goes so that a symbolic link there stays one (a backlog kept in a
+/// dotfiles repository and linked into the project, say): the file the link points to,
+/// through every link, or `path` itself when it is not a link. A link to a file that does
+/// not exist yet gives the file it names, so the write creates it. One `lstat` when `path`
+/// is not a link.
+pub fn write_target(path: &Path) -> Cow<'_, Path> {
+    if !std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) {
+        return Cow::Borrowed(path);
+    }
+    if let Ok(real) = std::fs::canonicalize(path) {
+        return Cow::Owned(real);
+    }
+    // A dangling link: follow it by hand, as far as the kernel would (40 links).
+    let mut at = path.to_path_buf();
+    for _ in 0..40 {
+        let Ok(next) = std::fs::read_link(&at) else {
+            break;
+        };
+        at = at
+            .parent()
+            .map_or_else(|| next.clone(), |dir| dir.join(&next));
+    }
+    Cow::Owned(at)
 }
 
 /// Starts writing `file`'s dirty pages to the disk without waiting for them, so that the
@@ -201,10 +232,13 @@ fn start_writeback(file: &std::fs::File) {
 pub struct Staged {
     dir: std::path::PathBuf,
     tmp: tempfile::NamedTempFile,
+    /// Where it goes: the path staged for, or the file a link there points to.
+    path: std::path::PathBuf,
 }
 
 impl Staged {
-    /// Waits until the temp file is on the disk (fsync), then puts it at `path`: on Linux
+    /// Waits until the temp file is on the disk (fsync), then puts it at its path (through a
+    /// link there, at the file the link points to, [`write_target`]): on Linux
     /// with `RENAME_EXCHANGE`, so the file it replaces is not lost. When that file's bytes
     /// are not `expected` (what the caller read before it decided what to write), another
     /// process wrote the path in between, and [`Swapped::durable`] returns the replaced file
@@ -215,11 +249,11 @@ impl Staged {
     /// [`Swapped::into_parts`] is done).
     pub fn swap(
         self,
-        path: &Path,
         expected: &[u8],
         (remover, syncer): (&Remover, &Syncer),
     ) -> std::io::Result<Swapped> {
-        let Self { dir, tmp } = self;
+        let Self { dir, tmp, path } = self;
+        let path = path.as_path();
         tmp.as_file().sync_all()?;
         crate::fault::point("file.before-rename");
         let (file, tmp) = tmp.into_parts();
@@ -555,7 +589,7 @@ mod tests {
         // Another writer lands between the read and the swap.
         std::fs::write(&p, b"theirs").unwrap();
         let displaced = staged
-            .swap(&p, b"two", (&remover, &syncer))
+            .swap(b"two", (&remover, &syncer))
             .unwrap()
             .durable()
             .unwrap()
@@ -571,6 +605,62 @@ mod tests {
         assert_eq!(
             failed.wait().unwrap_err().kind(),
             std::io::ErrorKind::NotFound
+        );
+    }
+
+    /// A path that is a symbolic link stays one: every writer writes the file it points to
+    /// (through a chain of links, or creating the file a dangling link names), and the
+    /// directory of the link gets no temp file.
+    #[test]
+    fn a_link_stays_a_link_and_the_file_it_points_to_is_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let (remover, syncer) = (Remover::default(), Syncer::default());
+        std::fs::create_dir(dir.path().join("plans")).unwrap();
+        let real = dir.path().join("plans/real.json");
+        std::fs::write(&real, b"one").unwrap();
+        let link = dir.path().join("to-do.json");
+        let hop = dir.path().join("hop.json");
+        std::os::unix::fs::symlink("plans/real.json", &hop).unwrap();
+        std::os::unix::fs::symlink("hop.json", &link).unwrap();
+        assert_eq!(write_target(&link), real.canonicalize().unwrap());
+        assert_eq!(write_target(&real), real);
+
+        write_atomic(&link, b"two", 0o644).unwrap();
+        let displaced = replace_checked(&link, b"three", 0o644, b"two", (&remover, &syncer));
+        assert!(displaced.unwrap().is_none());
+        for path in [&link, &hop] {
+            assert!(std::fs::symlink_metadata(path).unwrap().is_symlink());
+        }
+        assert_eq!(std::fs::read(&real).unwrap(), b"three");
+
+        // A link to a file not made yet: writing makes it.
+        let dangling = dir.path().join("new.json");
+        std::os::unix::fs::symlink("plans/later.json", &dangling).unwrap();
+        assert_eq!(write_target(&dangling), dir.path().join("plans/later.json"));
+        write_atomic(&dangling, b"four", 0o644).unwrap();
+        assert!(std::fs::symlink_metadata(&dangling).unwrap().is_symlink());
+        assert_eq!(
+            std::fs::read(dir.path().join("plans/later.json")).unwrap(),
+            b"four"
+        );
+
+        drop(remover);
+        let mut names: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .chain(std::fs::read_dir(dir.path().join("plans")).unwrap())
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(
+            names,
+            [
+                "hop.json",
+                "later.json",
+                "new.json",
+                "plans",
+                "real.json",
+                "to-do.json"
+            ]
         );
     }
 

@@ -177,7 +177,12 @@ impl Ctx {
     /// Files an agent's changes to which are not evidence of work.
     fn own_files(&self) -> Vec<PathBuf> {
         let schema = self.backlog.with_file_name("to-do.schema.json");
-        vec![self.backlog.clone(), schema]
+        let mut own = vec![self.backlog.clone(), schema];
+        // A backlog linked from elsewhere in the tree is written where the link points.
+        if let std::borrow::Cow::Owned(target) = crate::file::write_target(&self.backlog) {
+            own.push(target);
+        }
+        own
     }
 }
 

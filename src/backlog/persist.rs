@@ -176,6 +176,8 @@ impl BacklogStore {
         // left since is only in the way of nothing until the next command.
         self.cleaned.call_once(|| {
             crate::file::remove_stale_temps(&self.path);
+            // Written through a link, beside the file it points to.
+            crate::file::remove_stale_temps(&crate::file::write_target(&self.path));
             crate::file::remove_stale_temps(&self.state_file("pending.json"));
             crate::file::remove_stale_temps(&self.state_file("last.json"));
         });
@@ -558,7 +560,7 @@ impl BacklogStore {
         // written.
         let last = last();
         let written = staged
-            .swap(&self.path, read, (&self.remover, &self.syncer))
+            .swap(read, (&self.remover, &self.syncer))
             .map(|swapped| {
                 let last = last.and_then(|last| self.place_last(last));
                 (swapped.into_parts(), last)

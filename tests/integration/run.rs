@@ -147,6 +147,47 @@ fn works_every_task_then_the_review_declares_done() {
     assert_eq!(prompt["sha256"].as_str().unwrap().len(), 64);
 }
 
+/// A backlog kept elsewhere and linked into the project stays linked: every write, the
+/// run's and the commands', goes to the file the link points to, and those writes are not
+/// taken for the worker's changes.
+#[test]
+fn a_linked_backlog_stays_linked_through_a_run() {
+    let env = project(&["First", "Second"]);
+    std::fs::create_dir(env.path("plans")).unwrap();
+    std::fs::rename(env.path("to-do.json"), env.path("plans/backlog.json")).unwrap();
+    std::os::unix::fs::symlink("plans/backlog.json", env.path("to-do.json")).unwrap();
+    env.looper(&["add", "Third"]).run();
+    let worker = good_worker(&env);
+    let reviewer = done_reviewer(&env);
+    env.looper(&["run", "--worker", &worker, "--reviewer", &reviewer])
+        .stderr_has("the review declared the project done")
+        .run();
+    let link = std::fs::symlink_metadata(env.path("to-do.json")).unwrap();
+    assert!(link.is_symlink(), "the link was replaced by a file");
+    let doc = env.read_json("plans/backlog.json");
+    let statuses: Vec<&str> = doc["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses, ["done", "done", "done", "done"], "{doc}");
+    for end in env.records("iteration.end") {
+        let changed = end["changed"].as_array().unwrap();
+        assert_eq!(changed.len(), 1, "{end}");
+        assert!(changed[0].as_str().unwrap().starts_with("out-T"), "{end}");
+    }
+    let mut left: Vec<String> = std::fs::read_dir(env.path("plans"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    assert_eq!(left, ["backlog.json"]);
+    env.looper(&["status"])
+        .stdout_has("3/3 done · 0 todo · 0 doing · 0 blocked · project done")
+        .run();
+}
+
 #[test]
 fn a_finished_project_exits_at_once_without_a_review() {
     let env = project(&["Only"]);
