@@ -383,8 +383,10 @@ struct Running {
 /// What `status` shows, gathered.
 struct StatusView {
     counts: Option<crate::backlog::doc::Counts>,
-    /// Completions made outside Looper, refused at its next write.
+    /// Completions made outside Looper, refused at its next write: tasks marked done, and
+    /// project-done markers added (`dropped`, in `refused` too).
     refused: Vec<String>,
+    dropped: Vec<String>,
     backlog_error: Option<String>,
     pid: Option<String>,
     /// The iteration going on now.
@@ -421,14 +423,19 @@ pub(super) fn status(project: &Project, as_json: bool) -> anyhow::Result<ExitCod
 
 fn gather(project: &Project) -> anyhow::Result<StatusView> {
     let backlog = crate::backlog::load::load(&project.backlog);
-    let (counts, refused) = match &backlog {
+    let (counts, refused, dropped) = match &backlog {
         Ok(loaded) => {
             let (doc, refusals) = super::store(project).refusals_pending(loaded);
+            let dropped = refusals
+                .iter()
+                .filter(|r| r.field == "task")
+                .map(|r| r.id.clone())
+                .collect();
             let mut ids: Vec<String> = refusals.into_iter().map(|r| r.id).collect();
             ids.dedup();
-            (Some(doc.counts()), ids)
+            (Some(doc.counts()), ids, dropped)
         }
-        Err(_) => (None, Vec::new()),
+        Err(_) => (None, Vec::new(), Vec::new()),
     };
     // The latest run says what is going on now; older runs only fill the recent list.
     let mut recent: Vec<Iteration> = Vec::new();
@@ -473,6 +480,7 @@ fn gather(project: &Project) -> anyhow::Result<StatusView> {
     Ok(StatusView {
         counts,
         refused,
+        dropped,
         backlog_error: backlog.err().map(|e| e.to_string()),
         pid,
         current,
@@ -577,11 +585,29 @@ fn render(project: &Project, view: &StatusView) -> String {
     } else if let Some(e) = &view.backlog_error {
         let _ = writeln!(out, "progress  unknown: {e}");
     }
-    if !view.refused.is_empty() {
+    let marked: Vec<&str> = view
+        .refused
+        .iter()
+        .filter(|id| !view.dropped.contains(id))
+        .map(String::as_str)
+        .collect();
+    if !marked.is_empty() {
         let _ = writeln!(
             out,
             "refused   {} marked done outside Looper: not counted, and undone at Looper's next write (`looper done ID --reason TEXT` completes a task)",
-            view.refused.join(", ")
+            marked.join(", ")
+        );
+    }
+    if !view.dropped.is_empty() {
+        let _ = writeln!(
+            out,
+            "refused   {} (project-done {}) added outside Looper: the project is not done, and Looper's next write drops it (only the review pass adds one)",
+            view.dropped.join(", "),
+            if view.dropped.len() == 1 {
+                "marker"
+            } else {
+                "markers"
+            }
         );
     }
     out.push_str(&running_lines(view, color));
