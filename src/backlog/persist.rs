@@ -1048,10 +1048,11 @@ impl BacklogStore {
     /// made outside Looper, and refused when Looper next takes the file in. Returns the file
     /// as Looper will take it (those marks refused) and what is refused. Reads only.
     pub fn refusals_pending(&self, loaded: &Loaded) -> (Doc, Vec<Refusal>) {
+        // Compared byte for byte, not hashed: a large backlog's hash costs more than that.
         let last = self
-            .read_last()
-            .filter(|(sha, _)| *sha != loaded.sha256)
-            .and_then(|(_, raw)| serde_json::from_slice::<Value>(&raw).ok());
+            .read_last_raw()
+            .filter(|raw| *raw != loaded.raw)
+            .and_then(|raw| serde_json::from_slice::<Value>(&raw).ok());
         let Some(last) = last else {
             return (loaded.doc.clone(), Vec::new());
         };
@@ -1066,7 +1067,12 @@ impl BacklogStore {
     /// previous one into the history and putting the new one in place (a process killed
     /// there), the newest in the history.
     fn read_last(&self) -> Option<(String, Vec<u8>)> {
-        let raw = std::fs::read(self.state_file("last.json"))
+        self.read_last_raw().map(|raw| (sha256_hex(&raw), raw))
+    }
+
+    /// [`Self::read_last`]'s bytes, not hashed.
+    fn read_last_raw(&self) -> Option<Vec<u8>> {
+        std::fs::read(self.state_file("last.json"))
             .ok()
             .or_else(|| {
                 let (_, name) = self
@@ -1075,8 +1081,7 @@ impl BacklogStore {
                     .rev()
                     .find(|(_, name)| external_kind(name).is_none())?;
                 std::fs::read(self.state_file("history").join(name)).ok()
-            })?;
-        Some((sha256_hex(&raw), raw))
+            })
     }
 
     fn save_last(&self, bytes: &[u8]) -> anyhow::Result<()> {
