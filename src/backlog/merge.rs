@@ -455,6 +455,14 @@ pub struct Refusal {
     pub reason: String,
 }
 
+impl Refusal {
+    /// Whether it drops a project-done marker added outside Looper, rather than undoing a
+    /// task's `done`.
+    pub fn drops_marker(&self) -> bool {
+        self.field == "task"
+    }
+}
+
 fn is_done(t: &Value) -> bool {
     t.get("status").and_then(Value::as_str) == Some("done")
 }

@@ -428,7 +428,7 @@ fn gather(project: &Project) -> anyhow::Result<StatusView> {
             let (doc, refusals) = super::store(project).refusals_pending(loaded);
             let dropped = refusals
                 .iter()
-                .filter(|r| r.field == "task")
+                .filter(|r| r.drops_marker())
                 .map(|r| r.id.clone())
                 .collect();
             let mut ids: Vec<String> = refusals.into_iter().map(|r| r.id).collect();

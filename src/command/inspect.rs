@@ -227,16 +227,16 @@ fn listing(
 /// The ids of the tasks whose completion made outside Looper is refused, and of the
 /// project-done markers added outside Looper (dropped), from `refusals`.
 fn refused_and_dropped(refusals: &[crate::backlog::merge::Refusal]) -> (Vec<&str>, Vec<&str>) {
-    let ids = |field: &str| {
+    let ids = |marker: bool| {
         let mut ids: Vec<&str> = refusals
             .iter()
-            .filter(|r| r.field == field)
+            .filter(|r| r.drops_marker() == marker)
             .map(|r| r.id.as_str())
             .collect();
         ids.dedup();
         ids
     };
-    (ids("status"), ids("task"))
+    (ids(false), ids(true))
 }
 
 /// What `ls` says below the list about edits Looper's next write refuses.
