@@ -344,12 +344,9 @@ fn ls_lists_a_completion_made_outside_looper_as_looper_keeps_it() {
     env.looper(&["add", "write the docs"]).run();
     let mut file = env.read_json("to-do.json");
     file["tasks"][1]["status"] = json!("done");
-    let mut marker = file["tasks"][0].clone();
-    marker["id"] = json!("T3");
-    marker["status"] = json!("done");
-    marker["tags"] = json!(["project-done"]);
-    file["tasks"].as_array_mut().unwrap().push(marker);
     env.write("to-do.json", serde_json::to_string_pretty(&file).unwrap());
+    env.add_marker_by_hand("T3");
+    let file = env.read_json("to-do.json");
     let expected = "ID  P  STATUS    TITLE\n\
                     T1  3  todo      write the parser\n\
                     T2  3  todo*     write the docs\n\

@@ -223,13 +223,7 @@ fn status_does_not_count_a_completion_made_outside_looper() {
         serde_json::from_str(&env.looper(&["status", "--json"]).run().stdout()).unwrap();
     assert_eq!(status["refused"], serde_json::json!([]));
     // A project-done marker added by hand: the project is not done.
-    let mut file = env.read_json("to-do.json");
-    let mut marker = file["tasks"][0].clone();
-    marker["id"] = serde_json::json!("T3");
-    marker["status"] = serde_json::json!("done");
-    marker["tags"] = serde_json::json!(["project-done"]);
-    file["tasks"].as_array_mut().unwrap().push(marker);
-    env.write("to-do.json", serde_json::to_string_pretty(&file).unwrap());
+    env.add_marker_by_hand("T3");
     let out = env.looper(&["status"]).run().stdout();
     assert!(
         out.contains("0/2 done · 2 todo · 0 doing · 0 blocked\n"),
