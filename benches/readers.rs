@@ -75,7 +75,8 @@ fn events(iter: usize) -> Vec<Value> {
                     json!({"type": "message", "text": format!("Working on iteration {iter}.")}),
                 ),
             };
-            json!({"stream": "stdout", "at_ms": i, "raw": raw.to_string(), "events": [event]})
+            // Journal format 2: a line that is a JSON object is kept as that object.
+            json!({"stream": "stdout", "at_ms": i, "json": raw, "events": [event]})
         })
         .collect()
 }

@@ -24,6 +24,12 @@ use crate::agent::event::{Event, FailureClass, Usage};
 pub trait StreamParser {
     /// Parses one line of stdout (without its newline) into zero or more events.
     fn line(&mut self, raw: &str) -> Vec<Event>;
+    /// Whether the last line [`line`](Self::line) read is one JSON object and nothing else,
+    /// as `serde_json` reads it, nested shallow enough to read one level deeper: the journal
+    /// keeps such a line as that object (`json`), not as a string (`raw`).
+    fn line_is_object(&self) -> bool {
+        false
+    }
     /// Ends the stream and returns what it said. The parser starts over afterwards.
     fn finish(&mut self) -> Outcome;
 }

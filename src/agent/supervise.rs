@@ -186,6 +186,9 @@ pub struct LineEvent {
     pub text: String,
     /// What the parser made of it; always empty for stderr.
     pub events: Vec<Event>,
+    /// Whether `text` is one JSON object, which the journal keeps as it is
+    /// ([`StreamParser::line_is_object`]); never for stderr.
+    pub json: bool,
 }
 
 /// How the leader process ended.
@@ -693,9 +696,9 @@ impl Owner {
                 self.last_output = self.last_msg;
                 let mut lines = Vec::with_capacity(texts.len());
                 for text in texts {
-                    let events = match stream {
-                        Stream::Stdout => parser.line(&text),
-                        Stream::Stderr => Vec::new(),
+                    let (events, json) = match stream {
+                        Stream::Stdout => (parser.line(&text), parser.line_is_object()),
+                        Stream::Stderr => (Vec::new(), false),
                     };
                     if self.terminal_at.is_none() && events.iter().any(is_terminal) {
                         self.terminal_at = Some(self.last_msg);
@@ -705,6 +708,7 @@ impl Owner {
                         at,
                         text,
                         events,
+                        json,
                     });
                 }
                 on_lines(lines);

@@ -59,7 +59,13 @@ pub fn readable(r: &Value, raw: bool, color: bool) -> Vec<String> {
             s("role"),
             one_line(&s("argv"), 100)
         )),
-        "agent.event" if raw => line(one_line(&s("raw"), 160)),
+        // A line that was a JSON object is kept as that object (journal format 2).
+        "agent.event" if raw => line(one_line(
+            &r["raw"]
+                .as_str()
+                .map_or_else(|| r["json"].to_string(), str::to_owned),
+            160,
+        )),
         "agent.event" => events(r, &step),
         "agent.exit" => line(format!(
             "agent ended {} in {}",

@@ -11,8 +11,9 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use serde_json::{Map, Value};
 
-/// Version of the record format (`"v"`).
-pub const JOURNAL_VERSION: u64 = 1;
+/// Version of the record format (`"v"`). 2: an agent's output line that is a JSON object is
+/// in its `agent.event` record as that object (`json`), not as a string (`raw`).
+pub const JOURNAL_VERSION: u64 = 2;
 
 /// The header every journal record starts with (DESIGN §7); the payload's fields follow and
 /// depend on `type`. Published as `looper schema record` (what `tail --json` prints).

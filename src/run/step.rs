@@ -15,12 +15,17 @@ use crate::config::Agent;
 use crate::journal::Bodies;
 
 /// One `agent.event` record: a line of the agent's output, raw and normalized. Written by
-/// hand ([`EventRecord::encode`]); the derived form is what that must equal.
+/// hand ([`EventRecord::encode_into`]); with `json` false, the derived form is what that
+/// must equal.
 #[cfg_attr(test, derive(serde::Serialize))]
 struct EventRecord<'a> {
     stream: &'static str,
     at_ms: u64,
     raw: &'a str,
+    /// `raw` is one JSON object ([`supervise::LineEvent::json`]): the record holds it as
+    /// that object, in a `json` member, instead of as a string in `raw`.
+    #[cfg_attr(test, serde(skip))]
+    json: bool,
     /// Stays the last field: `journal::read::stream` finds it from the line's end.
     events: &'a [crate::agent::Event],
 }
@@ -28,7 +33,8 @@ struct EventRecord<'a> {
 impl EventRecord<'_> {
     /// Appends the record's payload as JSON, as `serde_json` writes the struct, without
     /// going through its serializer for the common events: this runs for every line an
-    /// agent prints.
+    /// agent prints. A line that is a JSON object goes in as it is, byte for byte: no
+    /// escaping, and a reader gets the object itself.
     fn encode_into(&self, out: &mut String) -> anyhow::Result<()> {
         use crate::journal::writer::{push_json_str, push_u64};
         out.reserve(self.raw.len() * 2 + 128);
@@ -36,8 +42,13 @@ impl EventRecord<'_> {
         out.push_str(self.stream);
         out.push_str("\",\"at_ms\":");
         push_u64(out, self.at_ms);
-        out.push_str(",\"raw\":");
-        push_json_str(out, self.raw);
+        if self.json {
+            out.push_str(",\"json\":");
+            out.push_str(self.raw);
+        } else {
+            out.push_str(",\"raw\":");
+            push_json_str(out, self.raw);
+        }
         out.push_str(",\"events\":[");
         for (i, event) in self.events.iter().enumerate() {
             if i > 0 {
@@ -167,6 +178,7 @@ impl Kept {
                     },
                     at_ms: u64::try_from(line.at.as_millis()).unwrap_or(u64::MAX),
                     raw: &line.text,
+                    json: line.json,
                     events: &line.events,
                 }
                 .encode_into(bodies.buf())?;
@@ -382,7 +394,8 @@ mod tests {
 
     /// The hand-written `agent.event` payload is what `serde_json` makes of the record, for
     /// every line of every captured stream read by every parser (and a line with control
-    /// characters, quotes and non-ASCII text).
+    /// characters, quotes and non-ASCII text); a line a parser read as a JSON object is in
+    /// it byte for byte, as that object.
     #[test]
     fn event_record_encodes_as_serde_json() {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/captures");
@@ -397,24 +410,85 @@ mod tests {
             }
         }
         assert!(lines.len() > 1000, "{}", lines.len());
-        let mut with_events = 0;
+        let (mut with_events, mut objects) = (0, 0);
         for (i, (line, format)) in lines.iter().enumerate() {
-            let events = format.parser().line(line);
+            let mut parser = format.parser();
+            let events = parser.line(line);
+            let json = parser.line_is_object();
             with_events += usize::from(!events.is_empty());
+            objects += usize::from(json);
             let record = EventRecord {
                 stream: if i % 2 == 0 { "stdout" } else { "stderr" },
                 at_ms: (i as u64).pow(3),
                 raw: line,
+                json,
                 events: &events,
             };
             let mut encoded = String::from("before");
             record.encode_into(&mut encoded).unwrap();
+            let encoded = encoded.strip_prefix("before").unwrap();
+            if !json {
+                assert_eq!(encoded, serde_json::to_string(&record).unwrap());
+                continue;
+            }
+            let expected = json!({
+                "stream": record.stream,
+                "at_ms": record.at_ms,
+                "json": serde_json::from_str::<Value>(line).unwrap(),
+                "events": events,
+            });
+            let read: Value = serde_json::from_str(encoded).unwrap();
+            assert_eq!(read, expected, "{line}");
             assert_eq!(
-                encoded.strip_prefix("before").unwrap(),
-                serde_json::to_string(&record).unwrap()
+                serde_json::to_string(&read).unwrap(),
+                expected.to_string(),
+                "members in order"
             );
+            assert!(encoded.contains(&format!(",\"json\":{line},\"events\":[")));
         }
         assert!(with_events > 500, "{with_events}");
+        // The JSON-lines parsers read most lines as objects; `cmd` reads none as one.
+        assert!(objects > 500, "{objects}");
+        assert!(lines.len() - objects > 100, "{objects} of {}", lines.len());
+    }
+
+    /// Only a line that is one JSON object, and nothing around it, nested shallow enough
+    /// for a record to hold it one level deeper, goes into the journal as that object.
+    #[test]
+    fn only_a_whole_readable_object_is_journaled_as_json() {
+        let deep = |n: usize| format!("{}1{}", "{\"a\":".repeat(n), "}".repeat(n));
+        for (line, object) in [
+            (r#"{"type":"turn.started"}"#.to_owned(), true),
+            ("{}".to_owned(), true),
+            (deep(126), true),
+            (deep(127), false),
+            (deep(128), false),
+            (r#" {"type":"turn.started"}"#.to_owned(), false),
+            ("{\"type\":\"turn.started\"}\r".to_owned(), false),
+            (r#"{"type":"turn.started"} "#.to_owned(), false),
+            (r#"{"type":"a"}{"type":"b"}"#.to_owned(), false),
+            (r#"{"type":"a""#.to_owned(), false),
+            (r#"{"n":1e999}"#.to_owned(), false),
+            (r#"{"s":"\ud800"}"#.to_owned(), false),
+            (r#"[{"type":"a"}]"#.to_owned(), false),
+            ("\"text\"".to_owned(), false),
+            (String::new(), false),
+        ] {
+            let mut parser = StreamFormat::Codex.parser();
+            parser.line(&line);
+            assert_eq!(parser.line_is_object(), object, "{line:?}");
+            if object {
+                // What a record holding it one level deeper reads as.
+                let record = format!("{{\"json\":{line}}}");
+                assert!(serde_json::from_str::<Value>(&record).is_ok(), "{line:?}");
+            }
+            // A line after it is judged on its own.
+            parser.line("not json");
+            assert!(!parser.line_is_object());
+            let mut cmd = StreamFormat::Cmd.parser();
+            cmd.line(&line);
+            assert!(!cmd.line_is_object(), "cmd reads no line as JSON");
+        }
     }
 
     /// Every kind of event, with the values the captures may lack (negative exit codes,
@@ -474,6 +548,7 @@ mod tests {
                 stream: "stdout",
                 at_ms: 7,
                 raw: odd,
+                json: false,
                 events: &events[..n],
             };
             let mut encoded = String::new();

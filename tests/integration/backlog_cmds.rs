@@ -183,7 +183,7 @@ fn add_assigns_next_id_and_journals_the_program() {
     assert!(u["program"].as_str().unwrap().contains(".tasks += ["));
     assert_eq!(u["args"]["title"], "Ship it");
     assert_eq!(u["after_sha256"].as_str().unwrap().len(), 64);
-    assert_eq!(u["v"], 1);
+    assert_eq!(u["v"], 2);
     // The first write recorded the starting point for replay.
     assert_eq!(env.records("backlog.snapshot").len(), 1);
 

@@ -910,6 +910,92 @@ fn budgets_end_the_run_with_exit_3() {
     .run();
 }
 
+/// Journal format 2: a line of a JSON-lines agent that is one JSON object is in its
+/// `agent.event` record as that object, byte for byte, where `jq '.json.type'` reads it; any
+/// other line is a string in `raw`. Secrets in an object are redacted all the same, and
+/// `tail --raw` shows both kinds.
+#[test]
+fn an_agents_json_lines_are_journaled_as_objects() {
+    let env = project(&["A"]);
+    let capture = format!(
+        "{}/tests/fixtures/captures/codex-e2e.jsonl",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let secret = "sk-proj-Abc123Def456Ghi789Jkl012";
+    let extra = [
+        "not json at all".to_owned(),
+        r#" {"type":"padded"}"#.to_owned(),
+        format!(
+            r#"{{"type":"item.completed","item":{{"id":"x","type":"agent_message","text":"use {secret} é\/"}}}}"#
+        ),
+    ];
+    env.write("agents/extra.txt", format!("{}\n", extra.join("\n")));
+    let fake_codex = agent(
+        &env,
+        "fake-codex",
+        &format!("cat agents/extra.txt '{capture}'"),
+    );
+    let program = env.path(fake_codex.trim_start_matches("cmd:./"));
+    env.write(
+        "looper.toml",
+        format!(
+            "[agents.codex]\nspec = \"codex\"\nprogram = \"{}\"\n",
+            program.display()
+        ),
+    );
+    env.looper(&["run", "--worker", "codex", "--max-iterations", "1"])
+        .status(3)
+        .run();
+    let journal_text: String = std::fs::read_dir(env.home().join("projects"))
+        .unwrap()
+        .flatten()
+        .flat_map(|p| std::fs::read_dir(p.path().join("runs")).unwrap().flatten())
+        .filter(|f| f.path().extension().is_some_and(|e| e == "jsonl"))
+        .map(|f| std::fs::read_to_string(f.path()).unwrap())
+        .collect();
+    assert!(
+        !journal_text.contains(secret),
+        "the secret reached the journal"
+    );
+    let events = env.records("agent.event");
+    let lines: Vec<String> = std::fs::read_to_string(&capture)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(events.len(), extra.len() + lines.len());
+    for (record, line) in events[extra.len()..].iter().zip(&lines) {
+        assert_eq!(record["v"], 2);
+        assert!(record.get("raw").is_none(), "{record}");
+        assert_eq!(
+            record["json"],
+            serde_json::from_str::<Value>(line).unwrap(),
+            "{line}"
+        );
+        // Byte for byte, in the record's own line.
+        assert!(
+            journal_text.contains(&format!(",\"json\":{line},\"events\":[")),
+            "{line}"
+        );
+    }
+    assert_eq!(events[0]["raw"], "not json at all");
+    assert_eq!(events[1]["raw"], r#" {"type":"padded"}"#);
+    assert!(events[0].get("json").is_none() && events[1].get("json").is_none());
+    let redacted = &events[2]["json"]["item"]["text"];
+    assert_eq!(redacted, "use [redacted] é/", "{}", events[2]);
+    assert_eq!(events[2]["events"][0]["text"], "use [redacted] é/");
+    let raw_tail = env.looper(&["tail", "--raw"]).run().stdout();
+    for shown in [
+        "not json at all",
+        r#"{"type":"padded"}"#,
+        r#"{"type":"turn.started"}"#,
+        "use [redacted]",
+    ] {
+        assert!(raw_tail.contains(shown), "{shown} not in {raw_tail}");
+    }
+    assert!(!raw_tail.contains(secret));
+}
+
 #[test]
 fn hooks_get_the_event_as_json_env_and_legacy_arguments() {
     let env = project(&["$(touch pwned)", "Blocked one"]);

@@ -57,14 +57,27 @@ pub(crate) struct JsonStream<D> {
     /// The last rate-limit or auth class seen on a non-fatal error: a CLI often retries a
     /// 429 and then fails with a vaguer message.
     hint: Option<FailureClass>,
+    /// Whether the last line was a JSON object ([`StreamParser::line_is_object`]).
+    object: bool,
 }
 
 impl<D: JsonDialect> StreamParser for JsonStream<D> {
     fn line(&mut self, raw: &str) -> Vec<Event> {
+        self.object = false;
         if raw.trim().is_empty() {
             return Vec::new();
         }
-        self.parsed(view::parse(raw).as_ref())
+        let parsed = view::parse_nested(raw);
+        // No whitespace around it: the object is the line, byte for byte. Held one level
+        // deeper in a record, it must still be within the depth a JSON reader takes.
+        self.object = parsed.as_ref().is_some_and(|(value, depth)| {
+            value.is_object() && *depth < view::MAX_DEPTH && raw.ends_with('}')
+        }) && raw.starts_with('{');
+        self.parsed(parsed.as_ref().map(|(value, _)| value))
+    }
+
+    fn line_is_object(&self) -> bool {
+        self.object
     }
 
     fn finish(&mut self) -> Outcome {

@@ -286,29 +286,39 @@ impl<'de> Deserialize<'de> for Key<'de> {
     }
 }
 
-/// Parses one line, as `serde_json::from_str::<Value>` would accept or refuse it.
+/// Parses one line, as `serde_json::from_str::<Value>` would accept or refuse it, and says
+/// how deep its arrays and objects nest (0 for a scalar, 1 for an object of scalars).
 ///
 /// By hand, for what costs time: the structure, and strings without escapes (borrowed).
 /// A string with escapes and any number but a small positive integer go to `serde_json`,
 /// so their rules (escapes, surrogates, number range and rounding) are its own.
-pub(crate) fn parse(raw: &str) -> Option<Borrowed<'_>> {
+pub(crate) fn parse_nested(raw: &str) -> Option<(Borrowed<'_>, u32)> {
     let mut parser = Parser {
         text: raw,
         at: 0,
         depth: 0,
+        deepest: 0,
     };
     let value = parser.value()?;
     parser.skip_whitespace();
-    (parser.at == raw.len()).then_some(value)
+    (parser.at == raw.len()).then_some((value, parser.deepest))
+}
+
+/// [`parse_nested`] without the depth.
+#[cfg(test)]
+pub(crate) fn parse(raw: &str) -> Option<Borrowed<'_>> {
+    parse_nested(raw).map(|(value, _)| value)
 }
 
 /// How deep arrays and objects may nest: `serde_json`'s recursion limit refuses the 128th.
-const MAX_DEPTH: u32 = 127;
+pub(crate) const MAX_DEPTH: u32 = 127;
 
 struct Parser<'a> {
     text: &'a str,
     at: usize,
     depth: u32,
+    /// The deepest `depth` reached.
+    deepest: u32,
 }
 
 impl<'a> Parser<'a> {
@@ -352,6 +362,7 @@ impl<'a> Parser<'a> {
     /// Steps into an array or object past its opening bracket.
     fn enter(&mut self) -> Option<()> {
         self.depth += 1;
+        self.deepest = self.deepest.max(self.depth);
         self.at += 1;
         (self.depth <= MAX_DEPTH).then_some(())
     }
@@ -561,6 +572,25 @@ mod tests {
         }
         assert!(parse(&format!("{}1{}", "[".repeat(127), "]".repeat(127))).is_some());
         assert!(parse(&format!("{}1{}", "[".repeat(128), "]".repeat(128))).is_none());
+    }
+
+    /// The depth `parse_nested` gives is the deepest point, not the last one.
+    #[test]
+    fn nesting_depth_is_the_deepest_point() {
+        for (text, depth) in [
+            ("1", 0),
+            ("\"s\"", 0),
+            ("{}", 1),
+            ("[]", 1),
+            (r#"{"a":1,"b":"x"}"#, 1),
+            (r#"{"a":[1,{"b":[[]]}],"c":2}"#, 5),
+            ("[[[1]],[2],3]", 3),
+            (r#"{"a":{"b":{}},"c":{}}"#, 3),
+        ] {
+            assert_eq!(parse_nested(text).map(|(_, d)| d), Some(depth), "{text}");
+        }
+        let deep = format!("{}1{}", "[".repeat(127), "]".repeat(127));
+        assert_eq!(parse_nested(&deep).map(|(_, d)| d), Some(127));
     }
 
     /// Every ASCII character (and a few others), raw and after a backslash, in a string
