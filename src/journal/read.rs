@@ -696,10 +696,14 @@ mod tests {
                 {"type": "usage", "input": 12, "cached": 3, "output": 4},
             ]}),
             json!({"stream": "stderr", "at_ms": 2, "raw": "", "events": []}),
+            // Format 2: the agent's line as an object, with keys of its own that a record has.
+            json!({"stream": "stdout", "at_ms": 3, "json": {"type": "item", "label": "x", "events": [{"type": "message", "text": "inner"}], "run": "R9"}, "events": [
+                {"type": "message", "text": "outer"},
+            ]}),
         ];
         journal.append_all("agent.event", &payloads).unwrap();
         let (light, full, skipped) = streamed(&path);
-        assert_eq!((full, skipped), (0, 0), "both lines take the light path");
+        assert_eq!((full, skipped), (0, 0), "every line takes the light path");
         let expected: Vec<Light> = parse_lines(&std::fs::read(&path).unwrap())
             .records
             .iter()
@@ -718,6 +722,9 @@ mod tests {
             .collect();
         assert_eq!(light, expected);
         assert_eq!(light[0].2.len(), 3);
+        assert_eq!(light[2].0, "R1");
+        assert_eq!(light[2].1, "iter-3");
+        assert_eq!(light[2].2, vec![Event::Message("outer".into())]);
 
         // A line laid out otherwise (a field after `events`, spacing) takes the full parse;
         // a torn one is skipped.
@@ -727,7 +734,7 @@ mod tests {
         text.push_str("{\"v\":1,\"run\":\"R1\",\"seq\":10,\"type\":\"agent.event\",\"label\":\"iter-3\",\"events\":[{\"type\":\"comm");
         std::fs::write(&path, text).unwrap();
         let (light, full, skipped) = streamed(&path);
-        assert_eq!((light.len(), full, skipped), (2, 2, 1));
+        assert_eq!((light.len(), full, skipped), (3, 2, 1));
     }
 
     /// Found by `fuzz::journal_reader` (#7): a whole record in place of an `agent.event`

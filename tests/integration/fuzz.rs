@@ -586,7 +586,10 @@ fn journal_reader() {
         meaning: "a mutated journal, torn at a random byte, is read by every reader and folded into iterations; no panic, the complete lines read as before the tear, and the readers agree",
         cases: 5_000,
     };
-    let strategy = (mutated(fixtures("journal")), any::<Index>());
+    // Format-1 runs of a `cmd:` agent, and a format-2 run of a codex stand-in (its lines
+    // held as objects).
+    let journals = [fixtures("journal"), fixtures("journal-v2")].concat();
+    let strategy = (mutated(journals), any::<Index>());
     fuzz(&target, strategy, |(Input(raw), cut)| {
         let whole = read::parse_lines(&raw);
         let torn = &raw[..cut.index(raw.len() + 1)];
