@@ -446,21 +446,27 @@ fn gather(project: &Project) -> anyhow::Result<StatusView> {
         .rev()
         .enumerate()
     {
-        let (tail, first) = read::read_tail(file, RECENT + 1)?;
-        let records = tail.records;
+        // Read light: the agents' output lines are most of the bytes, and only their
+        // normalized events count here.
+        let mut its = Vec::new();
+        let (mut end, mut last) = (None, None);
+        let mut fold = read::Fold::new(|it| its.push(it));
+        let (first, _) = read::read_tail_lines(file, RECENT + 1, |line| {
+            last = match &line {
+                read::Line::Record(r) if r["type"] == "run.end" => {
+                    end = Some(r.clone());
+                    None
+                }
+                read::Line::Record(r) if r["type"] == "agent.wait" => Some(r.clone()),
+                _ => None,
+            };
+            fold.line(line);
+        })?;
+        fold.finish();
         if i == 0 {
-            last_run = records
-                .iter()
-                .rev()
-                .find(|r| r["type"] == "run.end")
-                .cloned()
-                .or(first);
-            waiting = records
-                .last()
-                .filter(|r| r["type"] == "agent.wait")
-                .cloned();
+            last_run = end.or(first);
+            waiting = last;
         }
-        let mut its = read::iterations(&records);
         its.append(&mut recent);
         recent = its;
         if recent.len() > RECENT {

@@ -48,13 +48,55 @@ pub fn parse_lines(bytes: &[u8]) -> Records {
 /// has fewer), plus its first record: what `status` needs, without reading a long run's
 /// whole journal.
 pub fn read_tail(path: &Path, starts: usize) -> anyhow::Result<(Records, Option<Value>)> {
+    let Some(tail) = tail_window(path, starts)? else {
+        return Ok((Records::default(), None));
+    };
+    Ok((parse_lines(tail.lines()), tail.first))
+}
+
+/// [`read_tail`] a line at a time, as [`stream`] reads them (`agent.event` records light):
+/// for readers that fold iterations. Returns the file's first record and how many lines
+/// could not be read.
+pub fn read_tail_lines(
+    path: &Path,
+    starts: usize,
+    mut on: impl FnMut(Line<'_>),
+) -> anyhow::Result<(Option<Value>, usize)> {
+    let Some(tail) = tail_window(path, starts)? else {
+        return Ok((None, 0));
+    };
+    let skipped = tail
+        .lines()
+        .split(|&b| b == b'\n')
+        .filter(|line| !read_line(line, &mut on))
+        .count();
+    Ok((tail.first, skipped))
+}
+
+/// The end of a journal file, as [`tail_window`] reads it.
+struct TailWindow {
+    bytes: Vec<u8>,
+    /// Where the first whole line begins in `bytes`.
+    from: usize,
+    /// The file's first record.
+    first: Option<Value>,
+}
+
+impl TailWindow {
+    /// The whole lines.
+    fn lines(&self) -> &[u8] {
+        &self.bytes[self.from..]
+    }
+}
+
+/// The bytes at the end of a journal file that hold at least `starts` iterations, and the
+/// file's first record; `None` when there is no file.
+fn tail_window(path: &Path, starts: usize) -> anyhow::Result<Option<TailWindow>> {
     use std::io::{BufRead as _, Read as _, Seek as _};
     const MARK: &[u8] = b"\"type\":\"iteration.start\"";
     let mut file = match std::fs::File::open(path) {
         Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Ok((Records::default(), None));
-        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => {
             return Err(anyhow::Error::new(e).context(format!("cannot read {}", path.display())));
         }
@@ -80,7 +122,7 @@ pub fn read_tail(path: &Path, starts: usize) -> anyhow::Result<(Records, Option<
                     .position(|&b| b == b'\n')
                     .map_or(bytes.len(), |p| p + 1)
             };
-            return Ok((parse_lines(&bytes[from..]), first));
+            return Ok(Some(TailWindow { bytes, from, first }));
         }
         window *= 4;
     }
@@ -429,8 +471,6 @@ pub fn ms_between(from: &str, to: &str) -> Option<u64> {
 /// Returns how many lines could not be read (torn or corrupt).
 pub fn stream(path: &Path, mut on: impl FnMut(Line<'_>)) -> anyhow::Result<usize> {
     use std::io::BufRead as _;
-    /// How Looper's writer heads an agent's events record, within its first bytes.
-    const EVENTS: &[u8] = b",\"type\":\"agent.event\",";
     let file = match std::fs::File::open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
@@ -449,20 +489,31 @@ pub fn stream(path: &Path, mut on: impl FnMut(Line<'_>)) -> anyhow::Result<usize
         if n == 0 {
             return Ok(skipped);
         }
-        if line.iter().all(u8::is_ascii_whitespace) {
-            continue;
+        skipped += usize::from(!read_line(&line, &mut on));
+    }
+}
+
+/// Hands one line of a journal to `on` as [`stream`] reads it; `false` when it is neither
+/// blank nor a record (torn or corrupt).
+fn read_line(line: &[u8], on: &mut impl FnMut(Line<'_>)) -> bool {
+    /// How Looper's writer heads an agent's events record, within its first bytes.
+    const EVENTS: &[u8] = b",\"type\":\"agent.event\",";
+    if line.iter().all(u8::is_ascii_whitespace) {
+        return true;
+    }
+    let head = &line[..line.len().min(300)];
+    if memchr::memmem::find(head, EVENTS).is_some()
+        && let Some((run, label, events)) = events_line(line)
+    {
+        on(Line::Events { run, label, events });
+        return true;
+    }
+    match serde_json::from_slice::<Value>(line) {
+        Ok(v) if v.is_object() => {
+            on(Line::Record(v));
+            true
         }
-        let head = &line[..line.len().min(300)];
-        if memchr::memmem::find(head, EVENTS).is_some()
-            && let Some((run, label, events)) = events_line(&line)
-        {
-            on(Line::Events { run, label, events });
-            continue;
-        }
-        match serde_json::from_slice::<Value>(&line) {
-            Ok(v) if v.is_object() => on(Line::Record(v)),
-            _ => skipped += 1,
-        }
+        _ => false,
     }
 }
 

@@ -610,11 +610,24 @@ fn journal_reader() {
         let (tail, first) = read::read_tail(&path, usize::MAX).unwrap();
         prop_assert_eq!(&tail.records, &after.records);
         let first_line = torn.split(|&b| b == b'\n').next().unwrap_or_default();
-        prop_assert_eq!(first, serde_json::from_slice::<Value>(first_line).ok());
+        prop_assert_eq!(&first, &serde_json::from_slice::<Value>(first_line).ok());
         let mut lines = 0;
         let skipped = read::stream(&path, |_| lines += 1).unwrap();
         prop_assert_eq!(lines + skipped, after.records.len() + after.skipped);
         prop_assert!(skipped <= after.skipped);
+        // The tail read a line at a time (`status`) reads the whole file as `stream` does.
+        let mut folded = Vec::new();
+        let mut fold = read::Fold::new(|it| folded.push(it));
+        let (tail_first, tail_skipped) =
+            read::read_tail_lines(&path, usize::MAX, |line| fold.line(line)).unwrap();
+        fold.finish();
+        prop_assert_eq!(tail_first, first);
+        prop_assert_eq!(tail_skipped, skipped);
+        prop_assert_eq!(
+            json!(folded),
+            json!(read::iterations_in(&path).unwrap()),
+            "the tail's iterations differ from the stream's"
+        );
         if skipped == after.skipped {
             let streamed = read::iterations_in(&path).unwrap();
             prop_assert_eq!(streamed.len(), iterations.len());
