@@ -10,7 +10,7 @@
 //! whose four program starts take ~5 ms of CPU per iteration on the cores Looper shares.
 //!
 //! Run: `cargo bench --bench run` (add `-- --quick` for fewer iterations). Compare two builds:
-//! `cargo bench --bench run -- --compare OLD_LOOPER NEW_LOOPER [ROUNDS] [DIR]`.
+//! `cargo bench --bench run -- --compare OLD_LOOPER NEW_LOOPER [ROUNDS] [DIR] [--one-process]`.
 
 #![expect(clippy::unwrap_used, reason = "a benchmark fails loudly")]
 
@@ -289,16 +289,23 @@ fn agent_alone(program: &Path, dir: &Path) -> Vec<f64> {
     alone
 }
 
-/// `--compare A B [ROUNDS] [DIR]`: the phases of an iteration for two `looper` binaries,
-/// with the shell-script stand-in, in ROUNDS (20) rounds of 12 iterations, each round running
-/// A and then B in fresh projects under DIR (the temp dir), the first iteration of each run
-/// left out. On a machine whose pace moves from minute to minute, short runs alternated many
-/// times compare two builds better than two whole runs.
+/// `--compare A B [ROUNDS] [DIR] [--one-process]`: the phases of an iteration for two
+/// `looper` binaries, with the shell-script stand-in (or the one-process one), in ROUNDS (20)
+/// rounds of 12 iterations, each round running A and then B in fresh projects under DIR (the
+/// temp dir), the first iteration of each run left out. On a machine whose pace moves from
+/// minute to minute, short runs alternated many times compare two builds better than two
+/// whole runs.
 fn compare(args: &[String]) {
+    let stand_in = if args.iter().any(|a| a == "--one-process") {
+        StandIn::OneProcess
+    } else {
+        StandIn::Shell
+    };
+    let args: Vec<&String> = args.iter().filter(|a| *a != "--one-process").collect();
     let [a, b] = [0, 1].map(|i| {
         let bin = args
             .get(i)
-            .expect("usage: --compare LOOPER_A LOOPER_B [ROUNDS] [DIR]");
+            .expect("usage: --compare LOOPER_A LOOPER_B [ROUNDS] [DIR] [--one-process]");
         // The runs start in the project directory: a relative path would not be found there.
         std::fs::canonicalize(bin).unwrap_or_else(|e| panic!("no looper binary at {bin}: {e}"))
     });
@@ -313,7 +320,7 @@ fn compare(args: &[String]) {
     for _ in 0..rounds {
         let mut walls = [0.0; 2];
         for (i, bin) in [&a, &b].into_iter().enumerate() {
-            let project = project(&base, StandIn::Shell);
+            let project = project(&base, stand_in);
             project.run(bin, 12);
             let phases = phases(&journal(&project.home()));
             walls[i] = median(phases.iter().skip(1).map(|p| p[0]).collect());
@@ -341,7 +348,8 @@ fn compare(args: &[String]) {
         );
     }
     println!(
-        "\nB's round median lower in {wins} of {rounds} rounds (files under {}).",
+        "\nB's round median lower in {wins} of {rounds} rounds ({} stand-in, files under {}).",
+        stand_in.name(),
         base.display()
     );
 }
