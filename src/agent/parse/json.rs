@@ -70,9 +70,11 @@ impl<D: JsonDialect> StreamParser for JsonStream<D> {
         let parsed = view::parse_nested(raw);
         // No whitespace around it: the object is the line, byte for byte. Held one level
         // deeper in a record, it must still be within the depth a JSON reader takes.
-        self.object = parsed.as_ref().is_some_and(|(value, depth)| {
-            value.is_object() && *depth < view::MAX_DEPTH && raw.ends_with('}')
-        }) && raw.starts_with('{');
+        let whole = raw.starts_with('{') && raw.ends_with('}');
+        self.object = whole
+            && parsed
+                .as_ref()
+                .is_some_and(|(value, depth)| value.is_object() && *depth < view::MAX_DEPTH);
         self.parsed(parsed.as_ref().map(|(value, _)| value))
     }
 
