@@ -303,6 +303,18 @@ fn main() {
             bytes as f64 / 1e6 / t.as_secs_f64()
         );
     }
+    // One run's journal, printed whole.
+    let first_run = "20261130T000001.000Z-bench";
+    let run_bytes = std::fs::metadata(pd.runs().join(format!("{first_run}.jsonl")))
+        .unwrap()
+        .len();
+    let (t, rss) = timed(&root, &home, &["replay", first_run, "--json"]);
+    println!(
+        "| `looper replay RUN --json` | {:.0} MB | {PER_RUN} | {:.2} s | {:.0} MB/s | {rss:.1} MiB |",
+        run_bytes as f64 / 1e6,
+        t.as_secs_f64(),
+        run_bytes as f64 / 1e6 / t.as_secs_f64()
+    );
 
     let (root, home, pd) = project(&base.join("long"));
     let store = BacklogStore::new(&root.join("to-do.json"), &pd.state());

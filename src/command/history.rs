@@ -773,9 +773,9 @@ pub(super) fn replay(
             crate::error::UsageError::new(format!("--speed must be above 0, got {speed}"))
         );
     }
-    let records = read::read(&path)?.records;
+    // A record at a time: a run's journal can be a gigabyte.
     let mut previous: Option<jiff::Timestamp> = None;
-    for r in &records {
+    read::each_record(&path, |r| {
         let ts = r["ts"]
             .as_str()
             .and_then(|t| t.parse::<jiff::Timestamp>().ok());
@@ -784,7 +784,7 @@ pub(super) fn replay(
             std::thread::sleep(gap.div_f64(speed).min(REPLAY_MAX_PAUSE));
         }
         previous = ts.or(previous);
-        emit(&mode.render(r).concat())?;
-    }
+        emit(&mode.render(&r).concat()).map(drop)
+    })?;
     Ok(ExitCode::SUCCESS)
 }

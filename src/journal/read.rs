@@ -470,26 +470,57 @@ pub fn ms_between(from: &str, to: &str) -> Option<u64> {
 /// `agent.event` records (most of a journal's bytes) are read light, as [`Line::Events`].
 /// Returns how many lines could not be read (torn or corrupt).
 pub fn stream(path: &Path, mut on: impl FnMut(Line<'_>)) -> anyhow::Result<usize> {
+    let mut skipped = 0;
+    each_line(path, |line| {
+        skipped += usize::from(!read_line(line, &mut on));
+        Ok(())
+    })?;
+    Ok(skipped)
+}
+
+/// Reads a journal file line by line in constant memory, handing each record to `on` whole
+/// (an agent's raw line too, for readers that print it); stops at the first error `on`
+/// returns. Returns how many lines could not be read (torn or corrupt).
+pub fn each_record(
+    path: &Path,
+    mut on: impl FnMut(Value) -> anyhow::Result<()>,
+) -> anyhow::Result<usize> {
+    let mut skipped = 0;
+    each_line(path, |line| {
+        if line.iter().all(u8::is_ascii_whitespace) {
+            return Ok(());
+        }
+        match serde_json::from_slice::<Value>(line) {
+            Ok(v) if v.is_object() => on(v)?,
+            _ => skipped += 1,
+        }
+        Ok(())
+    })?;
+    Ok(skipped)
+}
+
+/// Hands each line of a journal file (with its newline, when it has one) to `on`, reading
+/// 1 MiB at a time; a missing file has none. Stops at the first error `on` returns.
+fn each_line(path: &Path, mut on: impl FnMut(&[u8]) -> anyhow::Result<()>) -> anyhow::Result<()> {
     use std::io::BufRead as _;
     let file = match std::fs::File::open(path) {
         Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
         Err(e) => {
             return Err(anyhow::Error::new(e).context(format!("cannot read {}", path.display())));
         }
     };
     let mut reader = std::io::BufReader::with_capacity(1 << 20, file);
     let mut line = Vec::new();
-    let mut skipped = 0;
     loop {
         line.clear();
         let n = reader
             .read_until(b'\n', &mut line)
             .with_context(|| format!("cannot read {}", path.display()))?;
         if n == 0 {
-            return Ok(skipped);
+            return Ok(());
         }
-        skipped += usize::from(!read_line(&line, &mut on));
+        on(&line)?;
     }
 }
 
