@@ -115,7 +115,15 @@ impl Env {
 
     /// Every journal record of this project, in file order.
     pub(crate) fn journal(&self) -> Vec<Value> {
-        let mut out = Vec::new();
+        self.journal_text()
+            .lines()
+            .filter_map(|line| serde_json::from_str(line).ok())
+            .collect()
+    }
+
+    /// The text of every journal file of this project, in file order.
+    pub(crate) fn journal_text(&self) -> String {
+        let mut out = String::new();
         let Ok(projects) = std::fs::read_dir(self.home().join("projects")) else {
             return out;
         };
@@ -130,10 +138,10 @@ impl Env {
                 .collect();
             files.sort();
             for f in files {
-                for line in std::fs::read_to_string(f).unwrap().lines() {
-                    if let Ok(v) = serde_json::from_str(line) {
-                        out.push(v);
-                    }
+                out.push_str(&std::fs::read_to_string(f).unwrap());
+                // A torn last line stays its own line, not the start of the next file's.
+                if !out.is_empty() && !out.ends_with('\n') {
+                    out.push('\n');
                 }
             }
         }

@@ -946,13 +946,7 @@ fn an_agents_json_lines_are_journaled_as_objects() {
     env.looper(&["run", "--worker", "codex", "--max-iterations", "1"])
         .status(3)
         .run();
-    let journal_text: String = std::fs::read_dir(env.home().join("projects"))
-        .unwrap()
-        .flatten()
-        .flat_map(|p| std::fs::read_dir(p.path().join("runs")).unwrap().flatten())
-        .filter(|f| f.path().extension().is_some_and(|e| e == "jsonl"))
-        .map(|f| std::fs::read_to_string(f.path()).unwrap())
-        .collect();
+    let journal_text = env.journal_text();
     assert!(
         !journal_text.contains(secret),
         "the secret reached the journal"
