@@ -33,15 +33,32 @@ pub fn read(path: &Path) -> anyhow::Result<Records> {
 pub fn parse_lines(bytes: &[u8]) -> Records {
     let mut out = Records::default();
     for line in bytes.split(|&b| b == b'\n') {
-        if line.iter().all(u8::is_ascii_whitespace) {
-            continue;
-        }
-        match serde_json::from_slice::<Value>(line) {
-            Ok(v) if v.is_object() => out.records.push(v),
-            _ => out.skipped += 1,
+        match record(line) {
+            Held::Record(v) => out.records.push(v),
+            Held::Unreadable => out.skipped += 1,
+            Held::Blank => {}
         }
     }
     out
+}
+
+/// What one line of a journal holds, read whole.
+enum Held {
+    Blank,
+    Record(Value),
+    /// Torn or corrupt.
+    Unreadable,
+}
+
+/// Reads one line of a journal whole.
+fn record(line: &[u8]) -> Held {
+    if line.iter().all(u8::is_ascii_whitespace) {
+        return Held::Blank;
+    }
+    match serde_json::from_slice::<Value>(line) {
+        Ok(v) if v.is_object() => Held::Record(v),
+        _ => Held::Unreadable,
+    }
 }
 
 /// The end of a journal file holding at least `starts` iterations (or the whole file, when it
@@ -487,12 +504,10 @@ pub fn each_record(
 ) -> anyhow::Result<usize> {
     let mut skipped = 0;
     each_line(path, |line| {
-        if line.iter().all(u8::is_ascii_whitespace) {
-            return Ok(());
-        }
-        match serde_json::from_slice::<Value>(line) {
-            Ok(v) if v.is_object() => on(v)?,
-            _ => skipped += 1,
+        match record(line) {
+            Held::Record(v) => on(v)?,
+            Held::Unreadable => skipped += 1,
+            Held::Blank => {}
         }
         Ok(())
     })?;
@@ -529,9 +544,6 @@ fn each_line(path: &Path, mut on: impl FnMut(&[u8]) -> anyhow::Result<()>) -> an
 fn read_line(line: &[u8], on: &mut impl FnMut(Line<'_>)) -> bool {
     /// How Looper's writer heads an agent's events record, within its first bytes.
     const EVENTS: &[u8] = b",\"type\":\"agent.event\",";
-    if line.iter().all(u8::is_ascii_whitespace) {
-        return true;
-    }
     let head = &line[..line.len().min(300)];
     if memchr::memmem::find(head, EVENTS).is_some()
         && let Some((run, label, events)) = events_line(line)
@@ -539,13 +551,12 @@ fn read_line(line: &[u8], on: &mut impl FnMut(Line<'_>)) -> bool {
         on(Line::Events { run, label, events });
         return true;
     }
-    match serde_json::from_slice::<Value>(line) {
-        Ok(v) if v.is_object() => {
-            on(Line::Record(v));
-            true
-        }
-        _ => false,
+    match record(line) {
+        Held::Record(v) => on(Line::Record(v)),
+        Held::Unreadable => return false,
+        Held::Blank => {}
     }
+    true
 }
 
 fn text(r: &Value, key: &str) -> String {
