@@ -277,7 +277,7 @@ fn sigkill_anywhere_in_a_run_loses_nothing_and_the_next_run_finishes() {
         let point = crate::harness::pick(looper::fault::POINTS, rng.next());
         let mut cmd = env.command(&["run"]);
         cmd.stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null());
+            .stderr(std::process::Stdio::piped());
         let by_point = trial % 2 == 0;
         if by_point {
             cmd.env("LOOPER_CRASH_AT", format!("{point}:{}", 1 + rng.next() % 2));
@@ -288,12 +288,16 @@ fn sigkill_anywhere_in_a_run_loses_nothing_and_the_next_run_finishes() {
             std::thread::sleep(Duration::from_micros(rng.next() % span));
             let _ = child.kill();
         }
-        let status = child.wait().unwrap();
-        let outcome = match (status.code(), by_point) {
+        let output = child.wait_with_output().unwrap();
+        let outcome = match (output.status.code(), by_point) {
             (None, true) => format!("killed at {point}"),
             (None, false) => "killed at a random moment".to_owned(),
             (Some(code), _) => {
-                assert!(code == 0, "trial {trial}: the run ended with exit {code}");
+                assert!(
+                    code == 0,
+                    "trial {trial}: the run ended with exit {code}: {}",
+                    String::from_utf8_lossy(&output.stderr)
+                );
                 // Runs get shorter once the first plan is done: aim the kills at this length.
                 span = span.min(started.elapsed().as_micros() as u64);
                 "finished before the kill".to_owned()
