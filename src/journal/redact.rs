@@ -87,6 +87,14 @@ impl Redactor {
     /// [`json`](Self::json) for a document the caller keeps: `None` when it holds nothing
     /// to replace, as nearly every one does.
     pub fn json_changed(&self, json: &str) -> Option<String> {
+        // JSON may spell a character in more ways than `serde_json` writes it (`\/`,
+        // `\u0041`, as PHP's, Python's or Go's encoders do): a secret spelled so is not
+        // found in the text, so a document with such an escape has its strings read decoded.
+        if has_other_escape(json)
+            && let Ok(mut value) = serde_json::from_str::<Value>(json)
+        {
+            return self.value_changed(&mut value).then(|| value.to_string());
+        }
         let scan = Scan::of(json);
         let clean = self.text_in(json, true, Some(&scan));
         // Lines of a private key's body are found only in real strings (here a JSON escape
@@ -116,15 +124,20 @@ impl Redactor {
 
     /// Redacts every string in `value`, in place.
     pub fn value(&self, value: &mut Value) {
+        self.value_changed(value);
+    }
+
+    /// [`value`](Self::value), saying whether anything was replaced.
+    fn value_changed(&self, value: &mut Value) -> bool {
         match value {
-            Value::String(s) => {
-                if let Some(clean) = self.text(s) {
-                    *s = clean;
-                }
-            }
-            Value::Array(items) => items.iter_mut().for_each(|v| self.value(v)),
-            Value::Object(map) => map.values_mut().for_each(|v| self.value(v)),
-            _ => {}
+            Value::String(s) => self.text(s).map(|clean| *s = clean).is_some(),
+            Value::Array(items) => items
+                .iter_mut()
+                .fold(false, |changed, v| self.value_changed(v) | changed),
+            Value::Object(map) => map
+                .values_mut()
+                .fold(false, |changed, v| self.value_changed(v) | changed),
+            _ => false,
         }
     }
 
@@ -164,6 +177,31 @@ impl Redactor {
         }
         out
     }
+}
+
+/// Whether serialized JSON holds an escape `serde_json` does not write: `\/`, or a `\u`
+/// escape of anything but a control character (which it writes so, and no secret holds).
+fn has_other_escape(json: &str) -> bool {
+    let bytes = json.as_bytes();
+    let mut at = 0;
+    while let Some(found) = bytes.get(at..).and_then(|rest| memchr::memchr(b'\\', rest)) {
+        let escape = at + found + 1;
+        match bytes.get(escape) {
+            Some(b'/') => return true,
+            Some(b'u') => {
+                let control = bytes.get(escape + 1..escape + 4).is_some_and(|hex| {
+                    hex[0] == b'0' && hex[1] == b'0' && matches!(hex[2], b'0' | b'1')
+                });
+                if !control {
+                    return true;
+                }
+            }
+            _ => {}
+        }
+        // Past the escaped character (`\\` included): the next backslash starts an escape.
+        at = escape + 1;
+    }
+    false
 }
 
 /// Replaces PEM private-key blocks (`-----BEGIN … PRIVATE KEY-----` to the matching END
@@ -633,6 +671,58 @@ mod tests {
             let text = json!(["xabc", "defy", 12_345_678]).to_string();
             assert_eq!(r.json(text.clone()), text);
         }
+    }
+
+    /// A secret (or a key's shape) written with escapes `serde_json` does not use is found
+    /// all the same: `\/` (PHP, some Java encoders), `\u` for any character (Python's
+    /// default `ensure_ascii`, Go's `\u0026` for `&`, `\u002d` for a dash).
+    #[test]
+    fn secrets_behind_other_escapes_are_found() {
+        let aws = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
+        let r = Redactor::new(
+            [
+                ("AWS_SECRET".to_owned(), aws.to_owned()),
+                ("DB_PASSWORD".to_owned(), "pässwörd&more".to_owned()),
+            ],
+            [],
+        );
+        for (line, field) in [
+            (
+                r#"{"type":"x","text":"key wJalrXUtnFEMI\/K7MDENG\/bPxRfiCYEXAMPLEKEY end"}"#,
+                "text",
+            ),
+            (r#"{"out":"p\u00e4ssw\u00f6rd\u0026more","n":1}"#, "out"),
+            (r#"{"out":"\u0070ässwörd&more"}"#, "out"),
+            (
+                r#"{"cmd":"curl -H 'x: sk\u002dproj-abcdefghijklmnopqrstuvwx'"}"#,
+                "cmd",
+            ),
+        ] {
+            let clean = r.json_changed(line).unwrap_or_else(|| panic!("{line}"));
+            let value: Value = serde_json::from_str(&clean).unwrap();
+            let mut walked: Value = serde_json::from_str(line).unwrap();
+            r.value(&mut walked);
+            assert_eq!(value, walked, "{line}");
+            let text = value[field].as_str().unwrap();
+            assert!(text.contains(MARK), "{line} -> {text}");
+            for secret in [aws, "pässwörd", "proj-abcdefghij"] {
+                assert!(!clean.contains(secret), "{line} -> {clean}");
+            }
+        }
+        // Such escapes alone change nothing: the document is kept as it is, and members
+        // keep their order.
+        for line in [
+            r#"{"z":"a\/b","a":"caf\u00e9 \u001b[1m"}"#,
+            r#"{"a":"\\u0041 \\\/"}"#,
+            r#"{"a":"ends in a backslash \\"}"#,
+        ] {
+            assert_eq!(r.json_changed(line), None, "{line}");
+        }
+        assert!(has_other_escape(r#""a\/b""#));
+        assert!(has_other_escape(r#""\u00e9""#));
+        assert!(has_other_escape(r#""\\\u0041""#));
+        assert!(!has_other_escape(r#""\\u0041 \\/ \n \u001b \u0000""#));
+        assert!(!has_other_escape("\"cut \\"));
     }
 
     #[test]

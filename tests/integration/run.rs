@@ -922,12 +922,15 @@ fn an_agents_json_lines_are_journaled_as_objects() {
         env!("CARGO_MANIFEST_DIR")
     );
     let secret = "sk-proj-Abc123Def456Ghi789Jkl012";
+    // A secret of the environment, written by the agent with escapes serde_json does not use.
+    let token = "tok/en-Value-42";
     let extra = [
         "not json at all".to_owned(),
         r#" {"type":"padded"}"#.to_owned(),
         format!(
             r#"{{"type":"item.completed","item":{{"id":"x","type":"agent_message","text":"use {secret} é\/"}}}}"#
         ),
+        r#"{"type":"item.completed","item":{"id":"y","type":"agent_message","text":"t=\u0074ok\/en-Value-42"}}"#.to_owned(),
     ];
     env.write("agents/extra.txt", format!("{}\n", extra.join("\n")));
     let fake_codex = agent(
@@ -944,13 +947,16 @@ fn an_agents_json_lines_are_journaled_as_objects() {
         ),
     );
     env.looper(&["run", "--worker", "codex", "--max-iterations", "1"])
+        .env("SERVICE_TOKEN", token)
         .status(3)
         .run();
     let journal_text = env.journal_text();
-    assert!(
-        !journal_text.contains(secret),
-        "the secret reached the journal"
-    );
+    for hidden in [secret, "en-Value-42"] {
+        assert!(
+            !journal_text.contains(hidden),
+            "the secret {hidden} reached the journal"
+        );
+    }
     let events = env.records("agent.event");
     let lines: Vec<String> = std::fs::read_to_string(&capture)
         .unwrap()
@@ -978,6 +984,8 @@ fn an_agents_json_lines_are_journaled_as_objects() {
     let redacted = &events[2]["json"]["item"]["text"];
     assert_eq!(redacted, "use [redacted] é/", "{}", events[2]);
     assert_eq!(events[2]["events"][0]["text"], "use [redacted] é/");
+    assert_eq!(events[3]["json"]["item"]["text"], "t=[redacted]");
+    assert_eq!(events[3]["events"][0]["text"], "t=[redacted]");
     let raw_tail = env.looper(&["tail", "--raw"]).run().stdout();
     for shown in [
         "not json at all",
