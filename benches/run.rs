@@ -274,7 +274,7 @@ fn measure(base: &Path, iterations: usize, stand_in: StandIn) -> (Row, Project) 
 }
 
 /// Where the stand-in's output goes when it runs alone.
-#[derive(Clone, Copy, PartialEq)]
+#[derive(Clone, Copy)]
 enum Output {
     /// Into a pipe a thread reads as fast as it can and throws away: what writing its
     /// output costs the agent under any supervisor that keeps it.

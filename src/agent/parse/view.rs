@@ -467,7 +467,7 @@ impl<'a> Parser<'a> {
         let mut at = start + 1;
         let mut escaped = false;
         loop {
-            at += plain_run(&bytes[at.min(bytes.len())..]);
+            at += plain_run(bytes.get(at..).unwrap_or_default());
             match *bytes.get(at)? {
                 b'"' => break,
                 // What follows is the escape's to check, by `serde_json` below.
@@ -475,9 +475,8 @@ impl<'a> Parser<'a> {
                     escaped = true;
                     at += 2;
                 }
-                // A string may not hold a raw control character.
-                0..0x20 => return None,
-                _ => at += 1,
+                // A raw control character, which a string may not hold.
+                _ => return None,
             }
         }
         self.at = at + 1;
