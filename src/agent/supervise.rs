@@ -440,56 +440,30 @@ pub fn run_batched(
     parser: &mut dyn StreamParser,
     on_lines: &mut dyn FnMut(Vec<LineEvent>),
 ) -> Result<RunResult, SuperviseError> {
-    let (mut leader, rx, open_streams) = start(spec)?;
-    let mut owner = Owner::new(spec, leader.start, open_streams);
-    loop {
-        let next = match owner.deadlines(&leader, Instant::now()) {
-            Step::Done => break,
-            Step::Again => continue,
-            Step::Wait(next) => next,
-        };
-        let received = match next {
-            Some(at) => rx.recv_timeout(at.saturating_duration_since(Instant::now())),
-            None => rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
-        };
-        let msg = match received {
-            Ok(msg) => msg,
-            Err(RecvTimeoutError::Timeout) => continue,
-            Err(RecvTimeoutError::Disconnected) => break,
-        };
-        owner
-            .handle(msg, &mut leader, parser, on_lines)
-            .map_err(|source| leader.wait_error(source))?;
-    }
-
-    let exit = if let Some((exit, _)) = owner.exit {
-        exit
-    } else {
-        // Every sender is gone but the waiter said nothing: it can't happen, but don't leave
-        // the leader running if it somehow does.
-        leader.signal(Signal::SIGKILL);
-        let status = leader.reap().map_err(|source| leader.wait_error(source))?;
-        Exit::from_status(status)
-    };
-    let outcome = parser.finish();
-    let class = classify(
-        owner.stop.map(|(reason, _)| reason),
-        exit,
-        outcome.failure.as_ref(),
-    );
-    Ok(RunResult {
-        exit,
-        duration: leader.start.elapsed(),
-        outcome,
-        class,
-        pgid: leader.pgid.as_raw(),
-        survivors: owner.survivors,
-    })
+    spawn(spec)?.run_batched(spec, parser, on_lines)
 }
 
-/// Spawns the agent and its stdin writer, readers and waiter. Returns the leader, the
-/// channel they report on, and how many output streams are open.
-fn start(spec: &Spec) -> Result<(Leader, Receiver<Msg>, usize), SuperviseError> {
+/// An agent spawned, its output read, its stdin not yet written: it has not been told what
+/// to do. Dropped, it kills the group.
+pub struct Started {
+    leader: Leader,
+    rx: Receiver<Msg>,
+    open_streams: usize,
+    stdin: Option<std::process::ChildStdin>,
+}
+
+impl std::fmt::Debug for Started {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Started")
+            .field("pid", &self.pid())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Spawns the agent of `spec` in a process group of its own, with its readers and waiter, and
+/// leaves its stdin unwritten until [`Started::run_batched`]: what must be in place before
+/// the agent learns its task can be done while it starts.
+pub fn spawn(spec: &Spec) -> Result<Started, SuperviseError> {
     let program = spec.program.display().to_string();
     let mut command = Command::new(&spec.program);
     command
@@ -539,17 +513,6 @@ fn start(spec: &Spec) -> Result<(Leader, Receiver<Msg>, usize), SuperviseError> 
     };
 
     let (tx, rx) = mpsc::sync_channel(CHANNEL_CAPACITY);
-    if let (Some(mut pipe), Some(prompt)) = (stdin, spec.stdin.clone()) {
-        // Detached: it ends when the prompt is written or the agent's side of the pipe closes.
-        thread::Builder::new()
-            .name("agent-stdin".into())
-            .spawn(move || {
-                // A broken pipe means the agent didn't want (all of) the prompt; its exit
-                // tells the rest.
-                let _ = pipe.write_all(&prompt);
-            })
-            .map_err(thread_error)?;
-    }
     let mut open_streams = 0;
     if let Some(pipe) = stdout {
         spawn_reader(pipe, Stream::Stdout, spec.max_line_bytes, start, tx.clone())
@@ -571,7 +534,112 @@ fn start(spec: &Spec) -> Result<(Leader, Receiver<Msg>, usize), SuperviseError> 
             let _ = tx.send(msg);
         })
         .map_err(thread_error)?;
-    Ok((leader, rx, open_streams))
+    Ok(Started {
+        leader,
+        rx,
+        open_streams,
+        stdin,
+    })
+}
+
+impl Started {
+    /// The agent's pid, which is also its process group's id.
+    pub fn pid(&self) -> i32 {
+        self.leader.pgid.as_raw()
+    }
+
+    /// Writes `spec`'s stdin (on a thread: the agent may read it slowly) and runs the agent
+    /// to the end, as [`run_batched`] does. Its limits count from now: it could do nothing
+    /// before it had its prompt.
+    pub fn run_batched(
+        mut self,
+        spec: &Spec,
+        parser: &mut dyn StreamParser,
+        on_lines: &mut dyn FnMut(Vec<LineEvent>),
+    ) -> Result<RunResult, SuperviseError> {
+        if let (Some(mut pipe), Some(prompt)) = (self.stdin.take(), spec.stdin.clone()) {
+            // Detached: it ends when the prompt is written or the agent's side of the pipe
+            // closes.
+            thread::Builder::new()
+                .name("agent-stdin".into())
+                .spawn(move || {
+                    // A broken pipe means the agent didn't want (all of) the prompt; its exit
+                    // tells the rest.
+                    let _ = pipe.write_all(&prompt);
+                })
+                .map_err(|source| SuperviseError::Thread {
+                    program: self.leader.program.clone(),
+                    source,
+                })?;
+        }
+        let owner = Owner::new(spec, Instant::now(), self.open_streams);
+        self.supervise(owner, parser, on_lines)
+    }
+
+    /// Ends an agent that was never given its prompt, as a cancel does (SIGTERM, `spec`'s
+    /// kill grace, SIGKILL, the sweep); its stdin is closed unwritten only after the SIGTERM,
+    /// so an agent waiting for its prompt is stopped rather than woken by an empty one. Its
+    /// output is read and dropped; the result is [`Class::Cancelled`].
+    pub fn abandon(mut self, spec: &Spec) -> Result<RunResult, SuperviseError> {
+        let mut owner = Owner::new(spec, Instant::now(), self.open_streams);
+        self.leader.signal(Signal::SIGTERM);
+        owner.stop = Some((StopReason::Cancel, Instant::now()));
+        drop(self.stdin.take());
+        let mut parser = crate::agent::StreamFormat::Cmd.parser();
+        self.supervise(owner, parser.as_mut(), &mut |_| {})
+    }
+
+    fn supervise(
+        self,
+        mut owner: Owner,
+        parser: &mut dyn StreamParser,
+        on_lines: &mut dyn FnMut(Vec<LineEvent>),
+    ) -> Result<RunResult, SuperviseError> {
+        let Self { mut leader, rx, .. } = self;
+        loop {
+            let next = match owner.deadlines(&leader, Instant::now()) {
+                Step::Done => break,
+                Step::Again => continue,
+                Step::Wait(next) => next,
+            };
+            let received = match next {
+                Some(at) => rx.recv_timeout(at.saturating_duration_since(Instant::now())),
+                None => rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
+            };
+            let msg = match received {
+                Ok(msg) => msg,
+                Err(RecvTimeoutError::Timeout) => continue,
+                Err(RecvTimeoutError::Disconnected) => break,
+            };
+            owner
+                .handle(msg, &mut leader, parser, on_lines)
+                .map_err(|source| leader.wait_error(source))?;
+        }
+
+        let exit = if let Some((exit, _)) = owner.exit {
+            exit
+        } else {
+            // Every sender is gone but the waiter said nothing: it can't happen, but don't
+            // leave the leader running if it somehow does.
+            leader.signal(Signal::SIGKILL);
+            let status = leader.reap().map_err(|source| leader.wait_error(source))?;
+            Exit::from_status(status)
+        };
+        let outcome = parser.finish();
+        let class = classify(
+            owner.stop.map(|(reason, _)| reason),
+            exit,
+            outcome.failure.as_ref(),
+        );
+        Ok(RunResult {
+            exit,
+            duration: leader.start.elapsed(),
+            outcome,
+            class,
+            pgid: leader.pgid.as_raw(),
+            survivors: owner.survivors,
+        })
+    }
 }
 
 /// What the owner loop does next.
@@ -1414,6 +1482,53 @@ mod tests {
             err.to_string().contains("unknown variant `exploded`"),
             "{err}"
         );
+    }
+
+    /// A spawned agent has nothing on its stdin until its run starts, and its limits count
+    /// from then: it was not idle while it waited for its prompt.
+    #[test]
+    fn a_spawned_agent_gets_its_prompt_when_its_run_starts() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut spec = agent("cat > got.txt; cat got.txt", dir.path());
+        spec.stdin = Some(b"the task\n".to_vec());
+        spec.idle_timeout = Some(Duration::from_millis(150));
+        let started = spawn(&spec).unwrap();
+        std::thread::sleep(Duration::from_millis(400));
+        assert_eq!(std::fs::read(dir.path().join("got.txt")).unwrap(), b"");
+        let mut parser = StreamFormat::Cmd.parser();
+        let mut lines = Vec::new();
+        let result = started
+            .run_batched(&spec, parser.as_mut(), &mut |batch| lines.extend(batch))
+            .unwrap();
+        assert_eq!(result.class, Class::Ok, "{result:?}");
+        assert_eq!(texts(&lines, Stream::Stdout), ["the task"]);
+        assert!(result.duration >= Duration::from_millis(400), "{result:?}");
+    }
+
+    /// An agent abandoned before its prompt is stopped while it waits for it: it never reads
+    /// a byte, never goes on with an empty prompt, and nothing of its group is left.
+    #[test]
+    fn an_abandoned_agent_is_stopped_without_its_prompt() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut spec = agent(
+            "sleep 1 & cat > got.txt; echo went-on > went-on.txt; wait",
+            dir.path(),
+        );
+        spec.stdin = Some(b"the task".to_vec());
+        let started = spawn(&spec).unwrap();
+        let pid = started.pid();
+        // Until the shell has opened `got.txt`, it is not yet waiting on its stdin.
+        while !dir.path().join("got.txt").exists() {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let result = started.abandon(&spec).unwrap();
+        assert_eq!(result.class, Class::Cancelled, "{result:?}");
+        assert_eq!(result.exit.signal, Some(Signal::SIGTERM as i32));
+        assert_eq!(std::fs::read(dir.path().join("got.txt")).unwrap(), b"");
+        std::thread::sleep(Duration::from_millis(100));
+        assert!(!dir.path().join("went-on.txt").exists());
+        assert_eq!(result.survivors, Vec::<i32>::new());
+        assert_eq!(group_members(pid), Vec::<i32>::new());
     }
 
     #[test]

@@ -43,14 +43,19 @@ pub(crate) fn iterate(
     let sources = source_files_text(&doc);
     // Held on, it would make the updates below copy the backlog.
     drop(doc);
-    let (before, _) = if task.get("status").and_then(Value::as_str) == Some("doing") {
-        snapshot(ctx, "before")?
-    } else {
-        mark_doing(ctx, id)?
-    };
-    ctx.record("git", json!({"phase": "before", "head": before.head()}))?;
+    let resumed = task.get("status").and_then(Value::as_str) == Some("doing");
     let text = worker_prompt(ctx, id, &task, sources)?;
-    let (result, (after, git_lost)) = run_worker(ctx, agent, &text)?;
+    // Before the worker has its prompt: its task marked `doing`, the tree's state before it.
+    let prepare = |ctx: &mut Ctx| {
+        let (before, _) = if resumed {
+            snapshot(ctx, "before")?
+        } else {
+            mark_doing(ctx, id)?
+        };
+        ctx.record("git", json!({"phase": "before", "head": before.head()}))?;
+        anyhow::Ok(before)
+    };
+    let (before, result, (after, git_lost)) = run_worker(ctx, agent, &text, prepare)?;
     if git_lost.is_none() {
         ctx.record("git", json!({"phase": "after", "head": after.head()}))?;
     }
@@ -135,22 +140,43 @@ pub(crate) fn iterate(
     Ok(outcome)
 }
 
-/// Runs the worker; the tree's `after` snapshot (as [`snapshot`] returns it) is taken while
-/// the journal writer finishes the agent's lines.
-fn run_worker(
+/// Runs the worker, `prepare` before it has its prompt; the tree's `after` snapshot (as
+/// [`snapshot`] returns it) is taken while the journal writer finishes the agent's lines.
+fn run_worker<P>(
     ctx: &mut Ctx,
     agent: &Agent,
     prompt: &str,
-) -> anyhow::Result<(RunResult, (workspace::Snapshot, Option<String>))> {
-    let own = ctx.own_files();
-    let mut hashes = std::mem::take(&mut ctx.hashes);
-    let (root, git, timeout) = (ctx.root.clone(), ctx.git, ctx.config.worker_timeout);
-    let ran = step::run_agent_then(ctx, agent, Role::Worker, prompt, timeout, || {
-        workspace::snapshot(&root, &own, git, &mut hashes)
-    });
+    prepare: impl FnOnce(&mut Ctx) -> anyhow::Result<P>,
+) -> anyhow::Result<(P, RunResult, (workspace::Snapshot, Option<String>))> {
+    let timeout = ctx.config.worker_timeout;
+    let taken_over = std::cell::RefCell::new(None);
+    let ran = step::run_agent_then(
+        ctx,
+        agent,
+        Role::Worker,
+        prompt,
+        timeout,
+        |ctx| {
+            let prepared = prepare(ctx)?;
+            // Taken after `prepare`, which snapshots the tree before the agent.
+            *taken_over.borrow_mut() = Some((
+                ctx.own_files(),
+                std::mem::take(&mut ctx.hashes),
+                ctx.root.clone(),
+                ctx.git,
+            ));
+            anyhow::Ok(prepared)
+        },
+        || {
+            // `prepare` ran: the agent has not run otherwise.
+            let (own, mut hashes, root, git) = taken_over.take().expect("prepared");
+            let taken = workspace::snapshot(&root, &own, git, &mut hashes);
+            (hashes, taken)
+        },
+    );
+    let (prepared, result, (hashes, taken)) = ran?;
     ctx.hashes = hashes;
-    let (result, taken) = ran?;
-    Ok((result, snapshot_taken(ctx, "after", taken)?))
+    Ok((prepared, result, snapshot_taken(ctx, "after", taken)?))
 }
 
 /// Turns a valid report into the task's outcome.

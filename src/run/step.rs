@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use super::Ctx;
 use crate::agent::supervise::{self, RunResult, Stream};
-use crate::agent::{Request, Role, invocation};
+use crate::agent::{Adapter, Request, Role, invocation};
 use crate::backlog::format::sha256_hex;
 use crate::config::Agent;
 use crate::journal::Bodies;
@@ -204,24 +204,29 @@ pub(crate) fn run_agent(
     prompt: &str,
     timeout: Duration,
 ) -> anyhow::Result<RunResult> {
-    run_agent_then(ctx, agent, role, prompt, timeout, || ()).map(|(result, ())| result)
+    run_agent_then(ctx, agent, role, prompt, timeout, |_| Ok(()), || ())
+        .map(|((), result, ())| result)
 }
 
-/// [`run_agent`], running `meanwhile` once the agent has ended, while the journal writer
-/// finishes its lines (the records after it wait for that anyway): for work that reads the
-/// tree the agent left and writes no record.
-pub(crate) fn run_agent_then<T>(
+/// [`run_agent`], with `prepare` run before the agent is given its prompt (marking its task
+/// `doing`, say) and `meanwhile` once it has ended, while the journal writer finishes its
+/// lines (the records after it wait for that anyway): for work that reads the tree the agent
+/// left and writes no record.
+///
+/// A CLI adapter's agent reads its prompt from stdin before it does anything else, so it is
+/// spawned first and starts while `prepare` runs; its prompt is written once that is done and
+/// the backlog durable. When `prepare` fails, the agent is stopped unprompted. A `cmd:`
+/// agent may ignore its stdin and look at the backlog or the tree at once: it is spawned
+/// after `prepare`.
+pub(crate) fn run_agent_then<P, T>(
     ctx: &mut Ctx,
     agent: &Agent,
     role: Role,
     prompt: &str,
     timeout: Duration,
+    prepare: impl FnOnce(&mut Ctx) -> anyhow::Result<P>,
     meanwhile: impl FnOnce() -> T,
-) -> anyhow::Result<(RunResult, T)> {
-    ctx.record(
-        "prompt",
-        json!({"role": role.as_str(), "sha256": sha256_hex(prompt.as_bytes()), "text": prompt}),
-    )?;
+) -> anyhow::Result<(P, RunResult, T)> {
     let inv = invocation(&Request {
         spec: &agent.spec,
         role,
@@ -240,22 +245,49 @@ pub(crate) fn run_agent_then<T>(
     spec.cancel = Some(std::sync::Arc::clone(&ctx.stop.hard));
     spec.pid_dir = Some(ctx.state.join("agents"));
     let env_keys: Vec<&str> = agent.env.iter().map(|(k, _)| k.as_str()).collect();
-    // The agent starts on a durable backlog (its task marked `doing`).
-    ctx.store.settle()?;
+    let spawned = |ctx: &Ctx| -> anyhow::Result<supervise::Started> {
+        let started = supervise::spawn(&spec)?;
+        ctx.record(
+            "agent.spawn",
+            json!({
+                "role": role.as_str(),
+                "agent": agent.name,
+                "spec": agent.spec.to_string(),
+                "argv": inv.display(),
+                "cwd": ctx.root,
+                "pid": started.pid(),
+                "env_keys": env_keys,
+                "notes": inv.notes,
+            }),
+        )?;
+        Ok(started)
+    };
+    // The agent learns its task only from a durable backlog (its task marked `doing`).
+    let prepared = |ctx: &mut Ctx| {
+        let prepared = prepare(ctx)?;
+        ctx.store.settle()?;
+        anyhow::Ok(prepared)
+    };
+    let (started, prepared) = if matches!(agent.spec.adapter, Adapter::Cmd(_)) {
+        let prepared = prepared(ctx)?;
+        (spawned(ctx)?, prepared)
+    } else {
+        let started = spawned(ctx)?;
+        match prepared(ctx) {
+            Ok(prepared) => (started, prepared),
+            Err(error) => {
+                let result = started.abandon(&spec)?;
+                record_exit(ctx, role, &result, None)?;
+                return Err(error);
+            }
+        }
+    };
     ctx.record(
-        "agent.spawn",
-        json!({
-            "role": role.as_str(),
-            "agent": agent.name,
-            "spec": agent.spec.to_string(),
-            "argv": inv.display(),
-            "cwd": ctx.root,
-            "env_keys": env_keys,
-            "notes": inv.notes,
-        }),
+        "prompt",
+        json!({"role": role.as_str(), "sha256": sha256_hex(prompt.as_bytes()), "text": prompt}),
     )?;
     let mut parser = inv.format.parser();
-    let (result, (last, then)) = run_journaled(ctx, &spec, parser.as_mut(), |result| {
+    let (result, (last, then)) = run_journaled(ctx, started, &spec, parser.as_mut(), |result| {
         (save_last_message(ctx, result), meanwhile())
     })?;
     // The backlog is Looper's: an agent that deleted or broke it gets the last version Looper
@@ -269,6 +301,19 @@ pub(crate) fn run_agent_then<T>(
         ));
     }
     let path = last?;
+    record_exit(ctx, role, &result, Some(&path))?;
+    ctx.add_usage(&result);
+    Ok((prepared, result, then))
+}
+
+/// Journals how an agent run ended (`agent.exit`), with the file its last message was saved
+/// in, if it was.
+fn record_exit(
+    ctx: &Ctx,
+    role: Role,
+    result: &RunResult,
+    last_message: Option<&std::path::Path>,
+) -> anyhow::Result<()> {
     ctx.record(
         "agent.exit",
         json!({
@@ -279,12 +324,11 @@ pub(crate) fn run_agent_then<T>(
             "usage": result.outcome.usage,
             "class": result.class,
             "session_id": result.outcome.session_id,
-            "last_message": path,
+            "last_message": last_message,
             "survivors": result.survivors,
         }),
     )?;
-    ctx.add_usage(&result);
-    Ok((result, then))
+    Ok(())
 }
 
 /// Writes the agent's last message (redacted) to `<label>.last.json` in the run's directory;
@@ -312,6 +356,7 @@ fn save_last_message(ctx: &Ctx, result: &RunResult) -> anyhow::Result<std::path:
 /// before this returns.
 fn run_journaled<T>(
     ctx: &Ctx,
+    started: supervise::Started,
     spec: &supervise::Spec,
     parser: &mut dyn crate::agent::parse::StreamParser,
     meanwhile: impl FnOnce(&RunResult) -> T,
@@ -342,7 +387,7 @@ fn run_journaled<T>(
                 error.map_or(Ok(kept), Err)
             })
             .context("cannot start the journal writer thread")?;
-        let result = supervise::run_batched(spec, parser, &mut |lines| {
+        let result = started.run_batched(spec, parser, &mut |lines| {
             // A send fails only when the writer is gone, which the join below reports.
             let _ = tx.send(lines);
         });

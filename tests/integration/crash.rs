@@ -126,9 +126,27 @@ else
 fi
 "#,
     );
+    // The same worker behind the codex adapter, which Looper spawns before the task is marked
+    // `doing` and prompts after: like codex, it stops at once when its stdin ends empty (a
+    // Looper killed in between).
+    env.write_executable(
+        "agents/codex-worker",
+        r#"#!/bin/sh
+id=$(sed -n 's/^## Your task: \([^ ]*\) .*/\1/p' | head -1)
+if [ -z "$id" ]; then echo 'no prompt' >&2; exit 1; fi
+sleep 3607 > /dev/null 2>&1 &
+sleep 0.0$(( $$ % 9 ))
+echo "$id" >> "out-$id.txt"
+printf '{"type":"item.completed","item":{"id":"m","type":"agent_message","text":"{\\"task_id\\": \\"%s\\", \\"status\\": \\"done\\", \\"summary\\": \\"made out-%s.txt\\"}"}}\n' "$id" "$id"
+echo '{"type":"turn.completed","usage":{"input_tokens":1,"cached_input_tokens":0,"output_tokens":1}}'
+"#,
+    );
     env.write(
         "looper.toml",
-        "[roles]\nworker = \"cmd:./agents/worker\"\nreviewer = [\"cmd:./agents/reviewer\"]\n",
+        format!(
+            "[roles]\nworker = \"cmd:./agents/worker\"\nreviewer = [\"cmd:./agents/reviewer\"]\n\n[agents.codex]\nspec = \"codex\"\nprogram = \"{}\"\n",
+            env.path("agents/codex-worker").display()
+        ),
     );
     crate::run_real::init_repo(&env, "start");
     env
@@ -275,7 +293,13 @@ fn sigkill_anywhere_in_a_run_loses_nothing_and_the_next_run_finishes() {
                 .run();
         }
         let point = crate::harness::pick(looper::fault::POINTS, rng.next());
-        let mut cmd = env.command(&["run"]);
+        // Every other pair of trials, a CLI worker (spawned before its task is marked).
+        let worker = if trial / 2 % 2 == 0 {
+            "cmd:./agents/worker"
+        } else {
+            "codex"
+        };
+        let mut cmd = env.command(&["run", "--worker", worker]);
         cmd.stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::piped());
         let by_point = trial % 2 == 0;
@@ -347,6 +371,21 @@ fn sigkill_anywhere_in_a_run_loses_nothing_and_the_next_run_finishes() {
             );
         }
     }
+    // The CLI worker did its share of the work.
+    let (mut codex, mut cli_worked) = (None, 0);
+    for r in env.journal() {
+        match r["type"].as_str() {
+            Some("agent.spawn") => codex = Some(r["spec"].as_str() == Some("codex")),
+            Some("agent.exit") if codex == Some(true) && r["class"]["class"] == "ok" => {
+                cli_worked += 1;
+            }
+            _ => {}
+        }
+    }
+    assert!(
+        cli_worked > 2,
+        "the codex worker finished {cli_worked} runs"
+    );
     // Replaying every journaled change from the first snapshot gives today's backlog.
     env.looper(&["audit"]).run();
     assert!(
@@ -372,7 +411,7 @@ fn sigkill_anywhere_in_a_run_loses_nothing_and_the_next_run_finishes() {
             part: "crash: SIGKILL anywhere in `looper run`",
             trials: trials as u64,
             failures: 0,
-            meaning: "`looper run` killed at a crash point (backlog write phases, journal append with a torn line, git commit, agent spawn, review) or at a random moment; after each kill the backlog validates, no task is lost or doubled, the journal parses, the next start ends the orphaned agent group; the last run reaches done and `looper audit` replays the whole history",
+            meaning: "`looper run` killed at a crash point (backlog write phases, journal append with a torn line, git commit, agent spawn, review) or at a random moment, with a `cmd:` worker or (every other pair of trials) one behind the codex adapter, which is spawned before its task is marked and prompted after; after each kill the backlog validates, no task is lost or doubled, the journal parses, the next start ends the orphaned agent group; the last run reaches done and `looper audit` replays the whole history",
             rerun: "LOOPER_CRASH_RUN_TRIALS=3000 cargo nextest run -E 'test(sigkill_anywhere)'",
         },
     );

@@ -12,7 +12,7 @@ use std::process::{Command, Output, Stdio};
 use std::rc::Rc;
 
 use crate::figures::{Figure, record};
-use crate::harness::{BIN, Env, walk};
+use crate::harness::{Env, walk};
 
 /// A worker that does its task, and a reviewer that says done.
 fn project(tasks: usize) -> Rc<Env> {
@@ -49,24 +49,6 @@ printf 'working on %s\n{"task_id": "%s", "status": "done", "summary": "made out-
         "looper.toml",
         "[roles]\nworker = \"cmd:./agents/worker\"\nreviewer = [\"cmd:./agents/reviewer\"]\n",
     );
-}
-
-/// `looper args` run by `program pre...` (a wrapper that sets up the trouble).
-fn wrapped(env: &Env, program: &str, pre: &[OsString], args: &[&str]) -> Command {
-    let plain = env.command(args);
-    let mut cmd = Command::new(program);
-    cmd.args(pre)
-        .arg(BIN)
-        .args(args)
-        .current_dir(env.root())
-        .env_clear()
-        .stdin(Stdio::null());
-    for (k, v) in plain.get_envs() {
-        if let Some(v) = v {
-            cmd.env(k, v);
-        }
-    }
-    cmd
 }
 
 fn text(out: &Output) -> String {
@@ -378,7 +360,7 @@ fn run_read_only(env: &Env, method: ReadOnly, target: &Path, args: &[&str]) -> O
                 "sh".into(),
             ];
             pre.push(target.into());
-            wrapped(env, "unshare", &pre, args).output().unwrap()
+            env.wrapped("unshare", &pre, args).output().unwrap()
         }
         ReadOnly::Immutable => {
             assert!(sh("chattr -R +i \"$1\"", &[target]));
@@ -454,7 +436,7 @@ fn file_size_trial(limit: u64, args: &[&str], tally: &mut Tally) {
         OsString::from(format!("--fsize={limit}:{limit}")),
         "--".into(),
     ];
-    let out = wrapped(&env, "prlimit", &pre, args).output().unwrap();
+    let out = env.wrapped("prlimit", &pre, args).output().unwrap();
     let (problems, named) = if out.status.success() {
         (check_intact(&env, &before), String::new())
     } else {

@@ -113,6 +113,25 @@ impl Env {
         cmd
     }
 
+    /// `looper args` run by `program pre...` (a wrapper that sets up some trouble, such as
+    /// `prlimit`), in the environment of [`Self::command`].
+    pub(crate) fn wrapped(&self, program: &str, pre: &[OsString], args: &[&str]) -> Command {
+        let plain = self.command(args);
+        let mut cmd = Command::new(program);
+        cmd.args(pre)
+            .arg(BIN)
+            .args(args)
+            .current_dir(self.root())
+            .env_clear()
+            .stdin(Stdio::null());
+        for (k, v) in plain.get_envs() {
+            if let Some(v) = v {
+                cmd.env(k, v);
+            }
+        }
+        cmd
+    }
+
     /// Every journal record of this project, in file order.
     pub(crate) fn journal(&self) -> Vec<Value> {
         self.journal_text()

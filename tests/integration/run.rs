@@ -1162,3 +1162,181 @@ fi"#,
     assert_eq!(env.records("review.start").len(), 2);
     assert_eq!(env.records("review.report").len(), 4);
 }
+
+/// A stand-in for the codex CLI: reads its prompt, runs `body` (with `$id` and `$prompt`
+/// set), and reports done in codex's event stream. Configured as the agent `codex`.
+fn codex_stand_in(env: &Env, body: &str) {
+    let script = format!(
+        r#"#!/bin/sh
+prompt=$(cat)
+id=$(printf '%s\n' "$prompt" | sed -n 's/^## Your task: \([^ ]*\) .*/\1/p' | head -1)
+{body}
+printf '{{"type":"item.completed","item":{{"id":"m","type":"agent_message","text":"{{\\"task_id\\": \\"%s\\", \\"status\\": \\"done\\", \\"summary\\": \\"ok\\"}}"}}}}\n' "$id"
+echo '{{"type":"turn.completed","usage":{{"input_tokens":1,"cached_input_tokens":0,"output_tokens":1}}}}'
+"#
+    );
+    env.write_executable("agents/codex", script);
+    env.write(
+        "looper.toml",
+        format!(
+            "[agents.codex]\nspec = \"codex\"\nprogram = \"{}\"\n",
+            env.path("agents/codex").display()
+        ),
+    );
+}
+
+/// Where each record type of `run`'s first iteration is in its journal.
+fn positions(records: &[Value], run: &str) -> std::collections::BTreeMap<String, usize> {
+    let mut at = std::collections::BTreeMap::new();
+    for (i, r) in records.iter().filter(|r| r["run"] == run).enumerate() {
+        let kind = r["type"].as_str().unwrap().to_owned();
+        if r["type"] == "iteration.end" {
+            break;
+        }
+        at.entry(kind).or_insert(i);
+    }
+    at
+}
+
+/// A CLI's agent (here a stand-in for codex, which reads its prompt from stdin before
+/// anything else) is spawned first and starts while its task is marked `doing`; its prompt
+/// is written only once the mark is on disk. A `cmd:` agent may look at the backlog without
+/// reading its stdin: it is spawned only after the mark.
+#[test]
+fn an_agent_has_its_task_only_once_the_task_is_marked_doing() {
+    let env = project(&["A", "B"]);
+    codex_stand_in(
+        &env,
+        r#"grep -c '"status": "doing"' to-do.json > "agents/doing-$id.txt"; echo x > "out-$id.txt""#,
+    );
+    env.write_executable(
+        "agents/plain",
+        r#"#!/bin/sh
+doing=$(grep -c '"status": "doing"' to-do.json)
+id=$(sed -n 's/^## Your task: \([^ ]*\) .*/\1/p' | head -1)
+echo "$doing" > "agents/doing-$id.txt"; echo x > "out-$id.txt"
+printf '{"task_id": "%s", "status": "done", "summary": "ok"}\n' "$id"
+"#,
+    );
+    let reviewer = done_reviewer(&env);
+    for (worker, status) in [("codex", 3), ("cmd:./agents/plain", 0)] {
+        env.looper(&[
+            "run",
+            "--worker",
+            worker,
+            "--reviewer",
+            &reviewer,
+            "--max-iterations",
+            "1",
+        ])
+        .status(status)
+        .run();
+    }
+    // Each found its task `doing`: the stand-in once it had its prompt, the command at once.
+    assert_eq!(env.read("agents/doing-T1.txt"), "1\n");
+    assert_eq!(env.read("agents/doing-T2.txt"), "1\n");
+    assert_eq!(task(&env, "T1")["status"], "done");
+    assert_eq!(task(&env, "T2")["status"], "done");
+
+    let records = env.journal();
+    let runs: Vec<String> = env
+        .records("run.start")
+        .iter()
+        .map(|r| r["run"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(runs.len(), 2);
+    let (cli, cmd) = (positions(&records, &runs[0]), positions(&records, &runs[1]));
+    let order = |at: &std::collections::BTreeMap<String, usize>| {
+        let mut kinds: Vec<(&usize, &str)> = ["agent.spawn", "backlog.update", "git", "prompt"]
+            .iter()
+            .map(|k| (at.get(*k).unwrap_or_else(|| panic!("no {k}: {at:?}")), *k))
+            .collect();
+        kinds.sort();
+        kinds.into_iter().map(|(_, k)| k).collect::<Vec<_>>()
+    };
+    assert_eq!(
+        order(&cli),
+        ["agent.spawn", "backlog.update", "git", "prompt"]
+    );
+    assert_eq!(
+        order(&cmd),
+        ["backlog.update", "git", "agent.spawn", "prompt"]
+    );
+    for at in [&cli, &cmd] {
+        assert!(at["prompt"] < at["agent.event"], "{at:?}");
+    }
+    for spawn in env.records("agent.spawn") {
+        assert!(spawn["pid"].as_i64().is_some_and(|p| p > 1), "{spawn}");
+    }
+}
+
+/// When marking the task `doing` fails (here a file-size limit hits the backlog's temp
+/// file), the agent already spawned is stopped before it ever has its prompt: no work is
+/// done, nothing of it is left running, the journal says so, and the backlog is untouched.
+#[test]
+fn a_failed_mark_stops_the_spawned_agent_unprompted() {
+    let env = Env::new();
+    env.write("to-do.json", crate::harness::backlog_with(300));
+    env.looper(&["fmt"]).run();
+    let before = std::fs::read(env.path("to-do.json")).unwrap();
+    let limit = 12_000;
+    assert!(before.len() > limit, "{}", before.len());
+    codex_stand_in(
+        &env,
+        r#"printf '%s' "$prompt" > agents/got.txt; echo x > "out-$id.txt""#,
+    );
+    let pre = [
+        std::ffi::OsString::from(format!("--fsize={limit}:{limit}")),
+        "--".into(),
+    ];
+    let out = env
+        .wrapped(
+            "prlimit",
+            &pre,
+            &["run", "--worker", "codex", "--max-iterations", "1"],
+        )
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("to-do.json"), "{stderr}");
+    assert_eq!(std::fs::read(env.path("to-do.json")).unwrap(), before);
+    // The agent never had its prompt, and did nothing.
+    let worked = || {
+        std::fs::read_dir(env.root())
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .starts_with("out-")
+            })
+            .count()
+    };
+    assert!(!env.path("agents/got.txt").exists());
+    assert_eq!(worked(), 0);
+    let spawn = &env.records("agent.spawn")[0];
+    let exit = &env.records("agent.exit")[0];
+    assert_eq!(exit["class"]["class"], "cancelled", "{exit}");
+    assert_eq!(env.records("prompt").len(), 0);
+    let pid = spawn["pid"].as_i64().unwrap();
+    assert!(
+        !std::path::Path::new(&format!("/proc/{pid}")).exists(),
+        "the agent {pid} is still there"
+    );
+    // Without the limit the task is worked.
+    env.looper(&["run", "--worker", "codex", "--max-iterations", "1"])
+        .status(3)
+        .run();
+    let id = env.records("iteration.start")[1]["task"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(task(&env, &id)["status"], "done");
+    assert!(
+        env.read("agents/got.txt")
+            .contains(&format!("## Your task: {id} "))
+    );
+    assert_eq!(worked(), 1);
+}
