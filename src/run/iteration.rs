@@ -174,6 +174,10 @@ fn run_worker<P>(
             (hashes, taken)
         },
     );
+    // Failing between `prepare` and the agent's end, the tree's hashes come back unused.
+    if let Some((_, hashes, _, _)) = taken_over.take() {
+        ctx.hashes = hashes;
+    }
     let (prepared, result, (hashes, taken)) = ran?;
     ctx.hashes = hashes;
     Ok((prepared, result, snapshot_taken(ctx, "after", taken)?))

@@ -276,8 +276,11 @@ pub(crate) fn run_agent_then<P, T>(
         match prepared(ctx) {
             Ok(prepared) => (started, prepared),
             Err(error) => {
-                let result = started.abandon(&spec)?;
-                record_exit(ctx, role, &result, None)?;
+                // The failure to prepare is what the run reports; the agent's end is
+                // journaled if it can be (its group is killed in any case).
+                if let Ok(result) = started.abandon(&spec) {
+                    let _ = record_exit(ctx, role, &result, None);
+                }
                 return Err(error);
             }
         }
