@@ -550,13 +550,21 @@ impl Started {
 
     /// Writes `spec`'s stdin (on a thread: the agent may read it slowly) and runs the agent
     /// to the end, as [`run_batched`] does. Its limits count from now: it could do nothing
-    /// before it had its prompt.
+    /// before it had its prompt. Cancelled already (a second Ctrl-C while it started), it
+    /// gets no prompt and is stopped as [`Self::abandon`] does.
     pub fn run_batched(
         mut self,
         spec: &Spec,
         parser: &mut dyn StreamParser,
         on_lines: &mut dyn FnMut(Vec<LineEvent>),
     ) -> Result<RunResult, SuperviseError> {
+        if spec
+            .cancel
+            .as_ref()
+            .is_some_and(|flag| flag.load(Ordering::Relaxed))
+        {
+            return self.abandon(spec);
+        }
         if let (Some(mut pipe), Some(prompt)) = (self.stdin.take(), spec.stdin.clone()) {
             // Detached: it ends when the prompt is written or the agent's side of the pipe
             // closes.
@@ -1503,6 +1511,30 @@ mod tests {
         assert_eq!(result.class, Class::Ok, "{result:?}");
         assert_eq!(texts(&lines, Stream::Stdout), ["the task"]);
         assert!(result.duration >= Duration::from_millis(400), "{result:?}");
+    }
+
+    /// An agent whose run was cancelled while it started never has its prompt.
+    #[test]
+    fn an_agent_cancelled_before_its_run_gets_no_prompt() {
+        let dir = tempfile::tempdir().unwrap();
+        // It ignores SIGTERM, so it would read a prompt written before the stop.
+        let mut spec = agent("trap '' TERM; touch ready; cat > got.txt", dir.path());
+        spec.stdin = Some(b"the task".to_vec());
+        spec.cancel = Some(Arc::new(AtomicBool::new(false)));
+        let started = spawn(&spec).unwrap();
+        while !dir.path().join("ready").exists() {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        if let Some(flag) = &spec.cancel {
+            flag.store(true, Ordering::Relaxed);
+        }
+        let mut parser = StreamFormat::Cmd.parser();
+        let result = started
+            .run_batched(&spec, parser.as_mut(), &mut |_| {})
+            .unwrap();
+        assert_eq!(result.class, Class::Cancelled, "{result:?}");
+        let got = std::fs::read(dir.path().join("got.txt")).unwrap_or_default();
+        assert_eq!(String::from_utf8_lossy(&got), "");
     }
 
     /// An agent abandoned before its prompt is stopped while it waits for it: it never reads
