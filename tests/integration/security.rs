@@ -451,21 +451,8 @@ fn secrets_never_reach_the_journal_or_any_reader() {
 
 /// Runs `looper args` under umask 000 with `env`'s environment.
 fn looper_umask0(env: &Env, args: &[&str]) -> Output {
-    let plain = env.command(args);
-    let mut cmd = Command::new("sh");
-    cmd.arg("-c")
-        .arg("umask 000; exec \"$0\" \"$@\"")
-        .arg(crate::harness::BIN)
-        .args(args)
-        .current_dir(env.root())
-        .env_clear()
-        .stdin(Stdio::null());
-    for (k, v) in plain.get_envs() {
-        if let Some(v) = v {
-            cmd.env(k, v);
-        }
-    }
-    cmd.output().unwrap()
+    let pre = ["-c".into(), "umask 000; exec \"$0\" \"$@\"".into()];
+    env.wrapped("sh", &pre, args).output().unwrap()
 }
 
 /// Checks every file (0600) and directory (0700) under `LOOPER_HOME`, itself included.
