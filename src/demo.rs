@@ -142,6 +142,12 @@ pub fn agent() -> anyhow::Result<ExitCode> {
     std::io::stdin()
         .read_to_string(&mut prompt)
         .context("the demo agent cannot read its prompt from stdin")?;
+    // As the CLIs do: without a prompt, nothing to do (Looper spawns it before its task is
+    // marked and writes the prompt after; a Looper killed in between leaves stdin empty).
+    if prompt.trim().is_empty() {
+        eprintln!("looper demo-agent: no prompt on stdin");
+        return Ok(ExitCode::FAILURE);
+    }
     let role = std::env::var("LOOPER_ROLE").unwrap_or_default();
     let mut out = Stream::new(prompt.len());
     let reply = match role.as_str() {

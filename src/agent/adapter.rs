@@ -69,6 +69,13 @@ pub struct Invocation {
     pub stdin: Vec<u8>,
     /// How to read its stdout.
     pub format: StreamFormat,
+    /// Whether the program reads its prompt from stdin before it does anything else, and
+    /// stops without doing anything when stdin ends empty (codex, claude, opencode, pi and
+    /// the demo agent, checked at their pinned versions): then it can be spawned before its
+    /// task is marked `doing` and given its prompt after. Not gemini, whose `-p " "` is a
+    /// prompt of its own that an empty stdin does not stop; not a `cmd:` program, which may
+    /// ignore its stdin.
+    pub prompt_first: bool,
     /// Parts of the spec this CLI can't honour, for the journal (e.g. gemini has no effort
     /// flag).
     pub notes: Vec<String>,
@@ -132,6 +139,7 @@ pub fn invocation(req: &Request<'_>) -> Invocation {
         env: vec![("LOOPER_ROLE".into(), req.role.as_str().into())],
         stdin: req.prompt.as_bytes().to_vec(),
         format: StreamFormat::Cmd,
+        prompt_first: false,
         notes: Vec::new(),
     };
     let args = match &req.spec.adapter {
@@ -158,6 +166,7 @@ fn codex(req: &Request<'_>, inv: &mut Invocation) -> Vec<String> {
     let effort = req.spec.effort;
     let mut args: Vec<String> = Vec::new();
     inv.format = StreamFormat::Codex;
+    inv.prompt_first = true;
     args.extend(["exec", "--json", "--skip-git-repo-check", "--ephemeral"].map(Into::into));
     if let Some(model) = model {
         args.extend(["-m".into(), model.into()]);
@@ -187,6 +196,7 @@ fn claude(req: &Request<'_>, inv: &mut Invocation) -> Vec<String> {
     let effort = req.spec.effort;
     let mut args: Vec<String> = Vec::new();
     inv.format = StreamFormat::Claude;
+    inv.prompt_first = true;
     args.extend(
         [
             "-p",
@@ -266,6 +276,7 @@ fn opencode(req: &Request<'_>, inv: &mut Invocation) -> Vec<String> {
     let effort = req.spec.effort;
     let mut args: Vec<String> = Vec::new();
     inv.format = StreamFormat::Opencode;
+    inv.prompt_first = true;
     args.extend(["run", "--format", "json"].map(Into::into));
     if let Some(model) = model {
         args.extend(["-m".into(), model.into()]);
@@ -296,6 +307,7 @@ fn pi(req: &Request<'_>, inv: &mut Invocation) -> Vec<String> {
     let effort = req.spec.effort;
     let mut args: Vec<String> = Vec::new();
     inv.format = StreamFormat::Pi;
+    inv.prompt_first = true;
     args.extend(["-p", "--mode", "json", "--no-session"].map(Into::into));
     if let Some(model) = model {
         args.extend(["--model".into(), model.into()]);
@@ -332,6 +344,7 @@ fn cmd(req: &Request<'_>, program: &str, inv: &mut Invocation) -> Vec<String> {
 /// The built-in demo agent is this very binary's hidden `demo-agent` command.
 fn demo(req: &Request<'_>, inv: &mut Invocation) -> Vec<String> {
     inv.format = StreamFormat::Codex;
+    inv.prompt_first = true;
     inv.program = req.program.map_or_else(
         || std::env::current_exe().unwrap_or_else(|_| PathBuf::from("looper")),
         Path::to_path_buf,
@@ -525,6 +538,23 @@ mod tests {
             assert_eq!(inv.stdin, b"do the task", "{spec}");
             assert!(!argv(&inv).contains("do the task"), "{spec}");
             assert!(inv.env.contains(&("LOOPER_ROLE".into(), "worker".into())));
+        }
+    }
+
+    /// Only a program that stops on an empty stdin is spawned before its task is marked.
+    #[test]
+    fn only_clis_that_need_their_prompt_read_it_first() {
+        for (spec, first) in [
+            ("codex", true),
+            ("claude", true),
+            ("opencode", true),
+            ("pi", true),
+            ("demo", true),
+            ("gemini", false),
+            ("cmd:./agent", false),
+        ] {
+            let inv = build(spec, Role::Worker, Sandbox::Default);
+            assert_eq!(inv.prompt_first, first, "{spec}");
         }
     }
 

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use super::Ctx;
 use crate::agent::supervise::{self, RunResult, Stream};
-use crate::agent::{Adapter, Request, Role, invocation};
+use crate::agent::{Request, Role, invocation};
 use crate::backlog::format::sha256_hex;
 use crate::config::Agent;
 use crate::journal::Bodies;
@@ -213,11 +213,12 @@ pub(crate) fn run_agent(
 /// lines (the records after it wait for that anyway): for work that reads the tree the agent
 /// left and writes no record.
 ///
-/// A CLI adapter's agent reads its prompt from stdin before it does anything else, so it is
-/// spawned first and starts while `prepare` runs; its prompt is written once that is done and
-/// the backlog durable. When `prepare` fails, the agent is stopped unprompted. A `cmd:`
-/// agent may ignore its stdin and look at the backlog or the tree at once: it is spawned
-/// after `prepare`.
+/// An agent that reads its prompt from stdin before it does anything else
+/// ([`crate::agent::Invocation::prompt_first`]: codex, claude, opencode, pi) is spawned first
+/// and starts while `prepare` runs; its prompt is written once that is done and the backlog
+/// durable. When `prepare` fails, the agent is stopped unprompted. Any other (a `cmd:`
+/// program may ignore its stdin and look at the backlog or the tree at once) is spawned after
+/// `prepare`.
 pub(crate) fn run_agent_then<P, T>(
     ctx: &mut Ctx,
     agent: &Agent,
@@ -268,10 +269,7 @@ pub(crate) fn run_agent_then<P, T>(
         ctx.store.settle()?;
         anyhow::Ok(prepared)
     };
-    let (started, prepared) = if matches!(agent.spec.adapter, Adapter::Cmd(_)) {
-        let prepared = prepared(ctx)?;
-        (spawned(ctx)?, prepared)
-    } else {
+    let (started, prepared) = if inv.prompt_first {
         let started = spawned(ctx)?;
         match prepared(ctx) {
             Ok(prepared) => (started, prepared),
@@ -284,6 +282,9 @@ pub(crate) fn run_agent_then<P, T>(
                 return Err(error);
             }
         }
+    } else {
+        let prepared = prepared(ctx)?;
+        (spawned(ctx)?, prepared)
     };
     ctx.record(
         "prompt",

@@ -581,6 +581,29 @@ echo '{"status": "done", "summary": "read the prompt", "files_changed": ["prompt
     assert_eq!(report["status"], "done");
 }
 
+/// Looper spawns a CLI that reads its prompt first (`Invocation::prompt_first`) before its
+/// task is marked `doing` and writes the prompt after, so a Looper killed in between leaves
+/// the CLI's stdin empty: it must then stop without asking the model anything. gemini is not
+/// spawned early, and this shows why: its `-p " "` is a prompt of its own, which it sends.
+fn an_empty_stdin_asks_the_model_nothing(name: &'static str) {
+    let Some(cli) = cli(name) else { return };
+    let sb = Sandboxed::new(Script::default_hello());
+    let run = sb.run(&cli, Role::Worker, "");
+    let transcript = run.transcript();
+    let requests = sb.mock.requests();
+    let asked = requests
+        .iter()
+        .any(|r| r.method == "POST" && r.body.is_some());
+    assert_eq!(
+        asked, !run.invocation.prompt_first,
+        "{name}: asked the model {asked}, prompt_first {}\n{transcript}\n{requests:?}",
+        run.invocation.prompt_first
+    );
+    if run.invocation.prompt_first {
+        assert!(!sb.work().join("hello.txt").exists(), "{transcript}");
+    }
+}
+
 macro_rules! per_cli {
     ($($cli:ident),*) => {
         $(
@@ -608,6 +631,11 @@ macro_rules! per_cli {
                 #[test]
                 fn auth_error_is_classified() {
                     super::auth_error_is_classified(stringify!($cli));
+                }
+
+                #[test]
+                fn an_empty_stdin_asks_the_model_nothing() {
+                    super::an_empty_stdin_asks_the_model_nothing(stringify!($cli));
                 }
 
                 #[test]

@@ -99,6 +99,22 @@ fn demo_refuses_a_directory_that_is_not_empty() {
     assert!(!env.path("taken/looper.toml").exists());
 }
 
+/// The demo agent, like the CLIs, does nothing without a prompt: Looper spawns it before the
+/// task is marked `doing` and writes the prompt after, and a Looper killed in between leaves
+/// its stdin empty.
+#[test]
+fn the_demo_agent_does_nothing_without_a_prompt() {
+    let env = Env::new();
+    let ran = env
+        .looper(&["demo-agent"])
+        .env("LOOPER_ROLE", "worker")
+        .status(1)
+        .stderr_has("no prompt on stdin")
+        .run();
+    assert_eq!(ran.stdout(), "");
+    assert_eq!(std::fs::read_dir(env.root()).unwrap().count(), 0);
+}
+
 /// Debian's Chromium: installed by scripts/test; a missing one fails under `CI=true`.
 fn chromium() -> Option<PathBuf> {
     let found = ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
