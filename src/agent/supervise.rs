@@ -10,7 +10,10 @@
 //!
 //! The child is spawned as the leader of a new process group (`process_group(0)`, so its
 //! pgid is its pid), with a null stdin or a pipe that a short-lived writer thread fills with
-//! the prompt and then closes, and with stdout and stderr piped. Three more threads own nothing
+//! the prompt and then closes, and with stdout and stderr piped. [`spawn`] leaves the pipe
+//! unwritten until [`Started::run_batched`], so the caller can prepare what must be in place
+//! before the agent learns its task while the agent starts ([`Started::abandon`] stops it
+//! unprompted if that fails); [`run_batched`] does both at once. Three more threads own nothing
 //! and only report, on one bounded `std::sync::mpsc` channel:
 //!
 //! - one reader per stream reads 64 KiB chunks and cuts them into lines. A line keeps at most
@@ -1492,6 +1495,13 @@ mod tests {
         );
     }
 
+    /// Waits until the agent under test has made `path` (it got that far).
+    fn wait_for_file(path: &Path) {
+        while !path.exists() {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
     /// A spawned agent has nothing on its stdin until its run starts, and its limits count
     /// from then: it was not idle while it waited for its prompt.
     #[test]
@@ -1522,9 +1532,7 @@ mod tests {
         spec.stdin = Some(b"the task".to_vec());
         spec.cancel = Some(Arc::new(AtomicBool::new(false)));
         let started = spawn(&spec).unwrap();
-        while !dir.path().join("ready").exists() {
-            std::thread::sleep(Duration::from_millis(5));
-        }
+        wait_for_file(&dir.path().join("ready"));
         if let Some(flag) = &spec.cancel {
             flag.store(true, Ordering::Relaxed);
         }
@@ -1550,9 +1558,7 @@ mod tests {
         let started = spawn(&spec).unwrap();
         let pid = started.pid();
         // Until the shell has opened `got.txt`, it is not yet waiting on its stdin.
-        while !dir.path().join("got.txt").exists() {
-            std::thread::sleep(Duration::from_millis(5));
-        }
+        wait_for_file(&dir.path().join("got.txt"));
         let result = started.abandon(&spec).unwrap();
         assert_eq!(result.class, Class::Cancelled, "{result:?}");
         assert_eq!(result.exit.signal, Some(Signal::SIGTERM as i32));
