@@ -46,6 +46,9 @@ pub struct BacklogStore {
     remover: crate::file::Remover,
     /// Fsyncs the backlog's directory after a rename while the writer goes on.
     syncer: crate::file::Syncer,
+    /// The versions this process wrote, one of which, once replaced, is written again as the
+    /// next temp file.
+    spares: crate::file::Spares,
     /// The directory fsync of the last write made by [`Self::update_unsettled`], until
     /// [`Self::settle`] waits for it.
     unsynced: std::sync::Arc<std::sync::Mutex<Option<crate::file::Syncing>>>,
@@ -136,6 +139,7 @@ impl BacklogStore {
         Self {
             path: path.to_path_buf(),
             state_dir: state_dir.to_path_buf(),
+            spares: crate::file::Spares::new(state_dir.join(format!("{key}.spare"))),
             key,
             written: std::sync::Arc::default(),
             cleaned: std::sync::Arc::new(std::sync::Once::new()),
@@ -508,12 +512,10 @@ impl BacklogStore {
                 .name("looper-last".into())
                 .spawn_scoped(scope, || self.stage_last(text.as_bytes()));
             // Failing from here on, the scope joins the thread and its temp file is dropped.
-            let staged =
-                crate::file::stage(&self.path, text.as_bytes(), 0o644).map_err(|source| {
-                    BacklogError::Write {
-                        path: self.path.clone(),
-                        source,
-                    }
+            let staged = crate::file::stage(&self.path, text.as_bytes(), 0o644, Some(&self.spares))
+                .map_err(|source| BacklogError::Write {
+                    path: self.path.clone(),
+                    source,
                 })?;
             let after_sha256 = sha256_hex(text.as_bytes());
             let record =
@@ -560,7 +562,7 @@ impl BacklogStore {
         // written.
         let last = last();
         let written = staged
-            .swap(read, (&self.remover, &self.syncer))
+            .swap(read, (&self.remover, &self.syncer), Some(&self.spares))
             .map(|swapped| {
                 let last = last.and_then(|last| self.place_last(last));
                 (swapped.into_parts(), last)

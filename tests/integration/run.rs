@@ -1340,3 +1340,51 @@ fn a_failed_mark_stops_the_spawned_agent_unprompted() {
     );
     assert_eq!(worked(), 1);
 }
+
+/// A program that has the backlog open while `looper run` writes it (a pager, `tail -f`, a
+/// script reading it slowly) keeps reading the version it opened, whole, however many writes
+/// come after: Looper writes a new version into a file it wrote before only when no one has
+/// that file open (`file::Spares`), and it does reuse them (its parked spare is left).
+#[test]
+fn a_reader_keeps_the_backlog_version_it_opened_through_a_run() {
+    use std::io::{Read, Seek};
+    let env = project(&["A", "B", "C", "D", "E"]);
+    let worker = agent(&env, "held", HELD_WORKER);
+    let reviewer = done_reviewer(&env);
+    for id in ["T1", "T3", "T4", "T5"] {
+        env.write(&format!("agents/release-{id}"), "");
+    }
+    let mut run = env
+        .command(&["run", "--worker", &worker, "--reviewer", &reviewer])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // T2 is marked `doing`: the backlog is now a file this run wrote.
+    env.wait_for_records("prompt", 2);
+    let mut held = std::fs::File::open(env.path("to-do.json")).unwrap();
+    let mut opened = String::new();
+    held.read_to_string(&mut opened).unwrap();
+    assert!(opened.contains(r#""status": "doing""#), "{opened}");
+    env.write("agents/release-T2", "");
+    assert_eq!(run.wait().unwrap().code(), Some(0));
+    for id in ["T1", "T2", "T3", "T4", "T5"] {
+        assert_eq!(task(&env, id)["status"], "done");
+    }
+
+    let mut again = String::new();
+    held.rewind().unwrap();
+    held.read_to_string(&mut again).unwrap();
+    assert_eq!(
+        again, opened,
+        "the version the reader opened changed under it"
+    );
+    let mut files = Vec::new();
+    crate::harness::walk(&env.home(), &mut files);
+    assert!(
+        files
+            .iter()
+            .any(|f| f.extension().is_some_and(|e| e == "spare")),
+        "the run parked no file to write again: {files:?}"
+    );
+}

@@ -180,7 +180,8 @@ fn placed(kind: &Kind, value: &str) -> String {
 }
 
 /// Files under `LOOPER_HOME` that are copies of the backlog itself (the merge base, the
-/// versions kept to merge stale edits against, the listing index, a pending update): the
+/// versions kept to merge stale edits against, the listing index, a pending update, the
+/// replaced version parked to be written over by the next write): the
 /// backlog holds what the user typed into it, and a redacted merge base would make every run
 /// see an edit that never happened.
 fn is_backlog_copy(path: &Path) -> bool {
@@ -195,7 +196,7 @@ fn is_backlog_copy(path: &Path) -> bool {
     in_history
         || parent.is_some_and(|p| p.ends_with("state"))
             && name.starts_with("backlog-")
-            && [".last.json", ".index", ".pending.json"]
+            && [".last.json", ".index", ".pending.json", ".spare"]
                 .iter()
                 .any(|s| name.ends_with(s))
 }
