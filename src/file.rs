@@ -202,6 +202,10 @@ fn parent_dir(path: &Path) -> &Path {
 #[derive(Debug, Clone)]
 pub struct Spares {
     park: std::sync::Arc<std::path::PathBuf>,
+    /// Set once a lease was refused for another reason than an open file: from then on
+    /// nothing is parked, and the remover takes replaced files away as before, off the
+    /// writer's thread.
+    off: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Spares {
@@ -209,6 +213,7 @@ impl Spares {
     pub fn new(park: std::path::PathBuf) -> Self {
         Self {
             park: std::sync::Arc::new(park),
+            off: std::sync::Arc::default(),
         }
     }
 
@@ -217,7 +222,8 @@ impl Spares {
     /// Looper's state; the next write gives it the backlog's mode again.
     fn park(&self, path: &Path) -> bool {
         use std::os::unix::fs::MetadataExt;
-        std::fs::symlink_metadata(path).is_ok_and(|m| m.is_file() && m.nlink() == 1)
+        !self.off.load(std::sync::atomic::Ordering::Relaxed)
+            && std::fs::symlink_metadata(path).is_ok_and(|m| m.is_file() && m.nlink() == 1)
             && std::fs::set_permissions(path, Permissions::from_mode(0o600)).is_ok()
             && std::fs::rename(path, &*self.park).is_ok()
     }
@@ -233,7 +239,14 @@ impl Spares {
             .open(&*self.park)
             .ok()?;
         let meta = file.metadata().ok()?;
-        if !meta.is_file() || meta.nlink() != 1 || !lease::alone(&file) {
+        let alone = meta.is_file() && meta.nlink() == 1 && {
+            let alone = lease::alone(&file);
+            if alone.is_err() {
+                self.off.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+            matches!(alone, Ok(true))
+        };
+        if !alone {
             drop(file);
             let _ = std::fs::remove_file(&*self.park);
             return None;
@@ -245,11 +258,12 @@ impl Spares {
 /// The one question Looper asks of file leases.
 mod lease {
     /// Whether `file` (open for writing) is the only open file description of its file, in
-    /// every process: Linux grants a write lease (`F_SETLEASE`, `F_WRLCK`) only then. The
-    /// lease is given back at once; an open by another process meanwhile would raise the
-    /// lease-break signal, set to `SIGURG` first (ignored unless handled; the default
-    /// `SIGIO` would end the process). False where leases are refused (another owner, a file
-    /// system without them, `fs.leases-enable = 0`).
+    /// every process: Linux grants a write lease (`F_SETLEASE`, `F_WRLCK`) only then, and
+    /// answers `EAGAIN` otherwise. The lease is given back at once; an open by another
+    /// process meanwhile would raise the lease-break signal, set to `SIGURG` first (ignored
+    /// unless handled; the default `SIGIO` would end the process). An error where leases are
+    /// refused for another reason (another owner, a file system without them,
+    /// `fs.leases-enable = 0`).
     #[cfg(all(
         target_os = "linux",
         any(target_arch = "x86_64", target_arch = "aarch64")
@@ -258,30 +272,42 @@ mod lease {
         unsafe_code,
         reason = "fcntl's F_SETSIG and F_SETLEASE have no safe wrapper in nix or rustix"
     )]
-    pub(super) fn alone(file: &std::fs::File) -> bool {
+    pub(super) fn alone(file: &std::fs::File) -> Result<bool, std::io::Error> {
         use std::os::fd::AsRawFd;
         // `<asm-generic/fcntl.h>`, which these architectures use; the libc crate lacks it.
         const F_SETSIG: libc::c_int = 10;
         let fd = file.as_raw_fd();
         // SAFETY: `fd` is open for as long as `file` is borrowed, and these fcntl commands
         // take an integer argument and touch no memory of this process.
-        unsafe {
-            if libc::fcntl(fd, F_SETSIG, libc::SIGURG) != 0 {
-                return false;
-            }
-            if libc::fcntl(fd, libc::F_SETLEASE, libc::F_WRLCK) != 0 {
-                return false;
-            }
-            libc::fcntl(fd, libc::F_SETLEASE, libc::F_UNLCK) == 0
+        let (signal, lease) = unsafe {
+            (
+                libc::fcntl(fd, F_SETSIG, libc::SIGURG),
+                libc::fcntl(fd, libc::F_SETLEASE, libc::F_WRLCK),
+            )
+        };
+        if signal != 0 {
+            return Err(std::io::Error::last_os_error());
         }
+        if lease != 0 {
+            let error = std::io::Error::last_os_error();
+            return match error.raw_os_error() {
+                Some(libc::EAGAIN) => Ok(false),
+                _ => Err(error),
+            };
+        }
+        // SAFETY: as above.
+        if unsafe { libc::fcntl(fd, libc::F_SETLEASE, libc::F_UNLCK) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(true)
     }
 
     #[cfg(not(all(
         target_os = "linux",
         any(target_arch = "x86_64", target_arch = "aarch64")
     )))]
-    pub(super) fn alone(_: &std::fs::File) -> bool {
-        false
+    pub(super) fn alone(_: &std::fs::File) -> Result<bool, std::io::Error> {
+        Err(std::io::Error::from(std::io::ErrorKind::Unsupported))
     }
 }
 
@@ -803,8 +829,8 @@ mod tests {
     }
 
     /// A reader that opened the file before a write keeps reading the version it opened,
-    /// whole, however many writes come after: a replaced file someone has open (or
-    /// `mmap`ed, or linked under another name) is never written again.
+    /// whole, however many writes come after: a replaced file someone has open, or that has
+    /// another name, is never written again.
     #[test]
     fn a_replaced_file_someone_has_open_or_linked_is_not_written_again() {
         use std::io::{Read, Seek};

@@ -46,8 +46,8 @@ pub struct BacklogStore {
     remover: crate::file::Remover,
     /// Fsyncs the backlog's directory after a rename while the writer goes on.
     syncer: crate::file::Syncer,
-    /// The versions this process wrote, one of which, once replaced, is written again as the
-    /// next temp file.
+    /// Where the version a write replaced waits for the next write to be written into
+    /// ([`crate::file::Spares`]).
     spares: crate::file::Spares,
     /// The directory fsync of the last write made by [`Self::update_unsettled`], until
     /// [`Self::settle`] waits for it.
