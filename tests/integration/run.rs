@@ -468,12 +468,7 @@ fn a_second_run_in_the_same_project_is_refused_naming_the_pid() {
         r#"sleep 5; echo x > "out-$id.txt"; report done ok"#,
     );
     let reviewer = done_reviewer(&env);
-    let mut first = env
-        .command(&["run", "--worker", &worker, "--reviewer", &reviewer])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut first = spawn_run(&env, &["run", "--worker", &worker, "--reviewer", &reviewer]);
     // Wait until the first run holds the lock (its journal has started).
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     while env.records("agent.spawn").is_empty() {
@@ -1354,12 +1349,7 @@ fn a_reader_keeps_the_backlog_version_it_opened_through_a_run() {
     for id in ["T1", "T3", "T4", "T5"] {
         env.write(&format!("agents/release-{id}"), "");
     }
-    let mut run = env
-        .command(&["run", "--worker", &worker, "--reviewer", &reviewer])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut run = spawn_run(&env, &["run", "--worker", &worker, "--reviewer", &reviewer]);
     // T2 is marked `doing`: the backlog is now a file this run wrote.
     env.wait_for_records("prompt", 2);
     let mut held = std::fs::File::open(env.path("to-do.json")).unwrap();
