@@ -113,11 +113,8 @@ fn temp_beside<'a>(
     bytes: &[u8],
     new_mode: u32,
 ) -> std::io::Result<(&'a Path, tempfile::NamedTempFile)> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    let mode = std::fs::metadata(path).map_or(new_mode, |m| m.permissions().mode() & 0o7777);
+    let dir = parent_dir(path);
+    let mode = mode_for(path, new_mode);
     let mut tmp = tempfile::Builder::new()
         .prefix(&temp_prefix(path))
         .suffix(".tmp")
@@ -177,6 +174,11 @@ pub fn stage(
         tmp,
         path,
     })
+}
+
+/// The mode a file written at `path` gets: the one `path` has, or `new_mode` for a new file.
+fn mode_for(path: &Path, new_mode: u32) -> u32 {
+    std::fs::metadata(path).map_or(new_mode, |m| m.permissions().mode() & 0o7777)
 }
 
 /// The directory a rename of `path` happens in.
@@ -323,7 +325,7 @@ fn write_into(
     len: u64,
 ) -> std::io::Result<tempfile::NamedTempFile> {
     static REUSED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let mode = std::fs::metadata(path).map_or(new_mode, |m| m.permissions().mode() & 0o7777);
+    let mode = mode_for(path, new_mode);
     let n = REUSED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let tmp = path.with_file_name(format!(
         "{}r{}x{n}.tmp",
