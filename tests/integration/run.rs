@@ -1378,3 +1378,85 @@ fn a_reader_keeps_the_backlog_version_it_opened_through_a_run() {
         "the run parked no file to write again: {files:?}"
     );
 }
+
+/// Where Linux refuses a write lease for another reason than an open file (here a backlog
+/// owned by another user, written by a process without `CAP_LEASE`; elsewhere a file system
+/// without leases, or `fs.leases-enable = 0`), Looper cannot tell whether anyone has a
+/// replaced file open, so it stops writing into replaced files for the rest of the run and
+/// makes a new file for each write, as before `file::Spares`: every task is worked, the
+/// backlog is whole, a reader keeps the version it opened, and nothing is parked. The
+/// refusal needs a file of another owner, so this runs as root, through `setpriv` with
+/// `CAP_LEASE` dropped.
+#[test]
+fn a_backlog_whose_lease_is_refused_gets_a_new_file_per_write() {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!(
+            "not root: cannot give the backlog another owner; the lease's other refusal (a file held open) is covered by a_reader_keeps_the_backlog_version_it_opened_through_a_run"
+        );
+        return;
+    }
+    let without_lease: Vec<std::ffi::OsString> =
+        vec!["--inh-caps=-lease".into(), "--bounding-set=-lease".into()];
+    // The premise: under this wrapper the process has no CAP_LEASE (capability 28).
+    let probe = std::process::Command::new("setpriv")
+        .args(&without_lease)
+        .args(["grep", "^CapEff:", "/proc/self/status"])
+        .output()
+        .expect("setpriv (util-linux) drops CAP_LEASE for the run");
+    let effective = String::from_utf8_lossy(&probe.stdout);
+    let caps = u64::from_str_radix(effective.trim().trim_start_matches("CapEff:").trim(), 16)
+        .unwrap_or_else(|_| panic!("no CapEff in {effective:?}"));
+    assert_eq!(
+        caps & (1 << 28),
+        0,
+        "CAP_LEASE still effective: {effective}"
+    );
+
+    let env = project(&["A", "B", "C", "D"]);
+    let worker = good_worker(&env);
+    let reviewer = done_reviewer(&env);
+    std::os::unix::fs::chown(env.path("to-do.json"), Some(65534), Some(65534)).unwrap();
+    // Held open through the run: with no lease to ask, Looper must not write into it again.
+    let mut held = std::fs::File::open(env.path("to-do.json")).unwrap();
+    let mut opened = String::new();
+    std::io::Read::read_to_string(&mut held, &mut opened).unwrap();
+    let out = env
+        .wrapped(
+            "setpriv",
+            &without_lease,
+            &["run", "--worker", &worker, "--reviewer", &reviewer],
+        )
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    for id in ["T1", "T2", "T3", "T4"] {
+        assert_eq!(task(&env, id)["status"], "done", "{stderr}");
+        assert!(env.path(&format!("out-{id}.txt")).exists());
+    }
+    env.looper(&["validate"]).run();
+    let mut again = String::new();
+    std::io::Seek::rewind(&mut held).unwrap();
+    std::io::Read::read_to_string(&mut held, &mut again).unwrap();
+    assert_eq!(
+        again, opened,
+        "the version a reader had open changed under it"
+    );
+    let updates = env
+        .journal()
+        .iter()
+        .filter(|r| r["type"] == "backlog.update")
+        .count();
+    assert!(updates >= 8, "{updates} backlog updates");
+    let mut files = Vec::new();
+    crate::harness::walk(&env.home(), &mut files);
+    crate::harness::walk(&env.root(), &mut files);
+    let left: Vec<_> = files
+        .iter()
+        .filter(|f| f.extension().is_some_and(|e| e == "spare" || e == "tmp"))
+        .collect();
+    assert!(
+        left.is_empty(),
+        "parked or left behind after the lease was refused: {left:?}"
+    );
+}
