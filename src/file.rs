@@ -281,16 +281,12 @@ mod lease {
         let fd = file.as_raw_fd();
         // SAFETY: `fd` is open for as long as `file` is borrowed, and these fcntl commands
         // take an integer argument and touch no memory of this process.
-        let (signal, lease) = unsafe {
-            (
-                libc::fcntl(fd, F_SETSIG, libc::SIGURG),
-                libc::fcntl(fd, libc::F_SETLEASE, libc::F_WRLCK),
-            )
-        };
-        if signal != 0 {
+        if unsafe { libc::fcntl(fd, F_SETSIG, libc::SIGURG) } != 0 {
+            // No lease asked for: its break would raise the default SIGIO.
             return Err(std::io::Error::last_os_error());
         }
-        if lease != 0 {
+        // SAFETY: as above.
+        if unsafe { libc::fcntl(fd, libc::F_SETLEASE, libc::F_WRLCK) } != 0 {
             let error = std::io::Error::last_os_error();
             return match error.raw_os_error() {
                 Some(libc::EAGAIN) => Ok(false),
